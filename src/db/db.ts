@@ -1,0 +1,494 @@
+/**
+ * The database: public operations on top of the engine's parts. Follow one `put`:
+ *
+ *   put() → keys.ts validates → WriteQueue.enqueue (write-queue.ts) → commitGroup() here frames the
+ *   group's batches as WAL records into one buffer → RecordWriter.addEncoded (one write) →
+ *   RecordWriter.sync (one fsync if any writer asked) → MemTable.add per op → promise resolves.
+ *   When the memtable is full, makeRoom() rotates it: a new WAL, the old memtable becomes `imm`, and
+ *   flush.ts writes it to an L0 SSTable and records it in the MANIFEST (VersionSet.logAndApply).
+ *
+ * Reads: memtable → immutable memtable → SSTables of the current Version (L0 newest first, then
+ * each level), each table behind its bloom filter (read-path.ts).
+ */
+import { LightningError, fromIoError } from '../base/errors.js';
+import { KIND_DELETE, KIND_VALUE } from '../base/internal-key.js';
+import { logFileName } from '../base/file-names.js';
+import { joinPath, type FileSystem } from '../env/file-system.js';
+import { assert } from '../util/assert.js';
+import { MergingIterator } from '../iter/merging-iterator.js';
+import { DbIterator, type UserRange } from '../iter/db-iterator.js';
+import type { InternalIterator } from '../iter/internal-iterator.js';
+import { MemTable } from '../memtable/memtable.js';
+import { BlockCache } from '../sstable/block-cache.js';
+import { RecordWriter } from '../wal/record-writer.js';
+import { encodeRecordInto, encodedRecordBytes } from '../wal/format.js';
+import type { VersionSet } from '../version/version-set.js';
+import type { Version } from '../version/version.js';
+import { NUM_LEVELS } from '../version/file-metadata.js';
+import { type BatchOp, EMPTY_VALUE, encodeBatch, encodedBatchBytes } from './write-batch.js';
+import { WriteQueue, type GroupCommitter, type PendingWrite } from './write-queue.js';
+import { resolveSync, type ResolvedOptions } from './options.js';
+import { type Bytes, type BatchOperation, type RangeOptions, toBatchOps, toKey, toRange, toValue } from './keys.js';
+import { LightningIterator, type IteratorOwner } from './user-iterator.js';
+import { TableCache } from './table-cache.js';
+import { getFromTables } from './read-path.js';
+import { flushMemTable } from './flush.js';
+import { Snapshot, type SnapshotOwner } from './snapshot.js';
+import type { DbStats } from './stats.js';
+
+type State = 'open' | 'closing' | 'closed';
+
+/** Everything open() hands over once recovery is done. */
+export interface RecoveredState {
+  fs: FileSystem;
+  dir: string;
+  options: ResolvedOptions;
+  versions: VersionSet;
+  mem: MemTable;
+  /** Active WAL; null in read-only mode. */
+  wal: RecordWriter | null;
+  lastSeq: number;
+  releaseLock: () => void;
+  recovery: { walRecordsReplayed: number; walBytesSkipped: number; orphansRemoved: number };
+}
+
+export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
+  private state: State = 'open';
+  private readonly fs: FileSystem;
+  private readonly dir: string;
+  private readonly options: ResolvedOptions;
+  private readonly versions: VersionSet;
+  private readonly tableCache: TableCache;
+  private readonly blockCache: BlockCache | null;
+  private readonly writeQueue: WriteQueue;
+  private readonly releaseLock: () => void;
+  private mem: MemTable;
+  private imm: MemTable | null = null;
+  private wal: RecordWriter | null;
+  /** Highest sequence number applied to the memtable (visible to new reads). */
+  private lastSeq: number;
+  private flushing: Promise<void> | null = null;
+  /** Sticky error of a failed WAL write/fsync or flush: writes fail with it until reopen. */
+  private backgroundError: LightningError | null = null;
+  private memSeed: number;
+  private groupBuf: Buffer = Buffer.allocUnsafe(64 * 1024);
+  private readonly iterators = new Set<LightningIterator>();
+  private readonly snapshots = new Set<Snapshot>();
+  private closePromise: Promise<void> | null = null;
+  private readonly counters = {
+    flushes: 0,
+    flushBytesWritten: 0,
+    walBytesWritten: 0,
+    userBytesWritten: 0,
+    walSyncs: 0,
+    stalls: 0,
+    backgroundErrors: 0,
+    walRecordsReplayed: 0,
+    walBytesSkipped: 0,
+    orphansRemoved: 0,
+  };
+
+  /** @internal Use `open()`. */
+  constructor(r: RecoveredState) {
+    this.fs = r.fs;
+    this.dir = r.dir;
+    this.options = r.options;
+    this.versions = r.versions;
+    this.mem = r.mem;
+    this.wal = r.wal;
+    this.lastSeq = r.lastSeq;
+    this.releaseLock = r.releaseLock;
+    this.memSeed = r.options.seed + 1;
+    this.counters.walRecordsReplayed = r.recovery.walRecordsReplayed;
+    this.counters.walBytesSkipped = r.recovery.walBytesSkipped;
+    this.counters.orphansRemoved = r.recovery.orphansRemoved;
+    this.blockCache = r.options.blockCacheSizeBytes > 0 ? new BlockCache(r.options.blockCacheSizeBytes) : null;
+    this.tableCache = new TableCache(r.fs, r.dir, this.blockCache, r.options.maxOpenFiles);
+    this.writeQueue = new WriteQueue(this);
+  }
+
+  // ---------------------------------------------------------------- writes
+
+  /** Stores `value` under `key`. Resolves once durable per `sync` (default: the DB's option). */
+  put(key: Bytes, value: Bytes, options?: { sync?: boolean }): Promise<void> {
+    try {
+      const op: BatchOp = { kind: KIND_VALUE, key: toKey(key), value: toValue(value) };
+      return this.write([op], resolveSync(options, this.options.sync));
+    } catch (e) {
+      return Promise.reject(this.toError(e));
+    }
+  }
+
+  /** Removes `key` (no error if absent). */
+  delete(key: Bytes, options?: { sync?: boolean }): Promise<void> {
+    try {
+      const op: BatchOp = { kind: KIND_DELETE, key: toKey(key), value: EMPTY_VALUE };
+      return this.write([op], resolveSync(options, this.options.sync));
+    } catch (e) {
+      return Promise.reject(this.toError(e));
+    }
+  }
+
+  /** Applies all operations atomically, or none (an invalid operation rejects the whole batch). */
+  batch(operations: readonly BatchOperation[], options?: { sync?: boolean }): Promise<void> {
+    try {
+      const ops = toBatchOps(operations);
+      const sync = resolveSync(options, this.options.sync);
+      if (ops.length === 0) {
+        this.checkWritable();
+        return Promise.resolve();
+      }
+      return this.write(ops, sync);
+    } catch (e) {
+      return Promise.reject(this.toError(e));
+    }
+  }
+
+  private write(ops: BatchOp[], sync: boolean): Promise<void> {
+    this.checkWritable();
+    const payloadBytes = encodedBatchBytes(ops);
+    return new Promise<void>((resolve, reject) => {
+      this.writeQueue.enqueue({ ops, sync, payloadBytes, resolve, reject });
+    });
+  }
+
+  private checkWritable(): void {
+    if (this.state !== 'open') throw new LightningError('CLOSED', 'the database is closed');
+    if (this.options.readOnly) throw new LightningError('READ_ONLY', 'the database was opened readOnly');
+    if (this.backgroundError !== null) throw this.backgroundError;
+  }
+
+  /** @internal GroupCommitter: waits until the memtable has room for a group. */
+  async makeRoom(): Promise<void> {
+    for (;;) {
+      if (this.backgroundError !== null) throw this.backgroundError;
+      if (this.mem.approximateBytes < this.options.memtableSizeBytes) return;
+      if (this.imm !== null) {
+        // A flush is still running: stall writers instead of growing memory.
+        this.counters.stalls++;
+        await this.flushing;
+        continue;
+      }
+      await this.rotateMemTable();
+    }
+  }
+
+  /**
+   * Switches to a new WAL and memtable and starts flushing the old one. The old WAL is fsynced
+   * first: a later durable write to the new WAL must never survive a crash that loses an earlier
+   * non-durable write in the old one (the prefix property).
+   */
+  private async rotateMemTable(): Promise<void> {
+    const oldWal = this.wal;
+    assert(oldWal !== null, 'rotate requires a WAL');
+    assert(this.imm === null, 'rotate requires no immutable memtable');
+    await oldWal.sync();
+    const walNumber = this.versions.newFileNumber();
+    const wal = await createWal(this.fs, this.dir, walNumber);
+    oldWal.close();
+    this.wal = wal;
+    this.imm = this.mem;
+    this.mem = new MemTable(this.memSeed++);
+    this.startFlush(walNumber);
+  }
+
+  private startFlush(logNumber: number): void {
+    const imm = this.imm;
+    assert(imm !== null, 'flush requires an immutable memtable');
+    this.flushing = this.runFlush(imm, logNumber).finally(() => {
+      this.flushing = null;
+    });
+  }
+
+  /** Background flush; never rejects: a failure becomes the sticky background error. */
+  private async runFlush(imm: MemTable, logNumber: number): Promise<void> {
+    try {
+      const r = await flushMemTable(this.fs, this.dir, this.versions, imm, logNumber, this.lastSeq, this.options);
+      this.counters.flushes++;
+      this.counters.flushBytesWritten += r.bytesWritten;
+      this.imm = null;
+    } catch (e) {
+      this.setBackgroundError(e);
+    }
+  }
+
+  private setBackgroundError(e: unknown): void {
+    this.counters.backgroundErrors++;
+    if (this.backgroundError === null) this.backgroundError = this.toError(e);
+  }
+
+  /** @internal GroupCommitter: one WAL write (+ one fsync) for the group, then apply. */
+  async commitGroup(group: PendingWrite[], sync: boolean): Promise<void> {
+    const wal = this.wal;
+    assert(wal !== null, 'commit requires a WAL');
+    let total = 0;
+    for (const w of group) total += encodedRecordBytes(w.payloadBytes);
+    const buf = this.groupBuffer(total);
+    let off = 0;
+    let seq = this.lastSeq + 1;
+    let payloadBuf = Buffer.allocUnsafe(0);
+    for (const w of group) {
+      if (payloadBuf.length < w.payloadBytes) payloadBuf = Buffer.allocUnsafe(w.payloadBytes);
+      const end = encodeBatch(w.ops, seq, payloadBuf, 0);
+      assert(end === w.payloadBytes, 'batch size mismatch');
+      off = encodeRecordInto(buf, off, payloadBuf.subarray(0, end));
+      seq += w.ops.length;
+    }
+    assert(off === total, 'group size mismatch');
+    try {
+      wal.addEncoded(buf.subarray(0, total));
+      this.counters.walBytesWritten += total;
+      if (sync) {
+        await wal.sync();
+        this.counters.walSyncs++;
+      }
+    } catch (e) {
+      // The WAL's tail is now unknown: no further writes until reopen (docs/errors.md).
+      this.setBackgroundError(e);
+      throw e;
+    }
+    this.apply(group);
+  }
+
+  private apply(group: PendingWrite[]): void {
+    const mem = this.mem;
+    let seq = this.lastSeq;
+    for (const w of group) {
+      for (const op of w.ops) {
+        mem.add(++seq, op.kind, op.key, op.value);
+        this.counters.userBytesWritten += op.key.length + op.value.length;
+      }
+    }
+    this.lastSeq = seq;
+  }
+
+  private groupBuffer(bytes: number): Buffer {
+    if (this.groupBuf.length < bytes) {
+      // Keep at most a few MiB around; one huge batch gets a one-off buffer.
+      const b = Buffer.allocUnsafe(Math.max(bytes, this.groupBuf.length * 2));
+      if (bytes <= 8 * 1024 * 1024) this.groupBuf = b;
+      return b;
+    }
+    return this.groupBuf;
+  }
+
+  /** @internal */
+  toError(e: unknown): LightningError {
+    return e instanceof LightningError ? e : fromIoError(e, 'operation', this.dir);
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  /** The value of `key`, or undefined. */
+  get(key: Bytes): Promise<Buffer | undefined> {
+    try {
+      return Promise.resolve(this.getSync(key));
+    } catch (e) {
+      return Promise.reject(this.toError(e));
+    }
+  }
+
+  /** Synchronous get: reads are positioned reads of page-cached files (see env/file-system.ts). */
+  getSync(key: Bytes): Buffer | undefined {
+    this.checkReadable();
+    return this.getAt(toKey(key), this.lastSeq);
+  }
+
+  /** @internal Point read at a sequence number (snapshots use this). Returns a copy. */
+  getAt(userKey: Buffer, seq: number): Buffer | undefined {
+    for (const m of [this.mem, this.imm]) {
+      if (m === null) continue;
+      const r = m.get(userKey, seq);
+      if (r.found) return r.deleted ? undefined : Buffer.from(r.value);
+    }
+    const version = this.versions.current();
+    return getFromTables(version, this.tableCache, userKey, seq);
+  }
+
+  /** An iterator over a consistent view of the database as of now. */
+  iterator(range?: RangeOptions): LightningIterator {
+    this.checkReadable();
+    return this.iteratorAt(toRange(range), this.lastSeq);
+  }
+
+  /** @internal */
+  iteratorAt(range: UserRange, seq: number): LightningIterator {
+    const version = this.versions.current();
+    version.ref();
+    const children: InternalIterator[] = [this.mem.iterator()];
+    if (this.imm !== null) children.push(this.imm.iterator());
+    const readers: { release(): void }[] = [];
+    try {
+      for (let level = 0; level < NUM_LEVELS; level++) {
+        for (const meta of version.files(level)) {
+          const reader = this.tableCache.acquire(meta);
+          readers.push({ release: () => this.tableCache.release(reader) });
+          children.push(reader.iterator());
+        }
+      }
+    } catch (e) {
+      for (const r of readers) r.release();
+      version.unref();
+      throw e;
+    }
+    const merged = new MergingIterator(children);
+    const release = (): void => {
+      merged.close();
+      for (const r of readers) r.release();
+      version.unref();
+    };
+    const inner = new DbIterator(new ReleasingIterator(merged, release), seq, range);
+    const it = new LightningIterator(inner, this, Date.now());
+    this.iterators.add(it);
+    return it;
+  }
+
+  /** A point-in-time view that later writes do not change. Release it when done. */
+  snapshot(): Snapshot {
+    this.checkReadable();
+    const s = new Snapshot(this, this.lastSeq, Date.now());
+    this.snapshots.add(s);
+    return s;
+  }
+
+  /** @internal IteratorOwner / SnapshotOwner */
+  checkReadable(): void {
+    if (this.state === 'closed') throw new LightningError('CLOSED', 'the database is closed');
+  }
+
+  /** @internal */
+  releaseIterator(it: LightningIterator): void {
+    this.iterators.delete(it);
+  }
+
+  /** @internal */
+  releaseSnapshot(s: Snapshot): void {
+    this.snapshots.delete(s);
+  }
+
+  // ---------------------------------------------------------------- stats & lifecycle
+
+  stats(): DbStats {
+    const version = this.versions.current();
+    const levels = [];
+    for (let level = 0; level < NUM_LEVELS; level++) {
+      const files = version.files(level);
+      let bytes = 0;
+      for (const f of files) bytes += f.sizeBytes;
+      levels.push({ level, files: files.length, bytes });
+    }
+    const now = Date.now();
+    let oldestSnapshotAgeMs = 0;
+    for (const s of this.snapshots) oldestSnapshotAgeMs = Math.max(oldestSnapshotAgeMs, now - s.createdAtMs);
+    let oldestIteratorAgeMs = 0;
+    for (const it of this.iterators) oldestIteratorAgeMs = Math.max(oldestIteratorAgeMs, now - it.createdAtMs);
+    const c = this.counters;
+    return {
+      state: this.state === 'open' && this.backgroundError !== null ? 'degraded' : this.state,
+      readOnly: this.options.readOnly,
+      backgroundError: this.backgroundError === null ? null : { code: this.backgroundError.code, message: this.backgroundError.message },
+      sequence: this.lastSeq,
+      memtable: { bytes: this.mem.approximateBytes, entries: this.mem.entryCount },
+      immutableMemtables: this.imm === null ? 0 : 1,
+      levels,
+      writes: {
+        batches: this.writeQueue.batches,
+        groups: this.writeQueue.groups,
+        walSyncs: c.walSyncs,
+        walBytesWritten: c.walBytesWritten,
+        userBytesWritten: c.userBytesWritten,
+        queued: this.writeQueue.length,
+        stalls: c.stalls,
+      },
+      flushes: { count: c.flushes, bytesWritten: c.flushBytesWritten },
+      recovery: { walRecordsReplayed: c.walRecordsReplayed, walBytesSkipped: c.walBytesSkipped, orphansRemoved: c.orphansRemoved },
+      backgroundErrors: c.backgroundErrors,
+      openIterators: this.iterators.size,
+      oldestIteratorAgeMs,
+      openSnapshots: this.snapshots.size,
+      oldestSnapshotAgeMs,
+      tableCache: { open: this.tableCache.openCount, opens: this.tableCache.opens },
+      blockCache: this.blockCache === null ? null : this.blockCache.stats(),
+    };
+  }
+
+  /** Flushes the memtable, waits for background work, and releases the lock. Idempotent. */
+  close(): Promise<void> {
+    if (this.closePromise === null) this.closePromise = this.doClose();
+    return this.closePromise;
+  }
+
+  private async doClose(): Promise<void> {
+    this.state = 'closing';
+    let firstError: LightningError | null = null;
+    try {
+      await this.writeQueue.idle();
+      while (this.flushing !== null) await this.flushing;
+      if (!this.options.readOnly && this.backgroundError === null && this.mem.entryCount > 0) {
+        await this.flushOnClose();
+      }
+    } catch (e) {
+      firstError = this.toError(e);
+    }
+    this.state = 'closed';
+    for (const it of [...this.iterators]) it.close();
+    this.snapshots.clear();
+    this.wal?.close();
+    this.tableCache.closeAll();
+    await this.versions.close();
+    this.releaseLock();
+    if (firstError !== null) throw firstError;
+  }
+
+  /** Makes the memtable an SSTable so the next open replays no WAL. */
+  private async flushOnClose(): Promise<void> {
+    await this.rotateMemTable();
+    while (this.flushing !== null) await this.flushing;
+    if (this.backgroundError !== null) throw this.backgroundError;
+  }
+}
+
+/** Wraps an iterator so that close() also releases what the view pinned. */
+class ReleasingIterator implements InternalIterator {
+  private released = false;
+  constructor(
+    private readonly inner: InternalIterator,
+    private readonly onClose: () => void,
+  ) {}
+  valid(): boolean { return this.inner.valid(); }
+  first(): void { this.inner.first(); }
+  last(): void { this.inner.last(); }
+  seekGE(t: Buffer): void { this.inner.seekGE(t); }
+  seekLE(t: Buffer): void { this.inner.seekLE(t); }
+  next(): void { this.inner.next(); }
+  prev(): void { this.inner.prev(); }
+  key(): Buffer { return this.inner.key(); }
+  value(): Buffer { return this.inner.value(); }
+  close(): void {
+    if (this.released) return;
+    this.released = true;
+    this.onClose();
+  }
+}
+
+/** Creates, headers and makes durable (file and directory entry) a new WAL. */
+export async function createWal(fs: FileSystem, dir: string, walNumber: number): Promise<RecordWriter> {
+  const path = joinPath(dir, logFileName(walNumber));
+  let file;
+  try {
+    file = fs.open(path, 'create-excl');
+  } catch (e) {
+    throw fromIoError(e, 'create', path);
+  }
+  try {
+    const wal = RecordWriter.create(file, walNumber, 'wal');
+    await wal.sync();
+    await fs.syncDir(dir).catch((e: unknown) => {
+      throw fromIoError(e, 'fsync directory', dir);
+    });
+    return wal;
+  } catch (e) {
+    file.close();
+    throw fromIoError(e, 'create', path);
+  }
+}

@@ -1,0 +1,208 @@
+/**
+ * Opening a database: lock, load the MANIFEST, replay WALs, make the replayed writes durable as an
+ * L0 table, start a fresh WAL, and remove files a crash left behind. After open the state is a
+ * prefix of the acknowledged write order: WAL records are replayed in order and replay stops at the
+ * first torn record.
+ */
+import { LightningError, fromIoError } from '../base/errors.js';
+import { CURRENT_FILE, LOCK_FILE, logFileName, parseFileName, tableFileName } from '../base/file-names.js';
+import { joinPath, type FileSystem } from '../env/file-system.js';
+import { NodeFs } from '../env/node-fs.js';
+import { MemTable } from '../memtable/memtable.js';
+import { RecordReader } from '../wal/record-reader.js';
+import { VersionSet } from '../version/version-set.js';
+import { VersionEdit } from '../version/version-edit.js';
+import { createWal, Database, type RecoveredState } from './db.js';
+import { decodeBatch } from './write-batch.js';
+import { deleteObsoleteWals, flushMemTable, removeQuietly } from './flush.js';
+import { resolveOptions, type OpenOptions, type ResolvedOptions } from './options.js';
+
+/** Opens (or creates) the database in directory `dir`. */
+export async function open(dir: string, options?: OpenOptions): Promise<Database> {
+  if (typeof dir !== 'string' || dir.length === 0) {
+    throw new LightningError('INVALID_ARGUMENT', 'dir must be a non-empty string');
+  }
+  const opts = resolveOptions(options);
+  const fs = options?.fs ?? new NodeFs();
+  prepareDirectory(fs, dir, opts);
+  const releaseLock = takeLock(fs, dir);
+  let versions: VersionSet | undefined;
+  try {
+    versions = await loadVersions(fs, dir, opts);
+    return await recover(fs, dir, opts, versions, releaseLock);
+  } catch (e) {
+    await versions?.close().catch(() => undefined); // the open error is the one to report
+    releaseLock();
+    throw e instanceof LightningError ? e : fromIoError(e, 'open', dir);
+  }
+}
+
+function prepareDirectory(fs: FileSystem, dir: string, opts: ResolvedOptions): void {
+  if (fs.exists(dir)) return;
+  if (!opts.createIfMissing || opts.readOnly) {
+    throw new LightningError('NOT_FOUND', `no database at ${dir} (createIfMissing is false)`);
+  }
+  try {
+    fs.mkdir(dir);
+  } catch (e) {
+    throw fromIoError(e, 'mkdir', dir);
+  }
+}
+
+function takeLock(fs: FileSystem, dir: string): () => void {
+  const path = joinPath(dir, LOCK_FILE);
+  try {
+    return fs.lock(path);
+  } catch (e) {
+    if ((e as { code?: unknown }).code === 'ELOCKED') {
+      throw new LightningError('LOCKED', `${dir} is open in another process or another open() of this process`);
+    }
+    throw fromIoError(e, 'lock', path);
+  }
+}
+
+async function loadVersions(fs: FileSystem, dir: string, opts: ResolvedOptions): Promise<VersionSet> {
+  if (fs.exists(joinPath(dir, CURRENT_FILE))) {
+    if (opts.errorIfExists) throw new LightningError('ALREADY_EXISTS', `a database exists at ${dir} (errorIfExists)`);
+    return VersionSet.recover(fs, dir, { readOnly: opts.readOnly });
+  }
+  if (!opts.createIfMissing || opts.readOnly) {
+    throw new LightningError('NOT_FOUND', `no database at ${dir} (createIfMissing is false)`);
+  }
+  return VersionSet.create(fs, dir);
+}
+
+interface Replayed {
+  mem: MemTable;
+  /** Highest sequence seen in the MANIFEST or any replayed record. */
+  lastSeq: number;
+  /** Last sequence of the previous replayed record: records must follow each other. */
+  prevRecordSeq: number;
+  records: number;
+  skippedBytes: number;
+}
+
+async function recover(
+  fs: FileSystem,
+  dir: string,
+  opts: ResolvedOptions,
+  versions: VersionSet,
+  releaseLock: () => void,
+): Promise<Database> {
+  const names = listDir(fs, dir);
+  const wals: number[] = [];
+  for (const name of names) {
+    const p = parseFileName(name);
+    if (p === undefined) continue;
+    // A crash can leave files numbered past the MANIFEST's counter (a WAL created before any edit).
+    while (versions.peekNextFileNumber() <= p.number) versions.newFileNumber();
+    if (p.kind === 'log' && p.number >= versions.logNumber()) wals.push(p.number);
+  }
+  wals.sort((a, b) => a - b);
+  const replayed = replayWals(fs, dir, wals, versions.lastSequence(), opts);
+  let mem = replayed.mem;
+  let wal = null;
+  let orphansRemoved = 0;
+  if (!opts.readOnly) {
+    const walNumber = versions.newFileNumber();
+    wal = await createWal(fs, dir, walNumber);
+    if (mem.entryCount > 0) {
+      await flushMemTable(fs, dir, versions, mem, walNumber, replayed.lastSeq, opts);
+      mem = new MemTable(opts.seed);
+    } else {
+      const edit = new VersionEdit();
+      edit.logNumber = walNumber;
+      edit.lastSequence = replayed.lastSeq;
+      await versions.logAndApply(edit);
+    }
+    deleteObsoleteWals(fs, dir, walNumber);
+    orphansRemoved = removeOrphans(fs, dir, versions);
+  }
+  const state: RecoveredState = {
+    fs,
+    dir,
+    options: opts,
+    versions,
+    mem,
+    wal,
+    lastSeq: replayed.lastSeq,
+    releaseLock,
+    recovery: { walRecordsReplayed: replayed.records, walBytesSkipped: replayed.skippedBytes, orphansRemoved },
+  };
+  return new Database(state);
+}
+
+function listDir(fs: FileSystem, dir: string): string[] {
+  try {
+    return fs.readdir(dir);
+  } catch (e) {
+    throw fromIoError(e, 'readdir', dir);
+  }
+}
+
+/** Replays WALs in order into a new memtable. */
+function replayWals(
+  fs: FileSystem,
+  dir: string,
+  wals: number[],
+  lastSequence: number,
+  opts: ResolvedOptions,
+): Replayed {
+  const mem = new MemTable(opts.seed);
+  const out: Replayed = { mem, lastSeq: lastSequence, prevRecordSeq: 0, records: 0, skippedBytes: 0 };
+  for (let i = 0; i < wals.length; i++) {
+    const n = wals[i] as number;
+    const torn = replayOneWal(fs, joinPath(dir, logFileName(n)), opts, out);
+    if (torn && i < wals.length - 1 && opts.walRecovery === 'strict') {
+      // Rotation fsyncs a WAL before the next one is written, so only the newest can be torn.
+      throw new LightningError(
+        'CORRUPTION',
+        `${logFileName(n)} ends in a torn record but a newer WAL exists; open with walRecovery: 'skip-corrupt' to accept the loss`,
+      );
+    }
+  }
+  return out;
+}
+
+/** Returns true if the log ended in a torn record. */
+function replayOneWal(fs: FileSystem, path: string, opts: ResolvedOptions, out: Replayed): boolean {
+  let file;
+  try {
+    file = fs.open(path, 'r');
+  } catch (e) {
+    throw fromIoError(e, 'open', path);
+  }
+  try {
+    const reader = new RecordReader(file, path, { kind: 'wal', skipCorrupt: opts.walRecovery === 'skip-corrupt' });
+    for (let payload = reader.next(); payload !== undefined; payload = reader.next()) {
+      const batch = decodeBatch(payload, path, reader.lastRecordOffset);
+      let seq = batch.firstSeq;
+      // The MANIFEST's lastSequence may already cover records of a live WAL (a flush records the
+      // sequence at its end), so records are only checked against each other.
+      if (seq <= out.prevRecordSeq) {
+        throw new LightningError('CORRUPTION', `${path}: batch sequence ${seq} is not after ${out.prevRecordSeq}`);
+      }
+      for (const op of batch.ops) out.mem.add(seq++, op.kind, op.key, op.value);
+      out.prevRecordSeq = seq - 1;
+      out.lastSeq = Math.max(out.lastSeq, seq - 1);
+      out.records++;
+    }
+    out.skippedBytes += reader.skippedBytes;
+    return reader.tornTailOffset !== undefined;
+  } finally {
+    file.close();
+  }
+}
+
+/** Removes temp files and tables no version references (left by a crash mid-flush). */
+function removeOrphans(fs: FileSystem, dir: string, versions: VersionSet): number {
+  const live = versions.liveFileNumbers();
+  let removed = 0;
+  for (const name of listDir(fs, dir)) {
+    const p = parseFileName(name);
+    if (p === undefined) continue;
+    const orphan = p.kind === 'temp' || (p.kind === 'sst' && !live.has(p.number));
+    if (orphan && removeQuietly(fs, joinPath(dir, p.kind === 'sst' ? tableFileName(p.number) : name))) removed++;
+  }
+  return removed;
+}

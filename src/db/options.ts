@@ -1,0 +1,142 @@
+/**
+ * Open options: defaults, limits and validation. Every option here is read by the engine; an unknown
+ * name or an out-of-range value is rejected at `open` with INVALID_ARGUMENT (never ignored).
+ */
+import { LightningError, invalidArgument } from '../base/errors.js';
+import type { FileSystem } from '../env/file-system.js';
+
+/** Options accepted by `open()`. */
+export interface OpenOptions {
+  /** Create the database if the directory holds none. Default true. */
+  createIfMissing?: boolean;
+  /** Fail with ALREADY_EXISTS if a database already exists. Default false. */
+  errorIfExists?: boolean;
+  /** Open without writing anything; writes fail with READ_ONLY. Default false. */
+  readOnly?: boolean;
+  /** Memtable size in bytes that triggers a flush to an SSTable. Default 4 MiB. */
+  memtableSize?: number;
+  /** Target uncompressed size of an SSTable data block in bytes. Default 4096. */
+  blockSize?: number;
+  /** Bloom filter bits per key; 0 disables filters. Default 10. */
+  bloomBitsPerKey?: number;
+  /** Default durability of writes: true = fsync before the promise resolves. Default true. */
+  sync?: boolean;
+  /** Byte budget of the block cache; 0 disables it. Default 32 MiB. */
+  blockCacheSize?: number;
+  /** Most SSTables kept open at once. Default 500. */
+  maxOpenFiles?: number;
+  /**
+   * What to do with a corrupt record in the middle of a WAL at recovery: 'strict' fails the open with
+   * CORRUPTION; 'skip-corrupt' skips to the next valid record (and counts what it skipped). A torn
+   * tail (an unfinished last write) is always dropped silently. Default 'strict'.
+   */
+  walRecovery?: 'strict' | 'skip-corrupt';
+  /** Filesystem implementation; tests pass an in-memory, fault-injecting one. Default: node:fs. */
+  fs?: FileSystem;
+  /** Seed for the engine's internal randomness (skiplist heights). Default 0x5eed. */
+  seed?: number;
+}
+
+export interface ResolvedOptions {
+  createIfMissing: boolean;
+  errorIfExists: boolean;
+  readOnly: boolean;
+  memtableSizeBytes: number;
+  blockSizeBytes: number;
+  bloomBitsPerKey: number;
+  sync: boolean;
+  blockCacheSizeBytes: number;
+  maxOpenFiles: number;
+  walRecovery: 'strict' | 'skip-corrupt';
+  seed: number;
+}
+
+/** Limits on user data (documented in README "Limits"). */
+export const KEY_BYTES_MAX = 64 * 1024;
+export const VALUE_BYTES_MAX = 64 * 1024 * 1024;
+/** Most operations in one batch. */
+export const BATCH_OPS_MAX = 1_000_000;
+
+const MiB = 1024 * 1024;
+
+type Range = readonly [min: number, max: number];
+const NUMERIC: Record<string, Range> = {
+  memtableSize: [1024, 1024 * MiB],
+  blockSize: [64, 4 * MiB],
+  bloomBitsPerKey: [0, 30],
+  blockCacheSize: [0, 64 * 1024 * MiB],
+  maxOpenFiles: [16, 1_000_000],
+  seed: [0, 0xffffffff],
+};
+const BOOLEAN = ['createIfMissing', 'errorIfExists', 'readOnly', 'sync'];
+
+function num(o: Record<string, unknown>, name: string, dflt: number): number {
+  const v = o[name];
+  if (v === undefined) return dflt;
+  const r = NUMERIC[name] as Range;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < r[0] || v > r[1]) {
+    throw invalidArgument(`option ${name} must be an integer in [${r[0]}, ${r[1]}], got ${String(v)}`);
+  }
+  return v;
+}
+
+function bool(o: Record<string, unknown>, name: string, dflt: boolean): boolean {
+  const v = o[name];
+  if (v === undefined) return dflt;
+  if (typeof v !== 'boolean') throw invalidArgument(`option ${name} must be a boolean`);
+  return v;
+}
+
+export function resolveOptions(options: unknown): ResolvedOptions {
+  if (options === undefined || options === null) options = {};
+  if (typeof options !== 'object') throw invalidArgument('options must be an object');
+  const o = options as Record<string, unknown>;
+  const known = new Set([...Object.keys(NUMERIC), ...BOOLEAN, 'walRecovery', 'fs']);
+  for (const k of Object.keys(o)) {
+    if (!known.has(k)) throw invalidArgument(`unknown option ${JSON.stringify(k)}`);
+  }
+  const walRecovery = o['walRecovery'] ?? 'strict';
+  if (walRecovery !== 'strict' && walRecovery !== 'skip-corrupt') {
+    throw invalidArgument("option walRecovery must be 'strict' or 'skip-corrupt'");
+  }
+  const fs = o['fs'];
+  if (fs !== undefined && (typeof fs !== 'object' || fs === null || !('open' in fs))) {
+    throw invalidArgument('option fs must implement the FileSystem interface');
+  }
+  const resolved: ResolvedOptions = {
+    createIfMissing: bool(o, 'createIfMissing', true),
+    errorIfExists: bool(o, 'errorIfExists', false),
+    readOnly: bool(o, 'readOnly', false),
+    memtableSizeBytes: num(o, 'memtableSize', 4 * MiB),
+    blockSizeBytes: num(o, 'blockSize', 4096),
+    bloomBitsPerKey: num(o, 'bloomBitsPerKey', 10),
+    sync: bool(o, 'sync', true),
+    blockCacheSizeBytes: num(o, 'blockCacheSize', 32 * MiB),
+    maxOpenFiles: num(o, 'maxOpenFiles', 500),
+    walRecovery,
+    seed: num(o, 'seed', 0x5eed),
+  };
+  if (resolved.readOnly && resolved.errorIfExists) {
+    throw new LightningError('INVALID_ARGUMENT', 'readOnly and errorIfExists cannot both be set');
+  }
+  return resolved;
+}
+
+/** Per-write options. */
+export interface WriteOptions {
+  /** fsync before resolving (survives power loss). Default: the DB's `sync` option. */
+  sync?: boolean;
+}
+
+export function resolveSync(opts: unknown, dflt: boolean): boolean {
+  if (opts === undefined || opts === null) return dflt;
+  if (typeof opts !== 'object') throw invalidArgument('write options must be an object');
+  const o = opts as Record<string, unknown>;
+  for (const k of Object.keys(o)) {
+    if (k !== 'sync') throw invalidArgument(`unknown write option ${JSON.stringify(k)}`);
+  }
+  const s = o['sync'];
+  if (s === undefined) return dflt;
+  if (typeof s !== 'boolean') throw invalidArgument('write option sync must be a boolean');
+  return s;
+}

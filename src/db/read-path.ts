@@ -1,0 +1,80 @@
+/**
+ * Point reads in SSTables: L0 files newest first (they overlap), then at most one file per deeper
+ * level. A table whose key range or bloom filter excludes the key costs no disk read.
+ */
+import { KIND_DELETE, KIND_SEEK, TRAILER_BYTES, kindOfTrailer, makeInternalKey, trailerOf, userKeyOf } from '../base/internal-key.js';
+import type { Version } from '../version/version.js';
+import type { FileMetadata } from '../version/file-metadata.js';
+import { NUM_LEVELS } from '../version/file-metadata.js';
+import type { TableCache } from './table-cache.js';
+import type { TableEntry } from '../sstable/table-reader.js';
+
+const enum Lookup {
+  Missing,
+  Found,
+  Deleted,
+}
+
+interface LookupState {
+  value: Buffer | undefined;
+  entry: TableEntry;
+}
+
+/** Newest visible value of `userKey` at `seq` in the tables of `version`, or undefined. */
+export function getFromTables(
+  version: Version,
+  tables: TableCache,
+  userKey: Buffer,
+  seq: number,
+): Buffer | undefined {
+  let seekKey: Buffer | null = null;
+  const out: LookupState = { value: undefined, entry: { key: userKey, value: userKey } };
+  for (const meta of version.files(0)) {
+    if (!inRange(meta, userKey)) continue;
+    seekKey ??= makeInternalKey(userKey, seq, KIND_SEEK);
+    const r = lookupInTable(tables, meta, userKey, seekKey, out);
+    if (r !== Lookup.Missing) return out.value;
+  }
+  for (let level = 1; level < NUM_LEVELS; level++) {
+    const meta = version.findFile(level, userKey);
+    if (meta === undefined) continue;
+    seekKey ??= makeInternalKey(userKey, seq, KIND_SEEK);
+    const r = lookupInTable(tables, meta, userKey, seekKey, out);
+    if (r !== Lookup.Missing) return out.value;
+  }
+  return undefined;
+}
+
+function inRange(meta: FileMetadata, userKey: Buffer): boolean {
+  const s = meta.smallest;
+  const l = meta.largest;
+  return (
+    s.compare(userKey, 0, userKey.length, 0, s.length - TRAILER_BYTES) <= 0 &&
+    l.compare(userKey, 0, userKey.length, 0, l.length - TRAILER_BYTES) >= 0
+  );
+}
+
+function lookupInTable(
+  tables: TableCache,
+  meta: FileMetadata,
+  userKey: Buffer,
+  seekKey: Buffer,
+  out: LookupState,
+): Lookup {
+  const reader = tables.acquire(meta);
+  try {
+    if (!reader.mayContain(userKey)) return Lookup.Missing;
+    const hit = out.entry;
+    if (!reader.seekGE(seekKey, hit)) return Lookup.Missing;
+    const k = hit.key;
+    if (Buffer.compare(userKeyOf(k), userKey) !== 0) return Lookup.Missing;
+    if (kindOfTrailer(trailerOf(k, k.length)) === KIND_DELETE) {
+      out.value = undefined;
+      return Lookup.Deleted;
+    }
+    out.value = Buffer.from(hit.value);
+    return Lookup.Found;
+  } finally {
+    tables.release(reader);
+  }
+}

@@ -1,0 +1,38 @@
+/** Shape of `db.stats()`. Field names are stable: the admin server and metrics read them. */
+export interface LevelStats {
+  level: number;
+  files: number;
+  bytes: number;
+}
+
+export interface DbStats {
+  /** 'degraded': open, but writes fail with `backgroundError` until reopen. */
+  state: 'open' | 'closing' | 'closed' | 'degraded';
+  readOnly: boolean;
+  backgroundError: { code: string; message: string } | null;
+  /** Last sequence number applied. */
+  sequence: number;
+  memtable: { bytes: number; entries: number };
+  immutableMemtables: number;
+  levels: LevelStats[];
+  writes: {
+    batches: number;
+    /** WAL writes: batches / groups is the group-commit factor. */
+    groups: number;
+    walSyncs: number;
+    walBytesWritten: number;
+    userBytesWritten: number;
+    queued: number;
+    /** Times a write waited for a flush to free the memtable. */
+    stalls: number;
+  };
+  flushes: { count: number; bytesWritten: number };
+  recovery: { walRecordsReplayed: number; walBytesSkipped: number; orphansRemoved: number };
+  backgroundErrors: number;
+  openIterators: number;
+  oldestIteratorAgeMs: number;
+  openSnapshots: number;
+  oldestSnapshotAgeMs: number;
+  tableCache: { open: number; opens: number };
+  blockCache: { hits: number; misses: number; usedBytes: number; capacityBytes: number; entries: number } | null;
+}

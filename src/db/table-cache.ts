@@ -1,0 +1,118 @@
+/**
+ * Open SSTable readers, at most `maxOpenFiles` at once (LRU). A reader handed out is reference
+ * counted: eviction closes a reader only once no iterator or lookup still holds it, so a table is
+ * never closed under a reader's feet.
+ */
+import { fromIoError } from '../base/errors.js';
+import { joinPath, type FileSystem } from '../env/file-system.js';
+import { tableFileName } from '../base/file-names.js';
+import { assert } from '../util/assert.js';
+import { TableReader } from '../sstable/table-reader.js';
+import type { BlockCache } from '../sstable/block-cache.js';
+import type { FileMetadata } from '../version/file-metadata.js';
+
+class CachedTable {
+  refs = 1; // the cache's own reference
+  evicted = false;
+  constructor(readonly reader: TableReader) {}
+}
+
+export class TableCache {
+  /** Insertion order of a Map = LRU order: re-inserted on every hit. */
+  private readonly open = new Map<number, CachedTable>();
+  /** Every reader not yet closed, including evicted ones still in use. */
+  private readonly byReader = new Map<TableReader, CachedTable>();
+  private readonly fs: FileSystem;
+  private readonly dir: string;
+  private readonly blockCache: BlockCache | null;
+  private readonly capacity: number;
+  opens = 0;
+
+  constructor(fs: FileSystem, dir: string, blockCache: BlockCache | null, maxOpenFiles: number) {
+    assert(maxOpenFiles > 0, 'maxOpenFiles must be positive');
+    this.fs = fs;
+    this.dir = dir;
+    this.blockCache = blockCache;
+    this.capacity = maxOpenFiles;
+  }
+
+  get openCount(): number {
+    return this.open.size;
+  }
+
+  /** A reader for `meta`, opened if needed. Requires: pair with release(). Throws LightningError. */
+  acquire(meta: FileMetadata): TableReader {
+    let t = this.open.get(meta.number);
+    if (t !== undefined) {
+      this.open.delete(meta.number);
+      this.open.set(meta.number, t);
+    } else {
+      t = new CachedTable(this.openTable(meta));
+      this.open.set(meta.number, t);
+      this.byReader.set(t.reader, t);
+      this.evictOverflow();
+    }
+    t.refs++;
+    return t.reader;
+  }
+
+  release(reader: TableReader): void {
+    const t = this.byReader.get(reader);
+    assert(t !== undefined, 'release of a reader the cache does not know');
+    this.unref(t);
+  }
+
+  /** Drops a table from the cache (file about to be deleted). */
+  evict(fileNumber: number): void {
+    const t = this.open.get(fileNumber);
+    if (t === undefined) return;
+    this.open.delete(fileNumber);
+    t.evicted = true;
+    this.unref(t);
+    this.blockCache?.evictFile(fileNumber);
+  }
+
+  /** Closes every reader not in use and forgets the rest (closed when released). */
+  closeAll(): void {
+    for (const n of [...this.open.keys()]) this.evict(n);
+  }
+
+  private openTable(meta: FileMetadata): TableReader {
+    const path = joinPath(this.dir, tableFileName(meta.number));
+    let file;
+    try {
+      file = this.fs.open(path, 'r');
+    } catch (e) {
+      throw fromIoError(e, 'open', path);
+    }
+    try {
+      const reader = TableReader.open(file, meta.number, meta.sizeBytes, this.blockCache);
+      this.opens++;
+      return reader;
+    } catch (e) {
+      file.close();
+      throw e;
+    }
+  }
+
+  private evictOverflow(): void {
+    while (this.open.size > this.capacity) {
+      const oldest = this.open.keys().next();
+      if (oldest.done === true) return;
+      const n = oldest.value;
+      const t = this.open.get(n) as CachedTable;
+      this.open.delete(n);
+      t.evicted = true;
+      this.unref(t);
+    }
+  }
+
+  private unref(t: CachedTable): void {
+    t.refs--;
+    assert(t.refs >= 0, 'table reference count went negative');
+    if (t.refs === 0) {
+      this.byReader.delete(t.reader);
+      t.reader.close();
+    }
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * The iterator users hold: `for await (const [key, value] of db.iterator(range))`. Also usable with
+ * a plain `for...of` (synchronous). It sees the database as of its creation (its sequence number and
+ * the memtables and files pinned then). Leaving a loop early (break, return, throw) calls return(),
+ * which releases what it pinned; so does reaching the end, or calling close().
+ */
+import { LightningError } from '../base/errors.js';
+import type { DbIterator } from '../iter/db-iterator.js';
+
+export type Entry = [key: Buffer, value: Buffer];
+
+/** What an iterator needs from its owner. */
+export interface IteratorOwner {
+  /** Throws CLOSED when the database is closed. */
+  checkReadable(): void;
+  /** Called once when the iterator is released. */
+  releaseIterator(it: LightningIterator): void;
+}
+
+const DONE: IteratorResult<Entry, undefined> = { done: true, value: undefined };
+
+export class LightningIterator implements AsyncIterableIterator<Entry> {
+  private inner: DbIterator | null;
+  private readonly owner: IteratorOwner;
+  /** When it was created (for stats on iterators left open). */
+  readonly createdAtMs: number;
+
+  /** @internal */
+  constructor(inner: DbIterator, owner: IteratorOwner, nowMs: number) {
+    this.inner = inner;
+    this.owner = owner;
+    this.createdAtMs = nowMs;
+  }
+
+  /** True once released (end reached, return() or close() called). */
+  get closed(): boolean {
+    return this.inner === null;
+  }
+
+  /** Synchronous step: the next entry, or undefined at the end. Throws LightningError. */
+  nextSync(): Entry | undefined {
+    const inner = this.inner;
+    if (inner === null) return undefined;
+    try {
+      this.owner.checkReadable();
+      if (!inner.step()) {
+        this.close();
+        return undefined;
+      }
+      return [inner.key, inner.value];
+    } catch (e) {
+      this.close();
+      throw e instanceof LightningError ? e : new LightningError('IO_ERROR', String(e), { cause: e });
+    }
+  }
+
+  /** Async step for `for await`. Rejects with LightningError; never throws synchronously. */
+  async next(): Promise<IteratorResult<Entry, undefined>> {
+    const e = this.nextSync();
+    return e === undefined ? DONE : { done: false, value: e };
+  }
+
+  /** Releases the iterator. Idempotent. */
+  close(): void {
+    const inner = this.inner;
+    if (inner === null) return;
+    this.inner = null;
+    inner.close();
+    this.owner.releaseIterator(this);
+  }
+
+  async return(): Promise<IteratorResult<Entry, undefined>> {
+    this.close();
+    return DONE;
+  }
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<Entry> {
+    return this;
+  }
+
+  /** Synchronous protocol, for `for...of`. */
+  [Symbol.iterator](): IterableIterator<Entry> {
+    const self = this;
+    const sync: IterableIterator<Entry> = {
+      next(): IteratorResult<Entry, undefined> {
+        const e = self.nextSync();
+        return e === undefined ? DONE : { done: false, value: e };
+      },
+      return(): IteratorResult<Entry, undefined> {
+        self.close();
+        return DONE;
+      },
+      [Symbol.iterator]() {
+        return sync;
+      },
+    };
+    return sync;
+  }
+}

@@ -1,0 +1,22 @@
+/**
+ * Lightning DB: an embedded, crash-safe key-value database for Node.js (LSM tree, pure TypeScript).
+ *
+ * ```ts
+ * import { open } from 'lightning-db';
+ * const db = await open('./data');
+ * await db.put('hello', 'world');
+ * (await db.get('hello'))?.toString(); // 'world'
+ * await db.close();
+ * ```
+ */
+export { open } from './db/open.js';
+export type { Database } from './db/db.js';
+export type { OpenOptions, WriteOptions } from './db/options.js';
+export { KEY_BYTES_MAX, VALUE_BYTES_MAX, BATCH_OPS_MAX } from './db/options.js';
+export type { Bytes, BatchOperation, RangeOptions } from './db/keys.js';
+export type { LightningIterator, Entry } from './db/user-iterator.js';
+export type { Snapshot } from './db/snapshot.js';
+export type { DbStats, LevelStats } from './db/stats.js';
+export { LightningError, isLightningError } from './base/errors.js';
+export type { ErrorCode } from './base/errors.js';
+export type { FileSystem, FileHandle, OpenMode, FileStat, FsStats } from './env/file-system.js';

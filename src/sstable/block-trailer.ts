@@ -1,0 +1,44 @@
+/**
+ * Every block on disk is followed by a 5-byte trailer (docs/formats/sstable.md#block-trailer):
+ *
+ *   byte 0     compression type (0 = none; the only type written or read)
+ *   bytes 1-4  fixed32 masked CRC-32 of the block bytes followed by the type byte
+ *
+ * Covering the type byte means a flipped type is caught as a checksum error, not misread.
+ */
+import { assert } from '../util/assert.js';
+import { crc32Of, maskCrc, unmaskCrc } from '../util/crc.js';
+import { corruption } from '../base/errors.js';
+
+export const BLOCK_TRAILER_BYTES = 5;
+/** Compression types. On disk: never renumber. Only NONE exists in format version 1. */
+export const COMPRESSION_NONE = 0;
+
+/**
+ * Writes the trailer for the block in `buf[start, start + sizeBytes)` right after it.
+ * Returns the offset after the trailer.
+ */
+export function putBlockTrailer(buf: Buffer, start: number, sizeBytes: number): number {
+  const typeOffset = start + sizeBytes;
+  assert(typeOffset + BLOCK_TRAILER_BYTES <= buf.length, 'no room for the block trailer');
+  buf[typeOffset] = COMPRESSION_NONE;
+  const crc = maskCrc(crc32Of(buf, start, typeOffset + 1));
+  buf.writeUInt32LE(crc, typeOffset + 1);
+  return typeOffset + BLOCK_TRAILER_BYTES;
+}
+
+/**
+ * Checks the trailer of the block held in `buf[0, sizeBytes)` (trailer right after it). The block
+ * was read from `filePath` at `fileOffset`. Throws CORRUPTION on a checksum mismatch or an unknown
+ * compression type.
+ */
+export function checkBlockTrailer(buf: Buffer, sizeBytes: number, filePath: string, fileOffset: number): void {
+  assert(buf.length >= sizeBytes + BLOCK_TRAILER_BYTES, 'buffer lacks the block trailer');
+  const expected = unmaskCrc(buf.readUInt32LE(sizeBytes + 1));
+  const actual = crc32Of(buf, 0, sizeBytes + 1);
+  if (actual !== expected) throw corruption(filePath, fileOffset, 'block checksum mismatch');
+  const type = buf[sizeBytes];
+  if (type !== COMPRESSION_NONE) {
+    throw corruption(filePath, fileOffset + sizeBytes, `unsupported block compression type ${type}`);
+  }
+}

@@ -1,0 +1,304 @@
+/**
+ * Writes one SSTable: sorted internal keys and values in data blocks, then a bloom filter block, a
+ * meta (properties) block, an index block and a fixed-size footer.
+ * File format: docs/formats/sstable.md (frozen; format version 1).
+ *
+ *   [data block 0][trailer] ... [data block n-1][trailer]
+ *   [filter block][trailer] [meta block][trailer] [index block][trailer] [footer, 64 bytes]
+ *
+ * Blocks are written from a staging buffer in writes of about WRITE_BATCH_BYTES rather than one
+ * write per block. The builder never fsyncs and never closes the file: the caller does both.
+ * All buffers are grown and reused; add() allocates nothing once they reach working size.
+ */
+import { assert } from '../util/assert.js';
+import { fromIoError } from '../base/errors.js';
+import {
+  compareInternalKeys,
+  kindOfTrailer,
+  KIND_DELETE,
+  seqOfTrailer,
+  trailerOf,
+  TRAILER_BYTES,
+} from '../base/internal-key.js';
+import type { FileHandle } from '../env/file-system.js';
+import { BlockBuilder, RESTART_INTERVAL_DEFAULT } from './block-builder.js';
+import { BLOCK_HANDLE_BYTES_MAX, putBlockHandle, type BlockHandle } from './block-handle.js';
+import { BLOCK_TRAILER_BYTES, putBlockTrailer } from './block-trailer.js';
+import { BloomFilterBuilder } from './bloom-filter.js';
+import { FOOTER_BYTES, putFooter, TABLE_FORMAT_VERSION } from './footer.js';
+import { findShortestSeparator } from './index-separator.js';
+import { encodeProperties } from './properties.js';
+
+/** Target size of each file write: large enough to amortise syscalls, small enough to stay cheap. */
+export const WRITE_BATCH_BYTES = 64 * 1024;
+/** Smallest and largest accepted data block sizes. */
+export const BLOCK_SIZE_BYTES_MIN = 64;
+export const BLOCK_SIZE_BYTES_MAX = 16 * 1024 * 1024;
+/** Index blocks restart at every entry so their binary search lands exactly on the entry. */
+const INDEX_RESTART_INTERVAL = 1;
+
+export interface TableBuilderOptions {
+  /** Uncompressed size at which a data block is closed (it may exceed it by one entry). */
+  blockSizeBytes: number;
+  /** Bloom filter bits per user key; 0 writes no filter. */
+  bloomBitsPerKey: number;
+  /** Entries between restart points in data blocks (default 16). */
+  restartInterval?: number;
+}
+
+export interface TableInfo {
+  fileSizeBytes: number;
+  entryCount: number;
+  /** Smallest and largest internal keys (copies). */
+  smallest: Buffer;
+  largest: Buffer;
+  /** Smallest and largest sequence numbers among all entries. */
+  smallestSeq: number;
+  largestSeq: number;
+}
+
+type BuilderState = 'open' | 'finished' | 'abandoned' | 'failed';
+
+export class TableBuilder {
+  private readonly file: FileHandle;
+  private readonly blockSizeBytes: number;
+  private readonly restartInterval: number;
+  private readonly bloomBitsPerKey: number;
+  private readonly dataBlock: BlockBuilder;
+  private readonly indexBlock: BlockBuilder;
+  private readonly bloom: BloomFilterBuilder;
+
+  /** Staging buffer for file writes; `stagedBytes` of it are pending. */
+  private staging: Buffer = Buffer.allocUnsafeSlow(WRITE_BATCH_BYTES);
+  private stagedBytes = 0;
+  /** Bytes already handed to file.write(). */
+  private writtenBytes = 0;
+
+  private lastKey: Buffer = Buffer.allocUnsafeSlow(256);
+  private lastKeyLength = 0;
+  private separator: Buffer = Buffer.allocUnsafeSlow(256);
+  private smallest: Buffer | null = null;
+  /** Handle of the last data block written, waiting for the next key to choose its index key. */
+  private pendingIndexEntry = false;
+  private readonly pendingHandle: BlockHandle = { offset: 0, sizeBytes: 0 };
+  private readonly handleScratch: Buffer = Buffer.allocUnsafeSlow(BLOCK_HANDLE_BYTES_MAX);
+
+  private entryCount = 0;
+  private deletionCount = 0;
+  private dataBlockCount = 0;
+  private rawKeyBytes = 0;
+  private rawValueBytes = 0;
+  private smallestSeq = Number.MAX_SAFE_INTEGER;
+  private largestSeq = 0;
+  private state: BuilderState = 'open';
+  private failure: unknown = null;
+
+  constructor(file: FileHandle, opts: TableBuilderOptions) {
+    const restartInterval = opts.restartInterval ?? RESTART_INTERVAL_DEFAULT;
+    assert(Number.isInteger(opts.blockSizeBytes), 'blockSizeBytes must be an integer');
+    assert(opts.blockSizeBytes >= BLOCK_SIZE_BYTES_MIN, 'blockSizeBytes below minimum');
+    assert(opts.blockSizeBytes <= BLOCK_SIZE_BYTES_MAX, 'blockSizeBytes above maximum');
+    this.file = file;
+    this.blockSizeBytes = opts.blockSizeBytes;
+    this.restartInterval = restartInterval;
+    this.bloomBitsPerKey = opts.bloomBitsPerKey;
+    this.dataBlock = new BlockBuilder(restartInterval, Math.max(4096, opts.blockSizeBytes * 2));
+    this.indexBlock = new BlockBuilder(INDEX_RESTART_INTERVAL);
+    this.bloom = new BloomFilterBuilder(opts.bloomBitsPerKey);
+  }
+
+  /**
+   * Appends an entry. Requires: the builder is open; `ikey` is an internal key strictly greater
+   * than the previous one. Throws IO_ERROR / DISK_FULL if a block write fails; the builder is then
+   * unusable (abandon it).
+   */
+  add(ikey: Buffer, value: Buffer): void {
+    this.checkOpen();
+    assert(ikey.length >= TRAILER_BYTES, 'table key shorter than an internal key trailer');
+    if (this.entryCount === 0) {
+      this.smallest = Buffer.from(ikey);
+    } else {
+      const c = compareInternalKeys(this.lastKey, ikey, 0, this.lastKeyLength, 0, ikey.length);
+      assert(c < 0, 'table keys must be strictly increasing');
+      if (this.pendingIndexEntry) this.addIndexEntry(ikey);
+    }
+    this.addToFilter(ikey);
+    this.dataBlock.add(ikey, value);
+    this.rememberLastKey(ikey);
+    this.countEntry(ikey, value);
+    if (this.dataBlock.estimatedSizeBytes() >= this.blockSizeBytes) this.flushDataBlock();
+  }
+
+  /** Rough size of the file if finish() were called now (for cutting compaction outputs). */
+  estimatedSizeBytes(): number {
+    return (
+      this.writtenBytes +
+      this.stagedBytes +
+      (this.dataBlock.isEmpty() ? 0 : this.dataBlock.estimatedSizeBytes() + BLOCK_TRAILER_BYTES) +
+      this.indexBlock.estimatedSizeBytes() +
+      this.bloom.estimatedSizeBytes() +
+      FOOTER_BYTES
+    );
+  }
+
+  /**
+   * Writes the remaining data block, filter, meta and index blocks and the footer. Requires: the
+   * builder is open and at least one entry was added. Does not fsync: the caller syncs the file
+   * before recording it anywhere.
+   */
+  finish(): TableInfo {
+    this.checkOpen();
+    assert(this.entryCount > 0, 'finish() of an empty table');
+    const smallest = this.smallest;
+    assert(smallest !== null, 'smallest key missing');
+    let largest: Buffer;
+    try {
+      if (!this.dataBlock.isEmpty()) this.flushDataBlock();
+      // The last block's index key is its last key: no following key to separate from.
+      if (this.pendingIndexEntry) this.addIndexEntryWithKey(this.lastKey, this.lastKeyLength);
+      largest = Buffer.from(this.lastKey.subarray(0, this.lastKeyLength));
+      const filter = this.stageBlock(this.bloom.finish());
+      const meta = this.stageBlock(encodeProperties(this.properties(smallest, largest)));
+      const index = this.stageBlock(this.indexBlock.finish());
+      this.reserveStaging(FOOTER_BYTES);
+      this.stagedBytes = putFooter(this.staging, this.stagedBytes, { filter, meta, index });
+      this.writeStaged();
+    } catch (e) {
+      this.fail(e);
+    }
+    this.state = 'finished';
+    const info: TableInfo = {
+      fileSizeBytes: this.writtenBytes,
+      entryCount: this.entryCount,
+      smallest: Buffer.from(smallest),
+      largest,
+      smallestSeq: this.smallestSeq,
+      largestSeq: this.largestSeq,
+    };
+    assert(this.stagedBytes === 0, 'staged bytes left after finish');
+    assert(this.file.size() === info.fileSizeBytes, 'table file has bytes the builder did not write');
+    return info;
+  }
+
+  /**
+   * Stops building: nothing more is written. The caller closes and deletes the file. Idempotent;
+   * allowed after a failed add() or finish(), not after a successful finish().
+   */
+  abandon(): void {
+    assert(this.state !== 'finished', 'abandon() after finish()');
+    this.state = 'abandoned';
+    this.stagedBytes = 0;
+  }
+
+  private properties(smallest: Buffer, largest: Buffer): Parameters<typeof encodeProperties>[0] {
+    return {
+      formatVersion: TABLE_FORMAT_VERSION,
+      entryCount: this.entryCount,
+      rawKeyBytes: this.rawKeyBytes,
+      rawValueBytes: this.rawValueBytes,
+      dataBlockCount: this.dataBlockCount,
+      deletionCount: this.deletionCount,
+      smallestSeq: this.smallestSeq,
+      largestSeq: this.largestSeq,
+      smallest,
+      largest,
+      restartInterval: this.restartInterval,
+      bloomBitsPerKey: this.bloomBitsPerKey,
+    };
+  }
+
+  private checkOpen(): void {
+    if (this.state === 'failed') throw this.failure;
+    assert(this.state === 'open', `table builder is ${this.state}`);
+  }
+
+  /** An I/O error while writing fails the builder permanently with that error. */
+  private fail(e: unknown): never {
+    this.state = 'failed';
+    this.failure = fromIoError(e, 'write', this.file.path);
+    throw this.failure;
+  }
+
+  /** Adds the user key to the filter unless it equals the previous entry's user key. */
+  private addToFilter(ikey: Buffer): void {
+    const userEnd = ikey.length - TRAILER_BYTES;
+    if (this.entryCount > 0 && this.lastKeyLength - TRAILER_BYTES === userEnd) {
+      if (ikey.compare(this.lastKey, 0, userEnd, 0, userEnd) === 0) return;
+    }
+    this.bloom.addKey(ikey, 0, userEnd);
+  }
+
+  private countEntry(ikey: Buffer, value: Buffer): void {
+    const trailer = trailerOf(ikey, ikey.length);
+    const seq = seqOfTrailer(trailer);
+    if (seq < this.smallestSeq) this.smallestSeq = seq;
+    if (seq > this.largestSeq) this.largestSeq = seq;
+    if (kindOfTrailer(trailer) === KIND_DELETE) this.deletionCount++;
+    this.entryCount++;
+    this.rawKeyBytes += ikey.length;
+    this.rawValueBytes += value.length;
+  }
+
+  private rememberLastKey(ikey: Buffer): void {
+    if (this.lastKey.length < ikey.length) {
+      this.lastKey = Buffer.allocUnsafeSlow(Math.max(ikey.length, this.lastKey.length * 2));
+    }
+    ikey.copy(this.lastKey, 0, 0, ikey.length);
+    this.lastKeyLength = ikey.length;
+  }
+
+  private flushDataBlock(): void {
+    assert(!this.dataBlock.isEmpty(), 'flushing an empty data block');
+    assert(!this.pendingIndexEntry, 'previous block still lacks its index entry');
+    try {
+      this.stageBlock(this.dataBlock.finish(), this.pendingHandle);
+    } catch (e) {
+      this.fail(e);
+    }
+    this.dataBlock.reset();
+    this.dataBlockCount++;
+    this.pendingIndexEntry = true;
+  }
+
+  /** Indexes the pending block under a short key between its last key and `nextKey`. */
+  private addIndexEntry(nextKey: Buffer): void {
+    if (this.separator.length < this.lastKeyLength) {
+      this.separator = Buffer.allocUnsafeSlow(Math.max(this.lastKeyLength, this.separator.length * 2));
+    }
+    const length = findShortestSeparator(this.lastKey, this.lastKeyLength, nextKey, this.separator);
+    this.addIndexEntryWithKey(this.separator, length);
+  }
+
+  private addIndexEntryWithKey(key: Buffer, keyLength: number): void {
+    assert(this.pendingIndexEntry, 'no pending index entry');
+    const handleEnd = putBlockHandle(this.handleScratch, 0, this.pendingHandle.offset, this.pendingHandle.sizeBytes);
+    this.indexBlock.add(key.subarray(0, keyLength), this.handleScratch.subarray(0, handleEnd));
+    this.pendingIndexEntry = false;
+  }
+
+  /** Copies a finished block plus its trailer into the staging buffer; returns its handle. */
+  private stageBlock(block: Buffer, handle: BlockHandle = { offset: 0, sizeBytes: 0 }): BlockHandle {
+    this.reserveStaging(block.length + BLOCK_TRAILER_BYTES);
+    const start = this.stagedBytes;
+    handle.offset = this.writtenBytes + start;
+    handle.sizeBytes = block.length;
+    block.copy(this.staging, start);
+    this.stagedBytes = putBlockTrailer(this.staging, start, block.length);
+    if (this.stagedBytes >= WRITE_BATCH_BYTES) this.writeStaged();
+    return handle;
+  }
+
+  /** Makes room for `bytes` more staged bytes, writing out what is staged if needed. */
+  private reserveStaging(bytes: number): void {
+    if (this.stagedBytes + bytes <= this.staging.length) return;
+    this.writeStaged();
+    if (bytes > this.staging.length) this.staging = Buffer.allocUnsafeSlow(bytes);
+  }
+
+  private writeStaged(): void {
+    if (this.stagedBytes === 0) return;
+    this.file.write(this.staging, 0, this.stagedBytes, this.writtenBytes);
+    this.writtenBytes += this.stagedBytes;
+    this.stagedBytes = 0;
+  }
+}

@@ -1,0 +1,141 @@
+/**
+ * Two-level iterator over one SSTable: an index block iterator picks the data block, a block
+ * iterator walks inside it. Data blocks are loaded on demand (through the block cache) as the
+ * position crosses block boundaries; the table is never materialised.
+ *
+ * Index key i separates blocks i and i+1: every key in block i is <= it and every key in block
+ * i+1 is greater. So seekGE(t) starts in the first block whose index key is >= t, and seekLE(t)
+ * ends in that block or, if all its keys exceed t, in the block before.
+ */
+import { assert } from '../util/assert.js';
+import type { InternalIterator } from '../iter/internal-iterator.js';
+import { BlockIterator } from './block-iterator.js';
+import { getBlockHandle, type BlockHandle } from './block-handle.js';
+
+/** What the iterator needs from its table: the reader implements it. */
+export interface TableBlockSource {
+  readonly path: string;
+  /** The verified index block and its file offset (for error messages). */
+  readonly indexBlock: Buffer;
+  readonly indexOffset: number;
+  /** A verified data block, from the cache or the file. Throws CORRUPTION / IO_ERROR. */
+  readDataBlock(offset: number, sizeBytes: number): Buffer;
+}
+
+export class TableIterator implements InternalIterator {
+  private readonly index: BlockIterator;
+  private readonly data = new BlockIterator();
+  /** True when `data` holds the block of the current index entry. */
+  private dataLoaded = false;
+  /** File offset of the block in `data`, to skip reloading it; -1 when none. */
+  private loadedOffset = -1;
+  private readonly handle: BlockHandle = { offset: 0, sizeBytes: 0 };
+  private closed = false;
+
+  constructor(private readonly source: TableBlockSource) {
+    this.index = new BlockIterator(source.indexBlock, source.path, source.indexOffset);
+  }
+
+  valid(): boolean {
+    return this.dataLoaded && this.data.valid();
+  }
+
+  first(): void {
+    this.index.first();
+    if (!this.loadBlock()) return;
+    this.data.first();
+    this.skipEmptyForward();
+  }
+
+  last(): void {
+    this.index.last();
+    if (!this.loadBlock()) return;
+    this.data.last();
+    this.skipEmptyBackward();
+  }
+
+  seekGE(target: Buffer): void {
+    this.index.seekGE(target);
+    if (!this.loadBlock()) return;
+    this.data.seekGE(target);
+    this.skipEmptyForward();
+  }
+
+  seekLE(target: Buffer): void {
+    this.index.seekGE(target);
+    if (!this.index.valid()) this.index.last();
+    if (!this.loadBlock()) return;
+    this.data.seekLE(target);
+    this.skipEmptyBackward();
+  }
+
+  next(): void {
+    assert(this.valid(), 'next() requires valid()');
+    this.data.next();
+    this.skipEmptyForward();
+  }
+
+  prev(): void {
+    assert(this.valid(), 'prev() requires valid()');
+    this.data.prev();
+    this.skipEmptyBackward();
+  }
+
+  key(): Buffer {
+    assert(this.valid(), 'key() requires valid()');
+    return this.data.key();
+  }
+
+  value(): Buffer {
+    assert(this.valid(), 'value() requires valid()');
+    return this.data.value();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.dataLoaded = false;
+    this.index.close();
+    this.data.close();
+  }
+
+  /** While the data block is exhausted, moves to the first entry of the next block. */
+  private skipEmptyForward(): void {
+    while (this.dataLoaded && !this.data.valid()) {
+      this.index.next();
+      if (!this.loadBlock()) return;
+      this.data.first();
+    }
+  }
+
+  /** While the data block is exhausted, moves to the last entry of the previous block. */
+  private skipEmptyBackward(): void {
+    while (this.dataLoaded && !this.data.valid()) {
+      this.index.prev();
+      if (!this.loadBlock()) return;
+      this.data.last();
+    }
+  }
+
+  /**
+   * Loads the block of the current index entry into `data` (unpositioned). Returns false, leaving
+   * the iterator invalid, if the index iterator is exhausted.
+   */
+  private loadBlock(): boolean {
+    assert(!this.closed, 'table iterator used after close');
+    this.dataLoaded = false;
+    if (!this.index.valid()) return false;
+    const src = this.source;
+    const idx = this.index;
+    getBlockHandle(idx.valueBlock(), idx.valueStart(), idx.valueEnd(), this.handle, src.path, src.indexOffset);
+    const offset = this.handle.offset;
+    if (offset !== this.loadedOffset) {
+      this.loadedOffset = -1;
+      const block = src.readDataBlock(offset, this.handle.sizeBytes);
+      this.data.reset(block, src.path, offset);
+      this.loadedOffset = offset;
+    }
+    this.dataLoaded = true;
+    return true;
+  }
+}

@@ -1,0 +1,218 @@
+/**
+ * Reads one SSTable written by TableBuilder (format: docs/formats/sstable.md).
+ *
+ * open() reads and checks the footer, then loads the filter, meta and index blocks into memory
+ * (each CRC-checked) and cross-checks the index against the meta block. Data blocks are read on
+ * demand with positioned reads, CRC-checked on every read from disk, and kept in the shared
+ * BlockCache when one is given. All reads are synchronous (see env/file-system.ts).
+ *
+ * Point lookups: the DB calls mayContain(userKey) and then seekGE(makeInternalKey(userKey,
+ * snapshotSeq, KIND_SEEK), out), and checks that out.key has the same user key. seekGE reuses one
+ * iterator owned by the reader, so a lookup allocates no iterator, key or result object.
+ */
+import { assert } from '../util/assert.js';
+import { corruption, fromIoError } from '../base/errors.js';
+import { TRAILER_BYTES } from '../base/internal-key.js';
+import type { FileHandle } from '../env/file-system.js';
+import type { InternalIterator } from '../iter/internal-iterator.js';
+import type { BlockCache } from './block-cache.js';
+import { BlockIterator } from './block-iterator.js';
+import { getBlockHandle, type BlockHandle } from './block-handle.js';
+import { BLOCK_TRAILER_BYTES, checkBlockTrailer } from './block-trailer.js';
+import { mayContain } from './bloom-filter.js';
+import { decodeFooter, FOOTER_BYTES, TABLE_FORMAT_VERSION, type Footer } from './footer.js';
+import { decodeProperties, type TableProperties } from './properties.js';
+import { TableIterator, type TableBlockSource } from './table-iterator.js';
+
+/** An entry found by a point lookup. The buffers are views; see TableReader.seekGE for lifetimes. */
+export interface TableEntry {
+  key: Buffer;
+  value: Buffer;
+}
+
+export class TableReader implements TableBlockSource {
+  readonly path: string;
+  readonly fileNumber: number;
+  readonly fileSizeBytes: number;
+  readonly indexBlock: Buffer;
+  readonly indexOffset: number;
+  private readonly file: FileHandle;
+  private readonly cache: BlockCache | null;
+  private readonly filter: Buffer;
+  private readonly props: TableProperties;
+  /** Data blocks lie in [0, dataEndOffset): the filter block starts there. */
+  private readonly dataEndOffset: number;
+  private readonly pointIterator: TableIterator;
+  private closed = false;
+
+  private constructor(
+    file: FileHandle,
+    fileNumber: number,
+    fileSizeBytes: number,
+    cache: BlockCache | null,
+    footer: Footer,
+    blocks: { filter: Buffer; index: Buffer; props: TableProperties },
+  ) {
+    this.file = file;
+    this.path = file.path;
+    this.fileNumber = fileNumber;
+    this.fileSizeBytes = fileSizeBytes;
+    this.cache = cache;
+    this.filter = blocks.filter;
+    this.props = blocks.props;
+    this.indexBlock = blocks.index;
+    this.indexOffset = footer.index.offset;
+    this.dataEndOffset = footer.filter.offset;
+    this.pointIterator = new TableIterator(this);
+  }
+
+  /**
+   * Opens the table in `file`, whose size the caller knows (from the manifest). Throws CORRUPTION
+   * (naming the file and offset) if the footer, filter, meta or index block is bad or the file is
+   * shorter than `fileSizeBytes`, IO_ERROR if a read fails. On success the reader owns `file` and
+   * closes it in close(); on failure the caller still owns it.
+   */
+  static open(
+    file: FileHandle,
+    fileNumber: number,
+    fileSizeBytes: number,
+    cache: BlockCache | null,
+  ): TableReader {
+    assert(Number.isSafeInteger(fileNumber) && fileNumber >= 0, 'bad file number');
+    assert(Number.isSafeInteger(fileSizeBytes) && fileSizeBytes >= 0, 'bad file size');
+    if (fileSizeBytes < FOOTER_BYTES) throw corruption(file.path, 0, 'file too small to be an SSTable');
+    const footerOffset = fileSizeBytes - FOOTER_BYTES;
+    const footerBuf = Buffer.allocUnsafe(FOOTER_BYTES);
+    readFully(file, footerBuf, FOOTER_BYTES, footerOffset, 'footer');
+    const footer = decodeFooter(footerBuf, file.path, footerOffset);
+    const filter = readVerifiedBlock(file, footer.filter.offset, footer.filter.sizeBytes);
+    const meta = readVerifiedBlock(file, footer.meta.offset, footer.meta.sizeBytes);
+    const props = decodeProperties(meta, file.path, footer.meta.offset);
+    const index = readVerifiedBlock(file, footer.index.offset, footer.index.sizeBytes);
+    checkProperties(props, file.path, footer.meta.offset);
+    checkIndex(index, props, footer, file.path);
+    return new TableReader(file, fileNumber, fileSizeBytes, cache, footer, { filter, index, props });
+  }
+
+  /** False only if no entry of the table has this user key (bloom filter; true without one). */
+  mayContain(userKey: Buffer): boolean {
+    assert(!this.closed, 'table reader used after close');
+    return mayContain(this.filter, userKey);
+  }
+
+  /**
+   * Finds the first entry with internal key >= seekKey. Returns false if there is none; otherwise
+   * fills `out` with views of its key and value. `out.key` is valid until the next seekGE/get on
+   * this reader; `out.value` views an immutable block and stays valid as long as it is referenced.
+   */
+  seekGE(seekKey: Buffer, out: TableEntry): boolean {
+    assert(!this.closed, 'table reader used after close');
+    assert(seekKey.length >= TRAILER_BYTES, 'seek key must be an internal key');
+    const it = this.pointIterator;
+    it.seekGE(seekKey);
+    if (!it.valid()) return false;
+    out.key = it.key();
+    out.value = it.value();
+    return true;
+  }
+
+  /** Allocating convenience over seekGE: a fresh result (key still a view, same lifetime rule). */
+  get(seekKey: Buffer): TableEntry | undefined {
+    const out: TableEntry = { key: seekKey, value: seekKey };
+    return this.seekGE(seekKey, out) ? out : undefined;
+  }
+
+  /** A new two-level iterator over the whole table; close it before closing the reader. */
+  iterator(): InternalIterator {
+    assert(!this.closed, 'table reader used after close');
+    return new TableIterator(this);
+  }
+
+  /** The table's meta block (entry counts, key range, sequence range, ...). */
+  properties(): TableProperties {
+    return this.props;
+  }
+
+  /**
+   * A verified data block from the cache, or read from the file (and then cached). Throws
+   * CORRUPTION if the handle points outside the data area, the read is short or the CRC is wrong.
+   */
+  readDataBlock(offset: number, sizeBytes: number): Buffer {
+    assert(!this.closed, 'table reader used after close');
+    if (offset + sizeBytes + BLOCK_TRAILER_BYTES > this.dataEndOffset) {
+      throw corruption(this.path, this.indexOffset, 'data block handle out of range');
+    }
+    const cache = this.cache;
+    if (cache !== null) {
+      const cached = cache.get(this.fileNumber, offset);
+      if (cached !== undefined) return cached;
+    }
+    const block = readVerifiedBlock(this.file, offset, sizeBytes);
+    if (cache !== null) cache.insert(this.fileNumber, offset, block);
+    return block;
+  }
+
+  /** Closes the file. Cached blocks stay (they are still valid); the DB evicts them on delete. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.pointIterator.close();
+    this.file.close();
+  }
+}
+
+/** Reads exactly `length` bytes at `position` into buf; a short read is CORRUPTION. */
+function readFully(file: FileHandle, buf: Buffer, length: number, position: number, what: string): void {
+  let n: number;
+  try {
+    n = file.read(buf, 0, length, position);
+  } catch (e) {
+    throw fromIoError(e, 'read', file.path);
+  }
+  if (n < length) throw corruption(file.path, position, `${what} truncated (short read)`);
+}
+
+/**
+ * Reads a block and its trailer into a buffer of its own (cached blocks must not pin a shared
+ * pool slab) and checks the trailer. Returns the block bytes without the trailer.
+ */
+function readVerifiedBlock(file: FileHandle, offset: number, sizeBytes: number): Buffer {
+  const buf = Buffer.allocUnsafeSlow(sizeBytes + BLOCK_TRAILER_BYTES);
+  readFully(file, buf, buf.length, offset, 'block');
+  checkBlockTrailer(buf, sizeBytes, file.path, offset);
+  return buf.subarray(0, sizeBytes);
+}
+
+function checkProperties(props: TableProperties, path: string, metaOffset: number): void {
+  if (props.formatVersion !== TABLE_FORMAT_VERSION) {
+    throw corruption(path, metaOffset, `meta block format version ${props.formatVersion} disagrees with footer`);
+  }
+  if (props.entryCount === 0 || props.dataBlockCount === 0) {
+    throw corruption(path, metaOffset, 'meta block says the table is empty');
+  }
+  if (props.smallestSeq > props.largestSeq) throw corruption(path, metaOffset, 'meta block seq range inverted');
+}
+
+/**
+ * Walks the (in-memory) index once: every handle must decode, lie in the data area after the
+ * previous one, and the count must match the meta block. Cost: one pass over dataBlockCount entries.
+ */
+function checkIndex(index: Buffer, props: TableProperties, footer: Footer, path: string): void {
+  const it = new BlockIterator(index, path, footer.index.offset);
+  const handle: BlockHandle = { offset: 0, sizeBytes: 0 };
+  let count = 0;
+  let previousEnd = 0;
+  for (it.first(); it.valid(); it.next()) {
+    getBlockHandle(it.valueBlock(), it.valueStart(), it.valueEnd(), handle, path, footer.index.offset);
+    const end = handle.offset + handle.sizeBytes + BLOCK_TRAILER_BYTES;
+    if (handle.offset < previousEnd || end > footer.filter.offset) {
+      throw corruption(path, footer.index.offset, `index entry ${count} points outside the data area`);
+    }
+    previousEnd = end;
+    count++;
+  }
+  it.close();
+  if (count !== props.dataBlockCount) {
+    throw corruption(path, footer.index.offset, `index has ${count} blocks, meta block says ${props.dataBlockCount}`);
+  }
+}

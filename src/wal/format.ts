@@ -1,0 +1,122 @@
+/**
+ * Record framing shared by write-ahead logs and MANIFEST files. Byte layout, the torn-tail rule and
+ * a worked example: docs/formats/wal.md.
+ *
+ *   record      = crc (4, LE, masked) ++ length (uint32 LE) ++ type (uint8) ++ payload[length]
+ *   crc         = maskCrc(crc32(length ++ type ++ payload))   -- i.e. bytes [4, 9 + length)
+ *   log file    = FILE_HEADER record ++ DATA record*
+ *   header body = magic (8) ++ format version (uint32 LE) ++ file number (fixed64 LE)
+ *
+ * ON DISK: every constant in this file is frozen. Never renumber a record type; retire it instead.
+ */
+import { assert } from '../util/assert.js';
+import { getFixed64, putFixed64 } from '../util/coding.js';
+import { crc32Of, maskCrc } from '../util/crc.js';
+
+/** crc (4) + length (4) + type (1). */
+export const RECORD_HEADER_BYTES = 9;
+
+/** Record types. On disk: never renumber. 0 is deliberately invalid so zeroed bytes never parse. */
+export const RECORD_TYPE_FILE_HEADER = 1;
+export const RECORD_TYPE_DATA = 2;
+export type RecordType = typeof RECORD_TYPE_FILE_HEADER | typeof RECORD_TYPE_DATA;
+
+/**
+ * Largest payload of one record. Bounds the memory a reader allocates for one record and keeps a
+ * corrupt length field from asking for gigabytes. Callers (write batches, version edits) must
+ * reject anything larger as INVALID_ARGUMENT before it gets here; here it is an assertion.
+ */
+export const RECORD_PAYLOAD_BYTES_MAX = 256 * 1024 * 1024;
+
+/** Format version written in every file header. Readers reject any other value. */
+export const LOG_FORMAT_VERSION = 1;
+
+/** Magic strings (8 bytes, latin1) that say which kind of log a file is. */
+export const WAL_MAGIC = 'LTNGWAL\0';
+export const MANIFEST_MAGIC = 'LTNGMAN\0';
+export type LogFileKind = 'wal' | 'manifest';
+
+export const MAGIC_BYTES = 8;
+/** magic (8) + version (4) + file number (8). */
+export const FILE_HEADER_PAYLOAD_BYTES = 20;
+export const FILE_HEADER_RECORD_BYTES = RECORD_HEADER_BYTES + FILE_HEADER_PAYLOAD_BYTES;
+
+export function magicOf(kind: LogFileKind): string {
+  return kind === 'wal' ? WAL_MAGIC : MANIFEST_MAGIC;
+}
+
+/** Bytes one record with a payload of `payloadBytes` takes on disk. */
+export function encodedRecordBytes(payloadBytes: number): number {
+  return RECORD_HEADER_BYTES + payloadBytes;
+}
+
+/**
+ * Frames `payload` as a record of `type` into `out` at `off`; returns the offset after it.
+ * Requires: `out` has `encodedRecordBytes(payload.length)` bytes free at `off`.
+ */
+export function encodeRecordInto(
+  out: Buffer,
+  off: number,
+  payload: Uint8Array,
+  type: RecordType = RECORD_TYPE_DATA,
+): number {
+  assert(payload.length <= RECORD_PAYLOAD_BYTES_MAX, 'record payload exceeds RECORD_PAYLOAD_BYTES_MAX');
+  const end = off + RECORD_HEADER_BYTES + payload.length;
+  assert(end <= out.length, 'encodeRecordInto: output buffer too small');
+  out.writeUInt32LE(payload.length, off + 4);
+  out.writeUInt8(type, off + 8);
+  out.set(payload, off + RECORD_HEADER_BYTES);
+  out.writeUInt32LE(maskCrc(crc32Of(out, off + 4, end)), off);
+  return end;
+}
+
+/** Frames one payload into a fresh buffer. */
+export function encodeRecord(payload: Uint8Array, type: RecordType = RECORD_TYPE_DATA): Buffer {
+  const out = Buffer.allocUnsafe(encodedRecordBytes(payload.length));
+  const end = encodeRecordInto(out, 0, payload, type);
+  assert(end === out.length, 'encodeRecord: length mismatch');
+  return out;
+}
+
+/**
+ * Frames several payloads back to back into one buffer, so a group commit can append them all with
+ * a single write. Records are independent: a reader returns them one by one.
+ */
+export function encodeRecords(payloads: readonly Uint8Array[]): Buffer {
+  let total = 0;
+  for (const p of payloads) total += encodedRecordBytes(p.length);
+  const out = Buffer.allocUnsafe(total);
+  let off = 0;
+  for (const p of payloads) off = encodeRecordInto(out, off, p, RECORD_TYPE_DATA);
+  assert(off === total, 'encodeRecords: length mismatch');
+  return out;
+}
+
+export function encodeFileHeaderPayload(kind: LogFileKind, fileNumber: number): Buffer {
+  const out = Buffer.alloc(FILE_HEADER_PAYLOAD_BYTES);
+  const n = out.write(magicOf(kind), 0, MAGIC_BYTES, 'latin1');
+  assert(n === MAGIC_BYTES, 'magic must be 8 bytes');
+  out.writeUInt32LE(LOG_FORMAT_VERSION, MAGIC_BYTES);
+  putFixed64(out, MAGIC_BYTES + 4, fileNumber);
+  return out;
+}
+
+export interface FileHeader {
+  magic: string;
+  version: number;
+  fileNumber: number;
+}
+
+/** Parses a FILE_HEADER payload; returns a description of the problem if it is malformed. */
+export function decodeFileHeaderPayload(payload: Buffer): FileHeader | string {
+  if (payload.length !== FILE_HEADER_PAYLOAD_BYTES) {
+    return `file header payload is ${payload.length} bytes, expected ${FILE_HEADER_PAYLOAD_BYTES}`;
+  }
+  const high = payload.readUInt32LE(MAGIC_BYTES + 8);
+  if (high >= 0x200000) return 'file number in file header is not a safe integer';
+  return {
+    magic: payload.toString('latin1', 0, MAGIC_BYTES),
+    version: payload.readUInt32LE(MAGIC_BYTES),
+    fileNumber: getFixed64(payload, MAGIC_BYTES + 4),
+  };
+}
