@@ -67,7 +67,8 @@ export function encodeProperties(p: TableProperties): Buffer {
     assert(Number.isSafeInteger(v) && v >= 0, `property ${name} must be a non-negative integer`);
     size += varintLength(tag) + varintLength(varintLength(v)) + varintLength(v);
   }
-  for (const key of [p.smallest, p.largest]) size += 2 + varintLength(key.length) + key.length;
+  size += varintLength(TAG_SMALLEST_KEY) + varintLength(p.smallest.length) + p.smallest.length;
+  size += varintLength(TAG_LARGEST_KEY) + varintLength(p.largest.length) + p.largest.length;
   const buf = Buffer.allocUnsafe(size);
   let off = 0;
   for (const [tag, name] of NUMERIC_FIELDS) {
