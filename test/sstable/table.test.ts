@@ -133,7 +133,7 @@ test('bloom filter: every present user key may be contained, most absent ones no
 });
 
 test('1 MiB table with a block cache: batched writes, cache hits, fewer file reads', () => {
-  const model = numberedEntries(16_000, 1, 48);
+  const model = numberedEntries(17_000, 1, 48);
   const file = new BufferFile();
   const b = new TableBuilder(file, { blockSizeBytes: 4096, bloomBitsPerKey: 10 });
   let estimateBefore = 0;
@@ -145,7 +145,7 @@ test('1 MiB table with a block cache: batched writes, cache hits, fewer file rea
   assert.ok(info.fileSizeBytes > 1024 * 1024, `${info.fileSizeBytes} bytes`);
   assert.ok(Math.abs(estimateBefore - info.fileSizeBytes) < 0.05 * info.fileSizeBytes, 'size estimate');
   const blocks = Math.ceil(info.fileSizeBytes / 4096);
-  assert.ok(file.writeCount <= Math.ceil(info.fileSizeBytes / 65536) + 2, `${file.writeCount} writes for ${blocks} blocks`);
+  assert.ok(file.writeCount <= Math.ceil(info.fileSizeBytes / 32768) + 2, `${file.writeCount} writes for ${blocks} blocks`);
 
   const cache = new BlockCache(8 * 1024 * 1024);
   const reader = open(file, info, cache, 42);
