@@ -14,11 +14,14 @@
  */
 import { assert } from '../util/assert.js';
 import { getVarint } from '../util/coding.js';
-import { compareInternalKeys, TRAILER_BYTES } from '../base/internal-key.js';
+import { TRAILER_BYTES } from '../base/internal-key.js';
 import { corruption } from '../base/errors.js';
 import type { InternalIterator } from '../iter/internal-iterator.js';
+import { compareInternalKeyRanges } from './key-compare.js';
 
 const RESTART_BYTES = 4;
+/** Below this many bytes a byte loop beats Buffer#copy (a native call with argument checks). */
+const SMALL_COPY_BYTES_MAX = 32;
 const EMPTY_BLOCK = Buffer.from([0, 0, 0, 0, 1, 0, 0, 0]);
 
 export class BlockIterator implements InternalIterator {
@@ -91,7 +94,7 @@ export class BlockIterator implements InternalIterator {
     target = this.copyIfAliased(target);
     this.seekToRestart(this.lastRestartBefore(target));
     while (this.step()) {
-      if (compareInternalKeys(this.keyBuf, target, 0, this.keyLength, 0, target.length) >= 0) return;
+      if (compareInternalKeyRanges(this.keyBuf, 0, this.keyLength, target, 0, target.length) >= 0) return;
     }
   }
 
@@ -99,7 +102,7 @@ export class BlockIterator implements InternalIterator {
     target = this.copyIfAliased(target);
     this.seekToRestart(this.lastRestartBefore(target));
     if (!this.step()) return;
-    if (compareInternalKeys(this.keyBuf, target, 0, this.keyLength, 0, target.length) > 0) {
+    if (compareInternalKeyRanges(this.keyBuf, 0, this.keyLength, target, 0, target.length) > 0) {
       // Only happens in region 0: every key in the block is greater than the target.
       this.current = this.restartsOffset;
       return;
@@ -110,7 +113,7 @@ export class BlockIterator implements InternalIterator {
       const savedCurrent = this.current;
       const savedRestart = this.restartIndex;
       this.step();
-      if (compareInternalKeys(this.keyBuf, target, 0, this.keyLength, 0, target.length) > 0) {
+      if (compareInternalKeyRanges(this.keyBuf, 0, this.keyLength, target, 0, target.length) > 0) {
         this.reposition(savedCurrent, savedRestart);
         return;
       }
@@ -208,16 +211,24 @@ export class BlockIterator implements InternalIterator {
     const off = this.restartPoint(i);
     const limit = this.restartsOffset;
     const block = this.block;
-    let d = getVarint(block, off, limit);
-    if (d.next < 0 || d.value !== 0) this.fail(off, 'bad restart entry');
-    d = getVarint(block, d.next, limit);
-    if (d.next < 0) this.fail(off, 'bad restart entry');
-    const unshared = d.value;
-    d = getVarint(block, d.next, limit);
-    if (d.next < 0) this.fail(off, 'bad restart entry');
-    const keyStart = d.next;
+    let unshared: number;
+    let keyStart: number;
+    // Fast path: one-byte varints (shared must be 0 at a restart point).
+    if (off + 3 <= limit && block[off] === 0 && ((block[off + 1] as number) | (block[off + 2] as number)) < 0x80) {
+      unshared = block[off + 1] as number;
+      keyStart = off + 3;
+    } else {
+      let d = getVarint(block, off, limit);
+      if (d.next < 0 || d.value !== 0) this.fail(off, 'bad restart entry');
+      d = getVarint(block, d.next, limit);
+      if (d.next < 0) this.fail(off, 'bad restart entry');
+      unshared = d.value;
+      d = getVarint(block, d.next, limit);
+      if (d.next < 0) this.fail(off, 'bad restart entry');
+      keyStart = d.next;
+    }
     if (unshared < TRAILER_BYTES || keyStart + unshared > limit) this.fail(off, 'bad restart key');
-    return compareInternalKeys(block, target, keyStart, keyStart + unshared, 0, target.length);
+    return compareInternalKeyRanges(block, keyStart, keyStart + unshared, target, 0, target.length);
   }
 
   private restartPoint(i: number): number {
@@ -282,7 +293,12 @@ export class BlockIterator implements InternalIterator {
     const keyLength = shared + unshared;
     if (keyLength < TRAILER_BYTES) this.fail(off, 'block key shorter than an internal key trailer');
     if (keyLength > this.keyBuf.length) this.growKey(keyLength);
-    block.copy(this.keyBuf, shared, p, p + unshared);
+    if (unshared <= SMALL_COPY_BYTES_MAX) {
+      const keyBuf = this.keyBuf;
+      for (let i = 0; i < unshared; i++) keyBuf[shared + i] = block[p + i] as number;
+    } else {
+      block.copy(this.keyBuf, shared, p, p + unshared);
+    }
     this.keyLength = keyLength;
     this.current = off;
     this.valueOffset = p + unshared;
