@@ -25,7 +25,7 @@ import { encodeRecordInto, encodedRecordBytes } from '../wal/format.js';
 import type { VersionSet } from '../version/version-set.js';
 import type { Version } from '../version/version.js';
 import { NUM_LEVELS } from '../version/file-metadata.js';
-import { type BatchOp, EMPTY_VALUE, encodeBatch, encodedBatchBytes } from './write-batch.js';
+import { type BatchOp, EMPTY_VALUE, encodeOwnedBatch, encodedBatchBytes, setBatchSequence } from './write-batch.js';
 import { WriteQueue, type GroupCommitter, type PendingWrite } from './write-queue.js';
 import { resolveSync, type ResolvedOptions } from './options.js';
 import { type Bytes, type BatchOperation, type RangeOptions, toBatchOps, toKey, toRange, toValue } from './keys.js';
@@ -35,8 +35,15 @@ import { getFromTables } from './read-path.js';
 import { flushMemTable } from './flush.js';
 import { Snapshot, type SnapshotOwner } from './snapshot.js';
 import type { DbStats } from './stats.js';
+import { pickCompaction, withNextInputs, userKeyRange, type CompactionPick } from '../compaction/picker.js';
+import { runCompaction } from '../compaction/compaction-job.js';
+import { tableFileName } from '../base/file-names.js';
+import { removeQuietly } from './flush.js';
 
 type State = 'open' | 'closing' | 'closed';
+
+/** Longest time the write path keeps the event loop while background work waits (see makeRoom). */
+const BACKGROUND_SHARE_MS = 2;
 
 /** Everything open() hands over once recovery is done. */
 export interface RecoveredState {
@@ -68,6 +75,12 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
   /** Highest sequence number applied to the memtable (visible to new reads). */
   private lastSeq: number;
   private flushing: Promise<void> | null = null;
+  private compacting: Promise<void> | null = null;
+  private lastShareMs = 0;
+  /** Per level: largest user key of the last compaction there (round-robin cursor). */
+  private readonly compactCursor: (Buffer | undefined)[] = [];
+  /** Tables removed from the current Version, deleted once no Version references them. */
+  private readonly obsoleteTables = new Set<number>();
   /** Sticky error of a failed WAL write/fsync or flush: writes fail with it until reopen. */
   private backgroundError: LightningError | null = null;
   private memSeed: number;
@@ -86,6 +99,14 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     walRecordsReplayed: 0,
     walBytesSkipped: 0,
     orphansRemoved: 0,
+    compactions: 0,
+    trivialMoves: 0,
+    compactionBytesRead: 0,
+    compactionBytesWritten: 0,
+    compactionEntriesDropped: 0,
+    slowdowns: 0,
+    stallMs: 0,
+    tablesDeleted: 0,
   };
 
   /** @internal Use `open()`. */
@@ -146,9 +167,10 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
 
   private write(ops: BatchOp[], sync: boolean): Promise<void> {
     this.checkWritable();
-    const payloadBytes = encodedBatchBytes(ops);
+    // Copy now: the caller may reuse its buffers as soon as this call returns.
+    const payload = encodeOwnedBatch(ops, encodedBatchBytes(ops));
     return new Promise<void>((resolve, reject) => {
-      this.writeQueue.enqueue({ ops, sync, payloadBytes, resolve, reject });
+      this.writeQueue.enqueue({ ops, sync, payload, resolve, reject });
     });
   }
 
@@ -160,17 +182,51 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
 
   /** @internal GroupCommitter: waits until the memtable has room for a group. */
   async makeRoom(): Promise<void> {
+    let slowed = false;
+    if (this.compacting !== null || this.flushing !== null) await this.shareEventLoop();
     for (;;) {
       if (this.backgroundError !== null) throw this.backgroundError;
+      const l0 = this.versions.current().files(0).length;
+      const cfg = this.options.compaction;
+      if (!slowed && l0 >= cfg.l0SlowdownTrigger && l0 < cfg.l0StopTrigger) {
+        // Give compaction a millisecond per write group instead of stopping writes outright.
+        slowed = true;
+        this.counters.slowdowns++;
+        this.maybeScheduleCompaction();
+        await delay(1);
+        continue;
+      }
+      if (l0 >= cfg.l0StopTrigger && this.compacting !== null) {
+        await this.stall(this.compacting);
+        continue;
+      }
       if (this.mem.approximateBytes < this.options.memtableSizeBytes) return;
       if (this.imm !== null) {
         // A flush is still running: stall writers instead of growing memory.
-        this.counters.stalls++;
-        await this.flushing;
+        await this.stall(this.flushing);
         continue;
       }
       await this.rotateMemTable();
     }
+  }
+
+  /**
+   * Background work runs on this thread and advances only in macrotasks; a writer that awaits only
+   * non-durable writes never leaves the microtask queue. While flush or compaction runs, let the
+   * event loop turn at least every BACKGROUND_SHARE_MS so they keep up.
+   */
+  private async shareEventLoop(): Promise<void> {
+    const now = Date.now();
+    if (now - this.lastShareMs < BACKGROUND_SHARE_MS) return;
+    this.lastShareMs = now;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+
+  private async stall(on: Promise<void> | null): Promise<void> {
+    this.counters.stalls++;
+    const t0 = Date.now();
+    await on;
+    this.counters.stallMs += Date.now() - t0;
   }
 
   /**
@@ -209,7 +265,117 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
       this.imm = null;
     } catch (e) {
       this.setBackgroundError(e);
+      return;
     }
+    this.maybeScheduleCompaction();
+  }
+
+  // ---------------------------------------------------------------- compaction
+
+  /** Starts a background compaction if one is due and none runs. Never throws. */
+  private maybeScheduleCompaction(): void {
+    if (this.compacting !== null || this.state !== 'open' || this.options.readOnly) return;
+    if (this.backgroundError !== null) return;
+    const pick = pickCompaction(this.versions.current(), this.options.compaction, this.compactCursor);
+    if (pick === null) return;
+    this.compacting = this.runCompactionJob(pick).finally(() => {
+      this.compacting = null;
+      this.maybeScheduleCompaction();
+    });
+  }
+
+  /** Runs one compaction; never rejects: a failure becomes the sticky background error. */
+  private async runCompactionJob(pick: CompactionPick): Promise<void> {
+    const version = this.versions.current();
+    version.ref();
+    try {
+      const r = await runCompaction(
+        {
+          fs: this.fs,
+          dir: this.dir,
+          versions: this.versions,
+          acquireTable: (m) => this.tableCache.acquire(m),
+          releaseTable: (t) => this.tableCache.release(t),
+          smallestSnapshot: this.smallestSnapshot(),
+          blockSizeBytes: this.options.blockSizeBytes,
+          bloomBitsPerKey: this.options.bloomBitsPerKey,
+          targetFileBytes: this.options.compaction.targetFileBytes,
+        },
+        pick,
+        version,
+      );
+      this.compactCursor[pick.level] = userKeyRange(pick.inputs)[1];
+      this.counters.compactions++;
+      if (r.trivialMove) this.counters.trivialMoves++;
+      this.counters.compactionBytesRead += r.bytesRead;
+      this.counters.compactionBytesWritten += r.bytesWritten;
+      this.counters.compactionEntriesDropped += r.entriesDropped;
+      if (!r.trivialMove) {
+        for (const f of [...pick.inputs, ...pick.nextInputs]) this.obsoleteTables.add(f.number);
+      }
+    } catch (e) {
+      this.setBackgroundError(e);
+    } finally {
+      version.unref();
+    }
+    this.collectObsoleteTables();
+  }
+
+  /** Oldest sequence number any reader may still ask for. */
+  private smallestSnapshot(): number {
+    let s = this.lastSeq;
+    for (const snap of this.snapshots) if (snap.sequence < s) s = snap.sequence;
+    return s;
+  }
+
+  /** Deletes obsolete tables that no live Version (iterator, compaction) still references. */
+  private collectObsoleteTables(): void {
+    if (this.obsoleteTables.size === 0) return;
+    const live = this.versions.liveFileNumbers();
+    for (const n of [...this.obsoleteTables]) {
+      if (live.has(n)) continue;
+      this.obsoleteTables.delete(n);
+      this.tableCache.evict(n);
+      if (removeQuietly(this.fs, joinPath(this.dir, tableFileName(n)))) this.counters.tablesDeleted++;
+    }
+  }
+
+  /**
+   * Compacts every table overlapping [start, end] (user keys; undefined = unbounded) down the
+   * tree, after flushing the memtable. Resolves when done.
+   */
+  async compactRange(start?: Bytes, end?: Bytes): Promise<void> {
+    try {
+      this.checkWritable();
+      const lo = start === undefined ? undefined : toKey(start);
+      const hi = end === undefined ? undefined : toKey(end);
+      await this.writeQueue.idle();
+      if (this.mem.entryCount > 0) await this.flushNow();
+      for (let level = 0; level < NUM_LEVELS - 1; level++) {
+        while (this.compacting !== null) await this.compacting;
+        if (this.backgroundError !== null) throw this.backgroundError;
+        const v = this.versions.current();
+        const inputs = v.overlappingFiles(level, lo, hi);
+        if (inputs.length === 0) continue;
+        const pick = withNextInputs(v, level, level === 0 ? [...v.files(0)] : inputs, 'manual');
+        this.compacting = this.runCompactionJob(pick).finally(() => {
+          this.compacting = null;
+        });
+        await this.compacting;
+        if (this.backgroundError !== null) throw this.backgroundError;
+      }
+    } catch (e) {
+      throw this.toError(e);
+    }
+  }
+
+  /** Rotates and flushes the memtable now, waiting for the flush. */
+  private async flushNow(): Promise<void> {
+    while (this.flushing !== null) await this.flushing;
+    if (this.mem.entryCount === 0) return;
+    await this.rotateMemTable();
+    while (this.flushing !== null) await this.flushing;
+    if (this.backgroundError !== null) throw this.backgroundError;
   }
 
   private setBackgroundError(e: unknown): void {
@@ -222,16 +388,13 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     const wal = this.wal;
     assert(wal !== null, 'commit requires a WAL');
     let total = 0;
-    for (const w of group) total += encodedRecordBytes(w.payloadBytes);
+    for (const w of group) total += encodedRecordBytes(w.payload.length);
     const buf = this.groupBuffer(total);
     let off = 0;
     let seq = this.lastSeq + 1;
-    let payloadBuf = Buffer.allocUnsafe(0);
     for (const w of group) {
-      if (payloadBuf.length < w.payloadBytes) payloadBuf = Buffer.allocUnsafe(w.payloadBytes);
-      const end = encodeBatch(w.ops, seq, payloadBuf, 0);
-      assert(end === w.payloadBytes, 'batch size mismatch');
-      off = encodeRecordInto(buf, off, payloadBuf.subarray(0, end));
+      setBatchSequence(w.payload, seq);
+      off = encodeRecordInto(buf, off, w.payload);
       seq += w.ops.length;
     }
     assert(off === total, 'group size mismatch');
@@ -359,6 +522,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
   /** @internal */
   releaseIterator(it: LightningIterator): void {
     this.iterators.delete(it);
+    this.collectObsoleteTables();
   }
 
   /** @internal */
@@ -399,8 +563,22 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
         userBytesWritten: c.userBytesWritten,
         queued: this.writeQueue.length,
         stalls: c.stalls,
+        stallMs: c.stallMs,
+        slowdowns: c.slowdowns,
       },
       flushes: { count: c.flushes, bytesWritten: c.flushBytesWritten },
+      compactions: {
+        count: c.compactions,
+        trivialMoves: c.trivialMoves,
+        bytesRead: c.compactionBytesRead,
+        bytesWritten: c.compactionBytesWritten,
+        entriesDropped: c.compactionEntriesDropped,
+        running: this.compacting !== null,
+        tablesDeleted: c.tablesDeleted,
+        obsoleteTablesPending: this.obsoleteTables.size,
+      },
+      writeAmplification:
+        c.userBytesWritten === 0 ? 0 : (c.walBytesWritten + c.flushBytesWritten + c.compactionBytesWritten) / c.userBytesWritten,
       recovery: { walRecordsReplayed: c.walRecordsReplayed, walBytesSkipped: c.walBytesSkipped, orphansRemoved: c.orphansRemoved },
       backgroundErrors: c.backgroundErrors,
       openIterators: this.iterators.size,
@@ -424,6 +602,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     try {
       await this.writeQueue.idle();
       while (this.flushing !== null) await this.flushing;
+      while (this.compacting !== null) await this.compacting;
       if (!this.options.readOnly && this.backgroundError === null && this.mem.entryCount > 0) {
         await this.flushOnClose();
       }
@@ -442,10 +621,13 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
 
   /** Makes the memtable an SSTable so the next open replays no WAL. */
   private async flushOnClose(): Promise<void> {
-    await this.rotateMemTable();
-    while (this.flushing !== null) await this.flushing;
-    if (this.backgroundError !== null) throw this.backgroundError;
+    await this.flushNow();
+    while (this.compacting !== null) await this.compacting;
   }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** Wraps an iterator so that close() also releases what the view pinned. */

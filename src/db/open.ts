@@ -78,6 +78,8 @@ interface Replayed {
   lastSeq: number;
   /** Last sequence of the previous replayed record: records must follow each other. */
   prevRecordSeq: number;
+  /** Path of a log that ended in a torn record, if any so far. */
+  tornIn: string | null;
   records: number;
   skippedBytes: number;
 }
@@ -149,23 +151,19 @@ function replayWals(
   opts: ResolvedOptions,
 ): Replayed {
   const mem = new MemTable(opts.seed);
-  const out: Replayed = { mem, lastSeq: lastSequence, prevRecordSeq: 0, records: 0, skippedBytes: 0 };
-  for (let i = 0; i < wals.length; i++) {
-    const n = wals[i] as number;
-    const torn = replayOneWal(fs, joinPath(dir, logFileName(n)), opts, out);
-    if (torn && i < wals.length - 1 && opts.walRecovery === 'strict') {
-      // Rotation fsyncs a WAL before the next one is written, so only the newest can be torn.
-      throw new LightningError(
-        'CORRUPTION',
-        `${logFileName(n)} ends in a torn record but a newer WAL exists; open with walRecovery: 'skip-corrupt' to accept the loss`,
-      );
-    }
-  }
+  const out: Replayed = { mem, lastSeq: lastSequence, prevRecordSeq: 0, records: 0, skippedBytes: 0, tornIn: null };
+  for (const n of wals) replayOneWal(fs, joinPath(dir, logFileName(n)), opts, out);
   return out;
 }
 
-/** Returns true if the log ended in a torn record. */
-function replayOneWal(fs: FileSystem, path: string, opts: ResolvedOptions, out: Replayed): boolean {
+/**
+ * Replays one log. A torn tail is fine in the newest log with records; a record in a later log
+ * after a torn one would mean an acknowledged write was lost before it (rotation fsyncs a log
+ * before the next one is written), which breaks the prefix property: CORRUPTION unless
+ * 'skip-corrupt'. (A later log with no records is normal: recovery creates one before the
+ * replayed data is committed, and a crash can intervene.)
+ */
+function replayOneWal(fs: FileSystem, path: string, opts: ResolvedOptions, out: Replayed): void {
   let file;
   try {
     file = fs.open(path, 'r');
@@ -175,6 +173,12 @@ function replayOneWal(fs: FileSystem, path: string, opts: ResolvedOptions, out: 
   try {
     const reader = new RecordReader(file, path, { kind: 'wal', skipCorrupt: opts.walRecovery === 'skip-corrupt' });
     for (let payload = reader.next(); payload !== undefined; payload = reader.next()) {
+      if (out.tornIn !== null && opts.walRecovery === 'strict') {
+        throw new LightningError(
+          'CORRUPTION',
+          `${out.tornIn} ends in a torn record but ${path} holds later writes; open with walRecovery: 'skip-corrupt' to accept the loss`,
+        );
+      }
       const batch = decodeBatch(payload, path, reader.lastRecordOffset);
       let seq = batch.firstSeq;
       // The MANIFEST's lastSequence may already cover records of a live WAL (a flush records the
@@ -188,7 +192,7 @@ function replayOneWal(fs: FileSystem, path: string, opts: ResolvedOptions, out: 
       out.records++;
     }
     out.skippedBytes += reader.skippedBytes;
-    return reader.tornTailOffset !== undefined;
+    if (reader.tornTailOffset !== undefined) out.tornIn = path;
   } finally {
     file.close();
   }

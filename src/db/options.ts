@@ -4,6 +4,7 @@
  */
 import { LightningError, invalidArgument } from '../base/errors.js';
 import type { FileSystem } from '../env/file-system.js';
+import { COMPACTION_DEFAULTS, type CompactionConfig } from '../compaction/config.js';
 
 /** Options accepted by `open()`. */
 export interface OpenOptions {
@@ -31,6 +32,18 @@ export interface OpenOptions {
    * tail (an unfinished last write) is always dropped silently. Default 'strict'.
    */
   walRecovery?: 'strict' | 'skip-corrupt';
+  /** L0 file count that triggers a compaction into L1. Default 4. */
+  l0CompactionTrigger?: number;
+  /** L0 file count at which writes are slowed down. Default 8. */
+  l0SlowdownTrigger?: number;
+  /** L0 file count at which writes wait for compaction. Default 12. */
+  l0StopTrigger?: number;
+  /** Target size of L1 in bytes; each deeper level is levelMultiplier times larger. Default 10 MiB. */
+  levelBaseSize?: number;
+  /** Size ratio between adjacent levels. Default 10. */
+  levelMultiplier?: number;
+  /** Compaction output file size in bytes. Default 2 MiB. */
+  targetFileSize?: number;
   /** Filesystem implementation; tests pass an in-memory, fault-injecting one. Default: node:fs. */
   fs?: FileSystem;
   /** Seed for the engine's internal randomness (skiplist heights). Default 0x5eed. */
@@ -49,6 +62,7 @@ export interface ResolvedOptions {
   maxOpenFiles: number;
   walRecovery: 'strict' | 'skip-corrupt';
   seed: number;
+  compaction: CompactionConfig;
 }
 
 /** Limits on user data (documented in README "Limits"). */
@@ -67,6 +81,12 @@ const NUMERIC: Record<string, Range> = {
   blockCacheSize: [0, 64 * 1024 * MiB],
   maxOpenFiles: [16, 1_000_000],
   seed: [0, 0xffffffff],
+  l0CompactionTrigger: [1, 1000],
+  l0SlowdownTrigger: [1, 1000],
+  l0StopTrigger: [1, 1000],
+  levelBaseSize: [1024, 1024 * 1024 * MiB],
+  levelMultiplier: [2, 100],
+  targetFileSize: [1024, 1024 * MiB],
 };
 const BOOLEAN = ['createIfMissing', 'errorIfExists', 'readOnly', 'sync'];
 
@@ -115,7 +135,19 @@ export function resolveOptions(options: unknown): ResolvedOptions {
     maxOpenFiles: num(o, 'maxOpenFiles', 500),
     walRecovery,
     seed: num(o, 'seed', 0x5eed),
+    compaction: {
+      l0CompactionTrigger: num(o, 'l0CompactionTrigger', COMPACTION_DEFAULTS.l0CompactionTrigger),
+      l0SlowdownTrigger: num(o, 'l0SlowdownTrigger', COMPACTION_DEFAULTS.l0SlowdownTrigger),
+      l0StopTrigger: num(o, 'l0StopTrigger', COMPACTION_DEFAULTS.l0StopTrigger),
+      levelBaseBytes: num(o, 'levelBaseSize', COMPACTION_DEFAULTS.levelBaseBytes),
+      levelMultiplier: num(o, 'levelMultiplier', COMPACTION_DEFAULTS.levelMultiplier),
+      targetFileBytes: num(o, 'targetFileSize', COMPACTION_DEFAULTS.targetFileBytes),
+    },
   };
+  const c = resolved.compaction;
+  if (!(c.l0CompactionTrigger <= c.l0SlowdownTrigger && c.l0SlowdownTrigger <= c.l0StopTrigger)) {
+    throw invalidArgument('l0CompactionTrigger <= l0SlowdownTrigger <= l0StopTrigger must hold');
+  }
   if (resolved.readOnly && resolved.errorIfExists) {
     throw new LightningError('INVALID_ARGUMENT', 'readOnly and errorIfExists cannot both be set');
   }

@@ -23,10 +23,25 @@ export interface DbStats {
     walBytesWritten: number;
     userBytesWritten: number;
     queued: number;
-    /** Times a write waited for a flush to free the memtable. */
+    /** Times a write group waited for a flush or compaction, and the total wait. */
     stalls: number;
+    stallMs: number;
+    /** Times a write group was delayed 1 ms because L0 reached l0SlowdownTrigger. */
+    slowdowns: number;
   };
   flushes: { count: number; bytesWritten: number };
+  compactions: {
+    count: number;
+    trivialMoves: number;
+    bytesRead: number;
+    bytesWritten: number;
+    entriesDropped: number;
+    running: boolean;
+    tablesDeleted: number;
+    obsoleteTablesPending: number;
+  };
+  /** (WAL + flush + compaction bytes written) / user bytes written. */
+  writeAmplification: number;
   recovery: { walRecordsReplayed: number; walBytesSkipped: number; orphansRemoved: number };
   backgroundErrors: number;
   openIterators: number;

@@ -39,10 +39,11 @@ export class LightningIterator implements AsyncIterableIterator<Entry> {
 
   /** Synchronous step: the next entry, or undefined at the end. Throws LightningError. */
   nextSync(): Entry | undefined {
+    // After db.close() every step fails with CLOSED, so a scan cut short never looks complete.
+    this.owner.checkReadable();
     const inner = this.inner;
     if (inner === null) return undefined;
     try {
-      this.owner.checkReadable();
       if (!inner.step()) {
         this.close();
         return undefined;

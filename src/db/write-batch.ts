@@ -33,21 +33,36 @@ export function encodedBatchBytes(ops: readonly BatchOp[]): number {
   return n;
 }
 
-/** Encodes into `out` at `off`; returns the offset after it. */
-export function encodeBatch(ops: readonly BatchOp[], firstSeq: number, out: Buffer, off: number): number {
-  off = putFixed64(out, off, firstSeq);
+/**
+ * Encodes `ops` into a new payload with sequence 0 (set later by `setBatchSequence`) and re-points
+ * each op's key and value at its bytes inside the payload: from here on the batch owns its data and
+ * the caller may reuse or mutate the buffers it passed.
+ */
+export function encodeOwnedBatch(ops: BatchOp[], payloadBytes: number): Buffer {
+  const out = Buffer.allocUnsafe(payloadBytes);
+  let off = putFixed64(out, 0, 0);
   out.writeUInt32LE(ops.length, off);
   off += 4;
   for (const op of ops) {
     out[off++] = op.kind;
     off = putVarint(out, off, op.key.length);
+    const keyStart = off;
     off += op.key.copy(out, off);
+    op.key = out.subarray(keyStart, off);
     if (op.kind === KIND_VALUE) {
       off = putVarint(out, off, op.value.length);
+      const valueStart = off;
       off += op.value.copy(out, off);
+      op.value = out.subarray(valueStart, off);
     }
   }
-  return off;
+  assert(off === payloadBytes, 'encoded batch size mismatch');
+  return out;
+}
+
+/** Sets the first sequence number of an encoded batch. */
+export function setBatchSequence(payload: Buffer, firstSeq: number): void {
+  putFixed64(payload, 0, firstSeq);
 }
 
 export interface DecodedBatch {

@@ -17,8 +17,8 @@ export const GROUP_BYTES_MAX = 4 * 1024 * 1024;
 export interface PendingWrite {
   ops: BatchOp[];
   sync: boolean;
-  /** Encoded payload size, computed once at enqueue. */
-  payloadBytes: number;
+  /** The encoded batch (sequence set at commit); ops view into it. */
+  payload: Buffer;
   resolve: () => void;
   reject: (e: LightningError) => void;
 }
@@ -95,8 +95,8 @@ export class WriteQueue {
     let n = 0;
     while (n < this.pending.length) {
       const w = this.pending[n] as PendingWrite;
-      if (n > 0 && bytes + w.payloadBytes > GROUP_BYTES_MAX) break;
-      bytes += w.payloadBytes;
+      if (n > 0 && bytes + w.payload.length > GROUP_BYTES_MAX) break;
+      bytes += w.payload.length;
       n++;
     }
     return this.pending.splice(0, n);

@@ -1,18 +1,21 @@
 /**
- * Builds one block (data or index) of an SSTable: entries sorted by internal key, each key stored as
- * (bytes shared with the previous key, the rest), plus a restart array so a reader can binary search.
+ * Builds one block (data or index) of an SSTable: entries sorted by internal key, each key stored
+ * as (bytes shared with the previous key, the rest), plus a restart array so a reader can binary
+ * search.
  * Byte layout: docs/formats/sstable.md#block-format (frozen).
  *
  *   entry    = varint(shared) varint(unshared) varint(valueLen) keyDelta[unshared] value[valueLen]
  *   block    = entry* fixed32(restart[0]) ... fixed32(restart[n-1]) fixed32(n)
  *
- * Every `restartInterval` entries the key is stored whole (shared = 0) and its offset is recorded as a
- * restart point. The builder owns one growable buffer and one last-key buffer; nothing is allocated
- * per entry once they have grown to the working size.
+ * Every `restartInterval` entries the key is stored whole (shared = 0) and its offset is recorded
+ * as a restart point. The builder owns one growable buffer and one last-key buffer; nothing is
+ * allocated per entry once they have grown to the working size.
  */
 import { assert, invariants } from '../util/assert.js';
 import { putVarint } from '../util/coding.js';
-import { compareInternalKeys, TRAILER_BYTES } from '../base/internal-key.js';
+import { TRAILER_BYTES } from '../base/internal-key.js';
+import { copyBytes } from './copy-bytes.js';
+import { compareInternalKeyRanges } from './key-compare.js';
 
 /** Entries between restart points in data blocks: a seek scans at most this many entries. */
 export const RESTART_INTERVAL_DEFAULT = 16;
@@ -40,7 +43,8 @@ export class BlockBuilder {
     initialCapacityBytes = 4096,
   ) {
     assert(Number.isInteger(restartInterval), 'restart interval must be an integer');
-    assert(restartInterval >= 1 && restartInterval <= RESTART_INTERVAL_MAX, 'restart interval out of range');
+    assert(restartInterval >= 1, 'restart interval must be at least 1');
+    assert(restartInterval <= RESTART_INTERVAL_MAX, 'restart interval above maximum');
     assert(initialCapacityBytes > 0, 'initial capacity must be positive');
     this.buf = Buffer.allocUnsafeSlow(initialCapacityBytes);
     this.restarts = new Uint32Array(64);
@@ -80,7 +84,7 @@ export class BlockBuilder {
     assert(!this.finished, 'add after finish');
     assert(key.length >= TRAILER_BYTES, 'block key shorter than an internal key trailer');
     if (invariants.enabled && this.entryCount > 0) {
-      const c = compareInternalKeys(this.lastKey, key, 0, this.lastKeyLength, 0, key.length);
+      const c = compareInternalKeyRanges(this.lastKey, 0, this.lastKeyLength, key, 0, key.length);
       assert(c < 0, 'block keys must be strictly increasing');
     }
     let shared = 0;
@@ -97,8 +101,8 @@ export class BlockBuilder {
     off = putVarint(this.buf, off, shared);
     off = putVarint(this.buf, off, unshared);
     off = putVarint(this.buf, off, value.length);
-    off += key.copy(this.buf, off, shared, key.length);
-    off += value.copy(this.buf, off, 0, value.length);
+    off += copyBytes(key, shared, key.length, this.buf, off);
+    off += copyBytes(value, 0, value.length, this.buf, off);
     this.sizeBytes = off;
     this.rememberLastKey(key, shared);
     this.sinceRestart++;
@@ -139,7 +143,7 @@ export class BlockBuilder {
       this.lastKey = grown;
     }
     // The first `shared` bytes are already equal; copy only the tail.
-    key.copy(this.lastKey, shared, shared, key.length);
+    copyBytes(key, shared, key.length, this.lastKey, shared);
     this.lastKeyLength = key.length;
   }
 

@@ -91,7 +91,7 @@ export class BlockCache {
     this.checkInvariants();
   }
 
-  /** Drops every block of a file (called when the file is deleted, so its number is never reused). */
+  /** Drops every block of a file (called when it is deleted; file numbers are never reused). */
   evictFile(fileNumber: number): void {
     const inner = this.files.get(fileNumber);
     if (inner === undefined) return;

@@ -16,7 +16,12 @@ export interface BlockHandle {
 }
 
 /** Encodes `offset, sizeBytes` as two varints at `off`; returns the offset after them. */
-export function putBlockHandle(buf: Buffer, off: number, offset: number, sizeBytes: number): number {
+export function putBlockHandle(
+  buf: Buffer,
+  off: number,
+  offset: number,
+  sizeBytes: number,
+): number {
   assert(offset >= 0 && sizeBytes >= 0, 'block handle fields must be non-negative');
   off = putVarint(buf, off, offset);
   return putVarint(buf, off, sizeBytes);

@@ -18,10 +18,9 @@ import { TRAILER_BYTES } from '../base/internal-key.js';
 import { corruption } from '../base/errors.js';
 import type { InternalIterator } from '../iter/internal-iterator.js';
 import { compareInternalKeyRanges } from './key-compare.js';
+import { copyBytes } from './copy-bytes.js';
 
 const RESTART_BYTES = 4;
-/** Below this many bytes a byte loop beats Buffer#copy (a native call with argument checks). */
-const SMALL_COPY_BYTES_MAX = 32;
 const EMPTY_BLOCK = Buffer.from([0, 0, 0, 0, 1, 0, 0, 0]);
 
 export class BlockIterator implements InternalIterator {
@@ -39,10 +38,14 @@ export class BlockIterator implements InternalIterator {
   private nextOffset = 0;
   /** Index of the restart region holding the current entry. */
   private restartIndex = 0;
+  /** Offset where the restart region after restartIndex begins (restartsOffset for the last). */
+  private regionEnd = 0;
   private valueOffset = 0;
   private valueLength = 0;
 
   private keyBuf: Buffer = Buffer.allocUnsafeSlow(64);
+  /** keyBuf's own ArrayBuffer (allocUnsafeSlow: never shared), to detect aliased seek targets. */
+  private keyArrayBuffer: ArrayBufferLike = this.keyBuf.buffer;
   private keyLength = 0;
   /** keyBuf[0, keyLength) as a view, recreated only when the length changes. */
   private keyView: Buffer = this.keyBuf.subarray(0, 0);
@@ -65,7 +68,9 @@ export class BlockIterator implements InternalIterator {
     if (block.length < RESTART_BYTES) this.fail(0, 'block too small for its restart count');
     const count = block.readUInt32LE(block.length - RESTART_BYTES);
     const maxCount = Math.floor((block.length - RESTART_BYTES) / RESTART_BYTES);
-    if (count === 0 || count > maxCount) this.fail(block.length - RESTART_BYTES, 'bad block restart count');
+    if (count === 0 || count > maxCount) {
+      this.fail(block.length - RESTART_BYTES, 'bad block restart count');
+    }
     this.block = block;
     this.restartCount = count;
     this.restartsOffset = block.length - RESTART_BYTES - count * RESTART_BYTES;
@@ -94,7 +99,7 @@ export class BlockIterator implements InternalIterator {
     target = this.copyIfAliased(target);
     this.seekToRestart(this.lastRestartBefore(target));
     while (this.step()) {
-      if (compareInternalKeyRanges(this.keyBuf, 0, this.keyLength, target, 0, target.length) >= 0) return;
+      if (this.compareKeyWith(target) >= 0) return;
     }
   }
 
@@ -102,7 +107,7 @@ export class BlockIterator implements InternalIterator {
     target = this.copyIfAliased(target);
     this.seekToRestart(this.lastRestartBefore(target));
     if (!this.step()) return;
-    if (compareInternalKeyRanges(this.keyBuf, 0, this.keyLength, target, 0, target.length) > 0) {
+    if (this.compareKeyWith(target) > 0) {
       // Only happens in region 0: every key in the block is greater than the target.
       this.current = this.restartsOffset;
       return;
@@ -113,7 +118,7 @@ export class BlockIterator implements InternalIterator {
       const savedCurrent = this.current;
       const savedRestart = this.restartIndex;
       this.step();
-      if (compareInternalKeyRanges(this.keyBuf, 0, this.keyLength, target, 0, target.length) > 0) {
+      if (this.compareKeyWith(target) > 0) {
         this.reposition(savedCurrent, savedRestart);
         return;
       }
@@ -141,7 +146,9 @@ export class BlockIterator implements InternalIterator {
 
   key(): Buffer {
     assert(this.valid(), 'key() requires valid()');
-    if (this.keyView.length !== this.keyLength) this.keyView = this.keyBuf.subarray(0, this.keyLength);
+    if (this.keyView.length !== this.keyLength) {
+      this.keyView = this.keyBuf.subarray(0, this.keyLength);
+    }
     return this.keyView;
   }
 
@@ -175,6 +182,10 @@ export class BlockIterator implements InternalIterator {
     this.current = 0;
   }
 
+  private compareKeyWith(target: Buffer): number {
+    return compareInternalKeyRanges(this.keyBuf, 0, this.keyLength, target, 0, target.length);
+  }
+
   /** Re-decodes the entry at `offset` (a position visited before), rebuilding its key. */
   private reposition(offset: number, restartIndex: number): void {
     this.seekToRestart(restartIndex);
@@ -185,11 +196,11 @@ export class BlockIterator implements InternalIterator {
     this.fail(offset, 'block entry not reachable from its restart point');
   }
 
-  /** From a restart point, steps until the entry just before `target` (an entry offset) is current. */
+  /** From a restart point, steps until the entry just before offset `target` is current. */
   private scanTo(target: number): void {
     while (this.step()) {
       if (this.nextOffset === target) return;
-      if (this.nextOffset > target) this.fail(this.current, 'block entries overlap a restart point');
+      if (this.nextOffset > target) this.fail(this.current, 'block entries overlap an entry start');
     }
     this.fail(target, 'block entry not reachable from its restart point');
   }
@@ -214,8 +225,10 @@ export class BlockIterator implements InternalIterator {
     let unshared: number;
     let keyStart: number;
     // Fast path: one-byte varints (shared must be 0 at a restart point).
-    if (off + 3 <= limit && block[off] === 0 && ((block[off + 1] as number) | (block[off + 2] as number)) < 0x80) {
-      unshared = block[off + 1] as number;
+    const b1 = block[off + 1] ?? 0x80;
+    const b2 = block[off + 2] ?? 0x80;
+    if (off + 3 <= limit && block[off] === 0 && (b1 | b2) < 0x80) {
+      unshared = b1;
       keyStart = off + 3;
     } else {
       let d = getVarint(block, off, limit);
@@ -234,7 +247,9 @@ export class BlockIterator implements InternalIterator {
   private restartPoint(i: number): number {
     const off = this.block.readUInt32LE(this.restartsOffset + i * RESTART_BYTES);
     // An empty block has one restart point, at the end of its (zero) entries.
-    if (off > this.restartsOffset) this.fail(this.restartsOffset + i * RESTART_BYTES, 'bad restart point');
+    if (off > this.restartsOffset) {
+      this.fail(this.restartsOffset + i * RESTART_BYTES, 'bad restart point');
+    }
     return off;
   }
 
@@ -242,22 +257,22 @@ export class BlockIterator implements InternalIterator {
   private seekToRestart(i: number): void {
     assert(!this.closed, 'block iterator used after close');
     this.restartIndex = i;
+    this.regionEnd = i + 1 < this.restartCount ? this.restartPoint(i + 1) : this.restartsOffset;
     this.keyLength = 0;
     this.nextOffset = this.restartPoint(i);
   }
 
-  /** Decodes the entry at nextOffset; returns false (and becomes invalid) at the end of the block. */
+  /** Decodes the entry at nextOffset; returns false (and becomes invalid) at the block's end. */
   private step(): boolean {
     if (this.nextOffset >= this.restartsOffset) {
       this.current = this.restartsOffset;
       return false;
     }
     this.decodeEntry(this.nextOffset);
-    while (
-      this.restartIndex + 1 < this.restartCount &&
-      this.restartPoint(this.restartIndex + 1) <= this.current
-    ) {
+    while (this.current >= this.regionEnd && this.restartIndex + 1 < this.restartCount) {
       this.restartIndex++;
+      const i = this.restartIndex;
+      this.regionEnd = i + 1 < this.restartCount ? this.restartPoint(i + 1) : this.restartsOffset;
     }
     return true;
   }
@@ -293,12 +308,7 @@ export class BlockIterator implements InternalIterator {
     const keyLength = shared + unshared;
     if (keyLength < TRAILER_BYTES) this.fail(off, 'block key shorter than an internal key trailer');
     if (keyLength > this.keyBuf.length) this.growKey(keyLength);
-    if (unshared <= SMALL_COPY_BYTES_MAX) {
-      const keyBuf = this.keyBuf;
-      for (let i = 0; i < unshared; i++) keyBuf[shared + i] = block[p + i] as number;
-    } else {
-      block.copy(this.keyBuf, shared, p, p + unshared);
-    }
+    copyBytes(block, p, p + unshared, this.keyBuf, shared);
     this.keyLength = keyLength;
     this.current = off;
     this.valueOffset = p + unshared;
@@ -310,6 +320,7 @@ export class BlockIterator implements InternalIterator {
     const grown = Buffer.allocUnsafeSlow(Math.max(minBytes, this.keyBuf.length * 2));
     this.keyBuf.copy(grown, 0, 0, this.keyLength);
     this.keyBuf = grown;
+    this.keyArrayBuffer = grown.buffer;
     this.keyView = grown.subarray(0, 0);
   }
 
@@ -318,8 +329,10 @@ export class BlockIterator implements InternalIterator {
    * so such a target is copied first (rare: costs one comparison of ArrayBuffers otherwise).
    */
   private copyIfAliased(target: Buffer): Buffer {
-    if (target.buffer !== this.keyBuf.buffer) return target;
-    if (this.targetCopy.length < target.length) this.targetCopy = Buffer.allocUnsafeSlow(target.length * 2);
+    if (target.buffer !== this.keyArrayBuffer) return target;
+    if (this.targetCopy.length < target.length) {
+      this.targetCopy = Buffer.allocUnsafeSlow(target.length * 2);
+    }
     target.copy(this.targetCopy, 0, 0, target.length);
     return this.targetCopy.subarray(0, target.length);
   }

@@ -32,13 +32,19 @@ export function putBlockTrailer(buf: Buffer, start: number, sizeBytes: number): 
  * was read from `filePath` at `fileOffset`. Throws CORRUPTION on a checksum mismatch or an unknown
  * compression type.
  */
-export function checkBlockTrailer(buf: Buffer, sizeBytes: number, filePath: string, fileOffset: number): void {
+export function checkBlockTrailer(
+  buf: Buffer,
+  sizeBytes: number,
+  filePath: string,
+  fileOffset: number,
+): void {
   assert(buf.length >= sizeBytes + BLOCK_TRAILER_BYTES, 'buffer lacks the block trailer');
   const expected = unmaskCrc(buf.readUInt32LE(sizeBytes + 1));
   const actual = crc32Of(buf, 0, sizeBytes + 1);
   if (actual !== expected) throw corruption(filePath, fileOffset, 'block checksum mismatch');
   const type = buf[sizeBytes];
   if (type !== COMPRESSION_NONE) {
-    throw corruption(filePath, fileOffset + sizeBytes, `unsupported block compression type ${type}`);
+    const what = `unsupported block compression type ${type}`;
+    throw corruption(filePath, fileOffset + sizeBytes, what);
   }
 }

@@ -1,7 +1,8 @@
 /**
  * Bloom filter over USER keys (not internal keys), one per table
- * (docs/formats/sstable.md#filter-block). A point lookup asks `mayContain` before touching the index
- * or any data block; a "no" is always right, a "yes" is wrong about 1% of the time at 10 bits/key.
+ * (docs/formats/sstable.md#filter-block). A point lookup asks `mayContain` before touching the
+ * index or any data block; a "no" is always right, a "yes" is wrong about 1% of the time at 10
+ * bits/key.
  *
  *   filter = bits[m / 8] ++ byte(k)          (m = bit count, a multiple of 8; k = probes)
  *
@@ -79,7 +80,8 @@ export class BloomFilterBuilder {
   /** `bitsPerKey` 0 disables the filter (finish() returns an empty filter). */
   constructor(readonly bitsPerKey: number = BLOOM_BITS_PER_KEY_DEFAULT) {
     assert(Number.isInteger(bitsPerKey), 'bloom bits per key must be an integer');
-    assert(bitsPerKey >= 0 && bitsPerKey <= BLOOM_BITS_PER_KEY_MAX, 'bloom bits per key out of range');
+    assert(bitsPerKey >= 0, 'bloom bits per key must be non-negative');
+    assert(bitsPerKey <= BLOOM_BITS_PER_KEY_MAX, 'bloom bits per key above maximum');
   }
 
   keyCount(): number {
@@ -121,7 +123,7 @@ export class BloomFilterBuilder {
       }
     }
     filter[bytes] = k;
-    assert(filter.length === this.estimatedSizeBytes(), 'bloom size estimate disagrees with layout');
+    assert(filter.length === this.estimatedSizeBytes(), 'bloom size estimate disagrees');
     this.count = 0;
     return filter;
   }

@@ -19,7 +19,7 @@ import { BLOCK_TRAILER_BYTES } from './block-trailer.js';
 import type { BlockHandle } from './block-handle.js';
 
 export const FOOTER_BYTES = 64;
-/** Table format versions. On disk: a new layout gets a new number; readers keep reading old ones. */
+/** Table format version. On disk: a new layout gets a new number; readers keep reading old ones. */
 export const TABLE_FORMAT_VERSION = 1;
 export const TABLE_MAGIC = Buffer.from('LTNGSST1', 'latin1');
 
@@ -60,7 +60,8 @@ export function decodeFooter(buf: Buffer, filePath: string, footerOffset: number
   }
   const version = buf.readUInt32LE(VERSION_OFFSET);
   if (version !== TABLE_FORMAT_VERSION) {
-    throw corruption(filePath, footerOffset + VERSION_OFFSET, `unsupported table format version ${version}`);
+    const what = `unsupported table format version ${version}`;
+    throw corruption(filePath, footerOffset + VERSION_OFFSET, what);
   }
   if (unmaskCrc(buf.readUInt32LE(CRC_OFFSET)) !== crc32Of(buf, 0, CRC_OFFSET)) {
     throw corruption(filePath, footerOffset + CRC_OFFSET, 'footer checksum mismatch');

@@ -16,9 +16,15 @@ import { putTrailer, KIND_SEEK, MAX_SEQ, TRAILER_BYTES } from '../base/internal-
  * KIND_SEEK), which sorts first among entries of that user key; it is > last because its user key
  * is greater, and < next because its user key is smaller. Otherwise the separator is `last` itself.
  */
-export function findShortestSeparator(last: Buffer, lastLength: number, next: Buffer, out: Buffer): number {
+export function findShortestSeparator(
+  last: Buffer,
+  lastLength: number,
+  next: Buffer,
+  out: Buffer,
+): number {
   assert(out.length >= lastLength, 'separator buffer too small');
-  assert(lastLength >= TRAILER_BYTES && next.length >= TRAILER_BYTES, 'separator needs internal keys');
+  assert(lastLength >= TRAILER_BYTES, 'separator needs internal keys (last)');
+  assert(next.length >= TRAILER_BYTES, 'separator needs internal keys (next)');
   const lastUser = lastLength - TRAILER_BYTES;
   const nextUser = next.length - TRAILER_BYTES;
   const common = Math.min(lastUser, nextUser);

@@ -93,7 +93,11 @@ function putBytesField(buf: Buffer, off: number, tag: number, bytes: Buffer): nu
  * Parses a meta block read from `filePath` at `fileOffset`. Every field above must be present
  * exactly once; keys are copied out of the block. Throws CORRUPTION otherwise.
  */
-export function decodeProperties(block: Buffer, filePath: string, fileOffset: number): TableProperties {
+export function decodeProperties(
+  block: Buffer,
+  filePath: string,
+  fileOffset: number,
+): TableProperties {
   const numbers = new Map<number, number>();
   const keys = new Map<number, Buffer>();
   let off = 0;
@@ -115,7 +119,9 @@ export function decodeProperties(block: Buffer, filePath: string, fileOffset: nu
       keys.set(tag, Buffer.from(block.subarray(start, end)));
     } else {
       d = getVarint(block, start, end);
-      if (d.next !== end) throw corruption(filePath, fileOffset + fieldStart, `bad meta field ${tag}`);
+      if (d.next !== end) {
+        throw corruption(filePath, fileOffset + fieldStart, `bad meta field ${tag}`);
+      }
       numbers.set(tag, d.value);
     }
     off = end;

@@ -13,7 +13,6 @@
 import { assert } from '../util/assert.js';
 import { fromIoError } from '../base/errors.js';
 import {
-  compareInternalKeys,
   kindOfTrailer,
   KIND_DELETE,
   seqOfTrailer,
@@ -28,8 +27,10 @@ import { BloomFilterBuilder } from './bloom-filter.js';
 import { FOOTER_BYTES, putFooter, TABLE_FORMAT_VERSION } from './footer.js';
 import { findShortestSeparator } from './index-separator.js';
 import { encodeProperties } from './properties.js';
+import { copyBytes } from './copy-bytes.js';
+import { compareInternalKeyRanges, compareUserKeyRanges } from './key-compare.js';
 
-/** Target size of each file write: large enough to amortise syscalls, small enough to stay cheap. */
+/** Target size of each file write: amortises syscalls while keeping the staging buffer small. */
 export const WRITE_BATCH_BYTES = 64 * 1024;
 /** Smallest and largest accepted data block sizes. */
 export const BLOCK_SIZE_BYTES_MIN = 64;
@@ -118,7 +119,7 @@ export class TableBuilder {
     if (this.entryCount === 0) {
       this.smallest = Buffer.from(ikey);
     } else {
-      const c = compareInternalKeys(this.lastKey, ikey, 0, this.lastKeyLength, 0, ikey.length);
+      const c = compareInternalKeyRanges(this.lastKey, 0, this.lastKeyLength, ikey, 0, ikey.length);
       assert(c < 0, 'table keys must be strictly increasing');
       if (this.pendingIndexEntry) this.addIndexEntry(ikey);
     }
@@ -176,7 +177,7 @@ export class TableBuilder {
       largestSeq: this.largestSeq,
     };
     assert(this.stagedBytes === 0, 'staged bytes left after finish');
-    assert(this.file.size() === info.fileSizeBytes, 'table file has bytes the builder did not write');
+    assert(this.file.size() === info.fileSizeBytes, 'table file has bytes not written by us');
     return info;
   }
 
@@ -223,7 +224,9 @@ export class TableBuilder {
   private addToFilter(ikey: Buffer): void {
     const userEnd = ikey.length - TRAILER_BYTES;
     if (this.entryCount > 0 && this.lastKeyLength - TRAILER_BYTES === userEnd) {
-      if (ikey.compare(this.lastKey, 0, userEnd, 0, userEnd) === 0) return;
+      // Same user key as the previous entry iff the internal keys differ only in the trailer.
+      const c = compareUserKeyRanges(ikey, 0, userEnd, this.lastKey, 0, userEnd);
+      if (c === 0) return;
     }
     this.bloom.addKey(ikey, 0, userEnd);
   }
@@ -243,7 +246,7 @@ export class TableBuilder {
     if (this.lastKey.length < ikey.length) {
       this.lastKey = Buffer.allocUnsafeSlow(Math.max(ikey.length, this.lastKey.length * 2));
     }
-    ikey.copy(this.lastKey, 0, 0, ikey.length);
+    copyBytes(ikey, 0, ikey.length, this.lastKey, 0);
     this.lastKeyLength = ikey.length;
   }
 
@@ -263,7 +266,8 @@ export class TableBuilder {
   /** Indexes the pending block under a short key between its last key and `nextKey`. */
   private addIndexEntry(nextKey: Buffer): void {
     if (this.separator.length < this.lastKeyLength) {
-      this.separator = Buffer.allocUnsafeSlow(Math.max(this.lastKeyLength, this.separator.length * 2));
+      const bytes = Math.max(this.lastKeyLength, this.separator.length * 2);
+      this.separator = Buffer.allocUnsafeSlow(bytes);
     }
     const length = findShortestSeparator(this.lastKey, this.lastKeyLength, nextKey, this.separator);
     this.addIndexEntryWithKey(this.separator, length);
@@ -271,13 +275,17 @@ export class TableBuilder {
 
   private addIndexEntryWithKey(key: Buffer, keyLength: number): void {
     assert(this.pendingIndexEntry, 'no pending index entry');
-    const handleEnd = putBlockHandle(this.handleScratch, 0, this.pendingHandle.offset, this.pendingHandle.sizeBytes);
+    const { offset, sizeBytes } = this.pendingHandle;
+    const handleEnd = putBlockHandle(this.handleScratch, 0, offset, sizeBytes);
     this.indexBlock.add(key.subarray(0, keyLength), this.handleScratch.subarray(0, handleEnd));
     this.pendingIndexEntry = false;
   }
 
   /** Copies a finished block plus its trailer into the staging buffer; returns its handle. */
-  private stageBlock(block: Buffer, handle: BlockHandle = { offset: 0, sizeBytes: 0 }): BlockHandle {
+  private stageBlock(
+    block: Buffer,
+    handle: BlockHandle = { offset: 0, sizeBytes: 0 },
+  ): BlockHandle {
     this.reserveStaging(block.length + BLOCK_TRAILER_BYTES);
     const start = this.stagedBytes;
     handle.offset = this.writtenBytes + start;

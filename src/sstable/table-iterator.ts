@@ -125,14 +125,16 @@ export class TableIterator implements InternalIterator {
     assert(!this.closed, 'table iterator used after close');
     this.dataLoaded = false;
     if (!this.index.valid()) return false;
-    const src = this.source;
-    const idx = this.index;
-    getBlockHandle(idx.valueBlock(), idx.valueStart(), idx.valueEnd(), this.handle, src.path, src.indexOffset);
-    const offset = this.handle.offset;
+    const { source, index, handle } = this;
+    const path = source.path;
+    const start = index.valueStart();
+    const end = index.valueEnd();
+    getBlockHandle(index.valueBlock(), start, end, handle, path, source.indexOffset);
+    const offset = handle.offset;
     if (offset !== this.loadedOffset) {
       this.loadedOffset = -1;
-      const block = src.readDataBlock(offset, this.handle.sizeBytes);
-      this.data.reset(block, src.path, offset);
+      const block = source.readDataBlock(offset, handle.sizeBytes);
+      this.data.reset(block, path, offset);
       this.loadedOffset = offset;
     }
     this.dataLoaded = true;

@@ -24,7 +24,7 @@ import { decodeFooter, FOOTER_BYTES, TABLE_FORMAT_VERSION, type Footer } from '.
 import { decodeProperties, type TableProperties } from './properties.js';
 import { TableIterator, type TableBlockSource } from './table-iterator.js';
 
-/** An entry found by a point lookup. The buffers are views; see TableReader.seekGE for lifetimes. */
+/** An entry found by a point lookup. Both are views; see TableReader.seekGE for lifetimes. */
 export interface TableEntry {
   key: Buffer;
   value: Buffer;
@@ -80,7 +80,9 @@ export class TableReader implements TableBlockSource {
   ): TableReader {
     assert(Number.isSafeInteger(fileNumber) && fileNumber >= 0, 'bad file number');
     assert(Number.isSafeInteger(fileSizeBytes) && fileSizeBytes >= 0, 'bad file size');
-    if (fileSizeBytes < FOOTER_BYTES) throw corruption(file.path, 0, 'file too small to be an SSTable');
+    if (fileSizeBytes < FOOTER_BYTES) {
+      throw corruption(file.path, 0, 'file too small to be an SSTable');
+    }
     const footerOffset = fileSizeBytes - FOOTER_BYTES;
     const footerBuf = Buffer.allocUnsafe(FOOTER_BYTES);
     readFully(file, footerBuf, FOOTER_BYTES, footerOffset, 'footer');
@@ -91,7 +93,8 @@ export class TableReader implements TableBlockSource {
     const index = readVerifiedBlock(file, footer.index.offset, footer.index.sizeBytes);
     checkProperties(props, file.path, footer.meta.offset);
     checkIndex(index, props, footer, file.path);
-    return new TableReader(file, fileNumber, fileSizeBytes, cache, footer, { filter, index, props });
+    const blocks = { filter, index, props };
+    return new TableReader(file, fileNumber, fileSizeBytes, cache, footer, blocks);
   }
 
   /** False only if no entry of the table has this user key (bloom filter; true without one). */
@@ -162,7 +165,13 @@ export class TableReader implements TableBlockSource {
 }
 
 /** Reads exactly `length` bytes at `position` into buf; a short read is CORRUPTION. */
-function readFully(file: FileHandle, buf: Buffer, length: number, position: number, what: string): void {
+function readFully(
+  file: FileHandle,
+  buf: Buffer,
+  length: number,
+  position: number,
+  what: string,
+): void {
   let n: number;
   try {
     n = file.read(buf, 0, length, position);
@@ -185,17 +194,20 @@ function readVerifiedBlock(file: FileHandle, offset: number, sizeBytes: number):
 
 function checkProperties(props: TableProperties, path: string, metaOffset: number): void {
   if (props.formatVersion !== TABLE_FORMAT_VERSION) {
-    throw corruption(path, metaOffset, `meta block format version ${props.formatVersion} disagrees with footer`);
+    const what = `meta block format version ${props.formatVersion} disagrees with the footer`;
+    throw corruption(path, metaOffset, what);
   }
   if (props.entryCount === 0 || props.dataBlockCount === 0) {
     throw corruption(path, metaOffset, 'meta block says the table is empty');
   }
-  if (props.smallestSeq > props.largestSeq) throw corruption(path, metaOffset, 'meta block seq range inverted');
+  if (props.smallestSeq > props.largestSeq) {
+    throw corruption(path, metaOffset, 'meta block sequence range is inverted');
+  }
 }
 
 /**
  * Walks the (in-memory) index once: every handle must decode, lie in the data area after the
- * previous one, and the count must match the meta block. Cost: one pass over dataBlockCount entries.
+ * previous one, and the count must match the meta block. Cost: one pass over the index.
  */
 function checkIndex(index: Buffer, props: TableProperties, footer: Footer, path: string): void {
   const it = new BlockIterator(index, path, footer.index.offset);
@@ -203,16 +215,18 @@ function checkIndex(index: Buffer, props: TableProperties, footer: Footer, path:
   let count = 0;
   let previousEnd = 0;
   for (it.first(); it.valid(); it.next()) {
-    getBlockHandle(it.valueBlock(), it.valueStart(), it.valueEnd(), handle, path, footer.index.offset);
+    const indexOffset = footer.index.offset;
+    getBlockHandle(it.valueBlock(), it.valueStart(), it.valueEnd(), handle, path, indexOffset);
     const end = handle.offset + handle.sizeBytes + BLOCK_TRAILER_BYTES;
     if (handle.offset < previousEnd || end > footer.filter.offset) {
-      throw corruption(path, footer.index.offset, `index entry ${count} points outside the data area`);
+      throw corruption(path, indexOffset, `index entry ${count} points outside the data area`);
     }
     previousEnd = end;
     count++;
   }
   it.close();
   if (count !== props.dataBlockCount) {
-    throw corruption(path, footer.index.offset, `index has ${count} blocks, meta block says ${props.dataBlockCount}`);
+    const what = `index has ${count} blocks, meta block says ${props.dataBlockCount}`;
+    throw corruption(path, footer.index.offset, what);
   }
 }

@@ -31,7 +31,8 @@ export function parseCurrent(content: Buffer, path: string): number {
     throw corruption(path, 0, `malformed CURRENT ${JSON.stringify(text.slice(0, 64))}`);
   }
   const expected = maskCrc(crc32Of(Buffer.from(m[1], 'latin1')));
-  if (Number.parseInt(m[3], 16) !== expected) throw corruption(path, 0, 'CURRENT checksum mismatch');
+  if (Number.parseInt(m[3], 16) !== expected)
+    throw corruption(path, 0, 'CURRENT checksum mismatch');
   const n = Number(m[2]);
   if (!Number.isSafeInteger(n) || n <= 0) throw corruption(path, 0, `bad manifest number ${m[2]}`);
   return n;
@@ -72,7 +73,11 @@ export function readCurrent(fs: FileSystem, dir: string): number {
  * naming the new manifest; if it throws or the process dies first, CURRENT names the old or the
  * new manifest, each complete. Requires: the manifest is synced and its directory entry durable.
  */
-export async function writeCurrent(fs: FileSystem, dir: string, manifestNumber: number): Promise<void> {
+export async function writeCurrent(
+  fs: FileSystem,
+  dir: string,
+  manifestNumber: number,
+): Promise<void> {
   const tmp = joinPath(dir, CURRENT_TEMP_FILE);
   const content = encodeCurrent(manifestNumber);
   let op = 'open';
@@ -82,7 +87,7 @@ export async function writeCurrent(fs: FileSystem, dir: string, manifestNumber: 
       op = 'write';
       fh.write(content, 0, content.length, 0);
       op = 'sync';
-      void 0;
+      await fh.sync();
     } finally {
       fh.close();
     }

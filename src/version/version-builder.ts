@@ -7,7 +7,12 @@
  */
 import { NUM_LEVELS, type FileMetadata } from './file-metadata.js';
 import type { VersionEdit } from './version-edit.js';
-import { checkLevels, compareBySmallestKey, compareL0NewestFirst, type Version } from './version.js';
+import {
+  checkLevels,
+  compareBySmallestKey,
+  compareL0NewestFirst,
+  type Version,
+} from './version.js';
 
 export class VersionBuilder {
   /** File number -> where it lives. Sorting happens once, in build(). */
@@ -22,7 +27,8 @@ export class VersionBuilder {
     for (const d of edit.deletedFiles) {
       const cur = this.files.get(d.number);
       if (cur === undefined) return `deleted file ${d.number} is not in the version`;
-      if (cur.level !== d.level) return `deleted file ${d.number} is in L${cur.level}, not L${d.level}`;
+      if (cur.level !== d.level)
+        return `deleted file ${d.number} is in L${cur.level}, not L${d.level}`;
       this.files.delete(d.number);
     }
     for (const f of edit.newFiles) {
@@ -38,7 +44,9 @@ export class VersionBuilder {
   build(): FileMetadata[][] | string {
     const levels: FileMetadata[][] = Array.from({ length: NUM_LEVELS }, () => []);
     for (const { level, meta } of this.files.values()) levels[level]?.push(meta);
-    levels.forEach((files, level) => files.sort(level === 0 ? compareL0NewestFirst : compareBySmallestKey));
+    levels.forEach((files, level) =>
+      files.sort(level === 0 ? compareL0NewestFirst : compareBySmallestKey),
+    );
     return checkLevels(levels, false) ?? levels;
   }
 

@@ -58,7 +58,8 @@ export class VersionEdit {
   }
 
   encode(): Buffer {
-    const name = this.comparatorName === undefined ? undefined : Buffer.from(this.comparatorName, 'utf8');
+    const name =
+      this.comparatorName === undefined ? undefined : Buffer.from(this.comparatorName, 'utf8');
     const out = Buffer.allocUnsafe(this.encodedBytesMax(name));
     let off = 0;
     if (name !== undefined) {
@@ -101,8 +102,9 @@ export class VersionEdit {
     for (const d of this.deletedFiles) lines.push(`deleted: L${d.level} ${d.number}`);
     for (const f of this.newFiles) {
       const m = f.meta;
+      const seqs = `seqs=[${m.smallestSeq}-${m.largestSeq}]`;
       lines.push(
-        `added: L${f.level} ${describeFile(m)} size=${m.sizeBytes} seqs=[${m.smallestSeq}-${m.largestSeq}] entries=${m.entryCount}`,
+        `added: L${f.level} ${describeFile(m)} size=${m.sizeBytes} ${seqs} entries=${m.entryCount}`,
       );
     }
     return lines.join('\n');
@@ -180,7 +182,10 @@ class EditDecoder {
           edit.lastSequence = this.varint('last sequence');
           break;
         case TAG_DELETED_FILE:
-          edit.deletedFiles.push({ level: this.level(), number: this.varint('deleted file number') });
+          edit.deletedFiles.push({
+            level: this.level(),
+            number: this.varint('deleted file number'),
+          });
           break;
         case TAG_NEW_FILE:
           edit.newFiles.push(this.newFile(tagOffset));

@@ -76,7 +76,13 @@ export class VersionSet {
   /** Tail of the edit queue; never rejects. */
   private tail: Promise<void> = Promise.resolve();
 
-  private constructor(fs: FileSystem, dir: string, options: VersionSetOptions, levels: Levels, c: Counters) {
+  private constructor(
+    fs: FileSystem,
+    dir: string,
+    options: VersionSetOptions,
+    levels: Levels,
+    c: Counters,
+  ) {
     this.fs = fs;
     this.dir = dir;
     this.comparatorName = options.comparatorName ?? COMPARATOR_NAME_DEFAULT;
@@ -95,13 +101,21 @@ export class VersionSet {
    * MANIFEST-000001 holding one snapshot edit, syncs it, then points CURRENT at it durably.
    * ALREADY_EXISTS if `dir` already has a CURRENT.
    */
-  static async create(fs: FileSystem, dir: string, options: VersionSetOptions = {}): Promise<VersionSet> {
+  static async create(
+    fs: FileSystem,
+    dir: string,
+    options: VersionSetOptions = {},
+  ): Promise<VersionSet> {
     assert(options.readOnly !== true, 'cannot create a database read-only');
     if (fs.exists(joinPath(dir, CURRENT_FILE))) {
       throw new LightningError('ALREADY_EXISTS', `a database already exists in ${dir}`);
     }
     const levels = emptyLevels();
-    const vs = new VersionSet(fs, dir, options, levels, { nextFileNumber: 2, lastSequence: 0, logNumber: 0 });
+    const vs = new VersionSet(fs, dir, options, levels, {
+      nextFileNumber: 2,
+      lastSequence: 0,
+      logNumber: 0,
+    });
     vs.manifest = await vs.writeSnapshotManifest(1, levels, vs.counters());
     vs.manifestNum = 1;
     return vs;
@@ -113,10 +127,18 @@ export class VersionSet {
    * `readOnly`, then writes a new manifest holding one snapshot, switches CURRENT to it and deletes
    * the old manifest. NOT_FOUND if there is no CURRENT; INVALID_ARGUMENT on a comparator mismatch.
    */
-  static async recover(fs: FileSystem, dir: string, options: VersionSetOptions = {}): Promise<VersionSet> {
+  static async recover(
+    fs: FileSystem,
+    dir: string,
+    options: VersionSetOptions = {},
+  ): Promise<VersionSet> {
     const oldNumber = readCurrent(fs, dir);
     const { levels, counters } = replayManifest(fs, dir, oldNumber, options);
-    counters.nextFileNumber = Math.max(counters.nextFileNumber, oldNumber + 1, maxFileNumberIn(fs, dir) + 1);
+    counters.nextFileNumber = Math.max(
+      counters.nextFileNumber,
+      oldNumber + 1,
+      maxFileNumberIn(fs, dir) + 1,
+    );
     const vs = new VersionSet(fs, dir, options, levels, counters);
     vs.manifestNum = oldNumber;
     if (vs.readOnly) return vs;
@@ -191,14 +213,16 @@ export class VersionSet {
   }
 
   /**
-   * Fills in `edit.nextFileNumber` and `edit.lastSequence`, appends the edit to the manifest, fsyncs
-   * it, and only then installs the resulting Version. Calls are queued and run one at a time.
+   * Fills in `edit.nextFileNumber` and `edit.lastSequence`, appends the edit to the manifest,
+   * fsyncs it, and only then installs the resulting Version. Calls are queued and run one at a
+   * time, in call order.
    * Requires: the edit is valid against the version it will apply to (deleted files exist, added
    * files are new, L1+ stays disjoint, logNumber does not go backwards): violations are assertion
    * failures, detected before anything is written. Throws READ_ONLY, CLOSED, or the manifest I/O
    * error (IO_ERROR/DISK_FULL), after which the set refuses further edits (see the file comment).
    */
   logAndApply(edit: VersionEdit): Promise<void> {
+    if (this.closed) return Promise.reject(new LightningError('CLOSED', 'version set is closed'));
     const run = this.tail.then(() => this.applyOne(edit));
     this.tail = run.then(
       () => undefined,
@@ -207,7 +231,10 @@ export class VersionSet {
     return run;
   }
 
-  /** Waits for queued edits, then closes the manifest. Later edits fail with CLOSED. Idempotent. */
+  /**
+   * Refuses new edits (CLOSED), lets the ones already queued finish, then closes the manifest.
+   * Idempotent.
+   */
   async close(): Promise<void> {
     this.closed = true;
     await this.tail;
@@ -235,7 +262,11 @@ export class VersionSet {
         this.manifestNum = rollNumber;
       }
     } catch (e) {
-      const err = fromIoError(e, 'write manifest', this.manifestPath(roll ? rollNumber : this.manifestNum));
+      const err = fromIoError(
+        e,
+        'write manifest',
+        this.manifestPath(roll ? rollNumber : this.manifestNum),
+      );
       this.failure = err;
       for (const f of edit.newFiles) this.maybeCommitted.add(f.meta.number);
       throw err;
@@ -252,7 +283,6 @@ export class VersionSet {
   }
 
   private writableManifest(): RecordWriter {
-    if (this.closed) throw new LightningError('CLOSED', 'version set is closed');
     if (this.readOnly) throw new LightningError('READ_ONLY', 'database was opened read-only');
     if (this.failure !== undefined) {
       throw new LightningError('IO_ERROR', `manifest write failed earlier; reopen the database`, {
@@ -273,7 +303,8 @@ export class VersionSet {
       assert(edit.logNumber >= this.logNum, 'log number must not go backwards');
       assert(edit.logNumber < this.nextFile, 'log number was never allocated');
     }
-    for (const f of edit.newFiles) assert(f.meta.number < this.nextFile, 'file number was never allocated');
+    for (const f of edit.newFiles)
+      assert(f.meta.number < this.nextFile, 'file number was never allocated');
     const builder = new VersionBuilder(this.cur);
     const problem = builder.apply(edit);
     assert(problem === undefined, `invalid version edit: ${problem ?? ''}`);
@@ -300,7 +331,11 @@ export class VersionSet {
    * Writes MANIFEST-`number` holding one snapshot edit, syncs it and its directory entry, then
    * switches CURRENT to it (durably). Returns the writer, positioned for further edits.
    */
-  private async writeSnapshotManifest(number: number, levels: Levels, c: Counters): Promise<RecordWriter> {
+  private async writeSnapshotManifest(
+    number: number,
+    levels: Levels,
+    c: Counters,
+  ): Promise<RecordWriter> {
     assert(number < c.nextFileNumber, 'snapshot must cover its own manifest number');
     const snapshot = snapshotEdit(this.comparatorName, levels, c);
     const path = this.manifestPath(number);
@@ -382,7 +417,11 @@ function replayManifest(
     throw fromIoError(e, 'open', path);
   }
   try {
-    return replayRecords(new RecordReader(file, path, { kind: 'manifest', fileNumber: number }), path, options);
+    return replayRecords(
+      new RecordReader(file, path, { kind: 'manifest', fileNumber: number }),
+      path,
+      options,
+    );
   } finally {
     file.close();
   }
@@ -426,7 +465,10 @@ function replayRecords(
   }
   const wanted = options.comparatorName ?? COMPARATOR_NAME_DEFAULT;
   if (comparator !== wanted) {
-    throw new LightningError('INVALID_ARGUMENT', `database uses comparator ${comparator}, not ${wanted}`);
+    throw new LightningError(
+      'INVALID_ARGUMENT',
+      `database uses comparator ${comparator}, not ${wanted}`,
+    );
   }
   const levels = builder.build();
   if (typeof levels === 'string') throw corruption(path, 0, levels);

@@ -103,7 +103,8 @@ export class Version {
       smallestUserKey !== undefined && userKeyOf(f.largest).compare(smallestUserKey) < 0;
     if (level === 0) return files.filter((f) => !afterEnd(f) && !beforeStart(f));
     const out: FileMetadata[] = [];
-    const start = smallestUserKey === undefined ? 0 : firstFileEndingAtOrAfter(files, smallestUserKey);
+    const start =
+      smallestUserKey === undefined ? 0 : firstFileEndingAtOrAfter(files, smallestUserKey);
     for (let i = start; i < files.length; i++) {
       const f = files[i];
       assert(f !== undefined, 'index in range');

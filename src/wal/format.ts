@@ -60,7 +60,10 @@ export function encodeRecordInto(
   payload: Uint8Array,
   type: RecordType = RECORD_TYPE_DATA,
 ): number {
-  assert(payload.length <= RECORD_PAYLOAD_BYTES_MAX, 'record payload exceeds RECORD_PAYLOAD_BYTES_MAX');
+  assert(
+    payload.length <= RECORD_PAYLOAD_BYTES_MAX,
+    'record payload exceeds RECORD_PAYLOAD_BYTES_MAX',
+  );
   const end = off + RECORD_HEADER_BYTES + payload.length;
   assert(end <= out.length, 'encodeRecordInto: output buffer too small');
   out.writeUInt32LE(payload.length, off + 4);

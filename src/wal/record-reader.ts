@@ -101,7 +101,7 @@ export class RecordReader {
 
   /**
    * The next DATA record's payload (a buffer the caller owns), or undefined at the end of the log
-   * (clean end or torn tail: check `tornTailOffset`). Throws CORRUPTION (naming the file and offset)
+   * (clean end or torn tail: check `tornTailOffset`). Throws CORRUPTION (naming file and offset)
    * for damage in the middle of the file, a bad file header, or a wrong magic/version/file number;
    * IO_ERROR if a read fails. After a throw, every later call throws the same error.
    */
@@ -176,7 +176,11 @@ export class RecordReader {
     const header = decodeFileHeaderPayload(rec.payload);
     if (typeof header === 'string') throw corruption(this.path, 0, header);
     if (header.magic !== magicOf(this.kind)) {
-      throw corruption(this.path, 0, `bad magic ${JSON.stringify(header.magic)} (not a ${this.kind} file)`);
+      throw corruption(
+        this.path,
+        0,
+        `bad magic ${JSON.stringify(header.magic)} (not a ${this.kind} file)`,
+      );
     }
     if (header.version !== LOG_FORMAT_VERSION) {
       throw corruption(this.path, 0, `unsupported log format version ${header.version}`);
@@ -283,7 +287,7 @@ export class RecordReader {
     }
     this.scratch ??= Buffer.allocUnsafe(SCAN_CHUNK_BYTES);
     let crc = 0;
-    for (let p = start; p < end; ) {
+    for (let p = start; p < end;) {
       const n = Math.min(this.scratch.length, end - p);
       this.readFully(this.scratch, n, p);
       crc = crc32Extend(crc, this.scratch, 0, n);

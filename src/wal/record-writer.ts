@@ -29,7 +29,12 @@ export class RecordWriter {
   private offsetBytes: number;
   private failure: LightningError | undefined = undefined;
 
-  private constructor(file: FileHandle, fileNumber: number, kind: LogFileKind, offsetBytes: number) {
+  private constructor(
+    file: FileHandle,
+    fileNumber: number,
+    kind: LogFileKind,
+    offsetBytes: number,
+  ) {
     this.file = file;
     this.fileNumber = fileNumber;
     this.kind = kind;

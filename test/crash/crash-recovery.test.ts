@@ -138,6 +138,8 @@ async function oneCycle(rng: Random): Promise<void> {
 
 test('crash loop: prefix property and durable acks survive power loss', async () => {
   await withSeed('crash loop', async (seed) => {
+    const only = process.env['CYCLE_SEED'];
+    if (only !== undefined) return oneCycle(new Random(Number(only)));
     const cycles = Number(process.env['CRASH_CYCLES'] ?? numRuns(300, 20_000));
     const rng = new Random(seed);
     for (let c = 0; c < cycles; c++) {

@@ -24,7 +24,8 @@ type Op =
   | { t: 'snap' }
   | { t: 'snapCheck'; which: number; key: Buffer }
   | { t: 'snapScan'; which: number; range: ModelRange }
-  | { t: 'reopen' };
+  | { t: 'reopen' }
+  | { t: 'compact'; start: Buffer | undefined; end: Buffer | undefined };
 
 const keyArb = fc
   .array(fc.constantFrom(0x00, 0x61, 0x62, 0x63, 0xff), { minLength: 1, maxLength: 4 })
@@ -68,6 +69,10 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ t: fc.constant('snapCheck' as const), which: fc.nat(), key: keyArb }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('snapScan' as const), which: fc.nat(), range: rangeArb }) },
   { weight: 1, arbitrary: fc.constant({ t: 'reopen' as const }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({ t: fc.constant('compact' as const), start: fc.option(keyArb, { nil: undefined }), end: fc.option(keyArb, { nil: undefined }) }),
+  },
 );
 
 async function collect(it: AsyncIterable<[Buffer, Buffer]>): Promise<[string, string][]> {
@@ -127,6 +132,9 @@ async function runHistory(ops: Op[], openDb: () => Promise<Database>): Promise<v
           }
           break;
         }
+        case 'compact':
+          await db.compactRange(op.start, op.end);
+          break;
         case 'reopen':
           for (const s of snaps) s.snap.release();
           snaps.length = 0;
@@ -150,9 +158,14 @@ const small: OpenOptions = { memtableSize: 2048, blockSize: 128, bloomBitsPerKey
 test('model: random histories agree with a Map (MemFs)', async () => {
   const seed = testSeed();
   await fc.assert(
-    fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 120 }), fc.integer({ min: 0, max: 2 }), async (ops, cfg) => {
+    fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 120 }), fc.integer({ min: 0, max: 3 }), async (ops, cfg) => {
       const mem = new MemFs();
-      const configs: OpenOptions[] = [small, { ...small, bloomBitsPerKey: 0, blockCacheSize: 0 }, { memtableSize: 64 * 1024 }];
+      const configs: OpenOptions[] = [
+        small,
+        { ...small, bloomBitsPerKey: 0, blockCacheSize: 0, l0CompactionTrigger: 2, l0SlowdownTrigger: 3, l0StopTrigger: 4 },
+        { memtableSize: 64 * 1024 },
+        { ...small, levelBaseSize: 1024, levelMultiplier: 2, targetFileSize: 1024, l0CompactionTrigger: 1, l0SlowdownTrigger: 2, l0StopTrigger: 3 },
+      ];
       await runHistory(ops, () => open('/db', { ...configs[cfg], fs: mem }));
     }),
     { seed, numRuns: numRuns(150, 5000) },

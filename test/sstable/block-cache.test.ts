@@ -15,14 +15,26 @@ test('LRU eviction under the byte budget, with hit and miss counts', () => {
   const c = new BlockCache(1000);
   c.insert(1, 0, block(400, 1));
   c.insert(1, 400, block(400, 2));
-  assert.deepEqual(c.stats(), { hits: 0, misses: 0, usedBytes: 800, capacityBytes: 1000, entries: 2 });
+  assert.deepEqual(c.stats(), {
+    hits: 0,
+    misses: 0,
+    usedBytes: 800,
+    capacityBytes: 1000,
+    entries: 2,
+  });
   // Touch (1, 0) so that (1, 400) becomes least recently used.
   assert.equal(c.get(1, 0)?.[0], 1);
   c.insert(2, 0, block(400, 3));
   assert.equal(c.get(1, 400), undefined, 'LRU block evicted');
   assert.equal(c.get(1, 0)?.[0], 1);
   assert.equal(c.get(2, 0)?.[0], 3);
-  assert.deepEqual(c.stats(), { hits: 3, misses: 1, usedBytes: 800, capacityBytes: 1000, entries: 2 });
+  assert.deepEqual(c.stats(), {
+    hits: 3,
+    misses: 1,
+    usedBytes: 800,
+    capacityBytes: 1000,
+    entries: 2,
+  });
 });
 
 test('one big insert evicts several small blocks; oversized blocks are not cached', () => {
@@ -31,7 +43,10 @@ test('one big insert evicts several small blocks; oversized blocks are not cache
   assert.equal(c.stats().usedBytes, 1000);
   c.insert(8, 0, block(550));
   // 1000 + 550 bytes: the six oldest 100-byte blocks go, leaving 4 * 100 + 550.
-  assert.deepEqual({ used: c.stats().usedBytes, entries: c.stats().entries }, { used: 950, entries: 5 });
+  assert.deepEqual(
+    { used: c.stats().usedBytes, entries: c.stats().entries },
+    { used: 950, entries: 5 },
+  );
   for (let i = 0; i < 6; i++) assert.equal(c.get(7, i * 100), undefined);
   for (let i = 6; i < 10; i++) assert.ok(c.get(7, i * 100));
   c.insert(9, 0, block(1001));
@@ -44,7 +59,10 @@ test('re-inserting a key replaces the block and fixes the byte count', () => {
   c.insert(1, 0, block(100, 1));
   c.insert(1, 0, block(300, 2));
   assert.equal(c.get(1, 0)?.length, 300);
-  assert.deepEqual({ used: c.stats().usedBytes, entries: c.stats().entries }, { used: 300, entries: 1 });
+  assert.deepEqual(
+    { used: c.stats().usedBytes, entries: c.stats().entries },
+    { used: 300, entries: 1 },
+  );
 });
 
 test('evictFile drops exactly one file', () => {
@@ -71,7 +89,12 @@ test('capacity 0 disables caching', () => {
 test('matches an LRU model under random operations (property)', () => {
   const op = fc.oneof(
     fc.record({ t: fc.constant('get' as const), file: fc.nat(3), off: fc.nat(5) }),
-    fc.record({ t: fc.constant('insert' as const), file: fc.nat(3), off: fc.nat(5), size: fc.integer({ min: 1, max: 120 }) }),
+    fc.record({
+      t: fc.constant('insert' as const),
+      file: fc.nat(3),
+      off: fc.nat(5),
+      size: fc.integer({ min: 1, max: 120 }),
+    }),
     fc.record({ t: fc.constant('evict' as const), file: fc.nat(3) }),
   );
   fc.assert(
@@ -108,7 +131,10 @@ test('matches an LRU model under random operations (property)', () => {
         }
         const s = c.stats();
         assert.equal(s.entries, model.length);
-        assert.equal(s.usedBytes, model.reduce((sum, e) => sum + e.size, 0));
+        assert.equal(
+          s.usedBytes,
+          model.reduce((sum, e) => sum + e.size, 0),
+        );
         assert.equal(s.hits, hits);
         assert.equal(s.misses, misses);
       }

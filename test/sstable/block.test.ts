@@ -5,7 +5,13 @@ import { BlockBuilder } from '../../src/sstable/block-builder.js';
 import { BlockIterator } from '../../src/sstable/block-iterator.js';
 import { invariants } from '../../src/util/assert.js';
 import { isLightningError } from '../../src/base/errors.js';
-import { KIND_DELETE, KIND_SEEK, KIND_VALUE, MAX_SEQ, makeInternalKey } from '../../src/base/internal-key.js';
+import {
+  KIND_DELETE,
+  KIND_SEEK,
+  KIND_VALUE,
+  MAX_SEQ,
+  makeInternalKey,
+} from '../../src/base/internal-key.js';
 import { Random } from '../../src/util/random.js';
 import {
   checkFullScans,
@@ -46,7 +52,10 @@ test('block round trip and positioning match a sorted model (property)', () => {
 test('one user key with many sequence numbers: snapshot seeks land on the newest visible', () => {
   const model: Entry[] = [];
   for (let seq = 200; seq >= 1; seq--) {
-    model.push({ key: ikey('k', seq, seq % 7 === 0 ? KIND_DELETE : KIND_VALUE), value: Buffer.from(`v${seq}`) });
+    model.push({
+      key: ikey('k', seq, seq % 7 === 0 ? KIND_DELETE : KIND_VALUE),
+      value: Buffer.from(`v${seq}`),
+    });
   }
   model.unshift({ key: ikey('j', 5), value: Buffer.from('j') });
   model.push({ key: ikey('l', 1), value: Buffer.from('l') });
@@ -104,7 +113,10 @@ test('empty block: every positioning call leaves the iterator invalid', () => {
 
 test('seeking to a key view returned by the same iterator works (aliasing)', () => {
   const model = sortedUnique(
-    Array.from({ length: 100 }, (_, i) => ({ key: ikey(`key${String(i).padStart(3, '0')}`, i), value: Buffer.from([i]) })),
+    Array.from({ length: 100 }, (_, i) => ({
+      key: ikey(`key${String(i).padStart(3, '0')}`, i),
+      value: Buffer.from([i]),
+    })),
   );
   const it = new BlockIterator(buildBlock(model, 16));
   for (let i = 0; i < model.length; i += 7) {
@@ -130,7 +142,10 @@ test('key() reuses one buffer for same-length keys (no per-entry allocation)', (
 });
 
 test('restart interval bounds the entries between restart points', () => {
-  const model = Array.from({ length: 100 }, (_, i) => ({ key: ikey(`k${String(i).padStart(3, '0')}`, 1), value: Buffer.alloc(0) }));
+  const model = Array.from({ length: 100 }, (_, i) => ({
+    key: ikey(`k${String(i).padStart(3, '0')}`, 1),
+    value: Buffer.alloc(0),
+  }));
   for (const interval of [1, 16, 100]) {
     const block = buildBlock(model, interval);
     const restarts = block.readUInt32LE(block.length - 4);
@@ -141,7 +156,10 @@ test('restart interval bounds the entries between restart points', () => {
 test('corrupted blocks raise CORRUPTION or decode, never another error or a hang', () => {
   const rng = new Random(SEED);
   const model = sortedUnique(
-    Array.from({ length: 60 }, (_, i) => ({ key: ikey(`user${i % 20}`, i), value: Buffer.alloc(i % 9, i) })),
+    Array.from({ length: 60 }, (_, i) => ({
+      key: ikey(`user${i % 20}`, i),
+      value: Buffer.alloc(i % 9, i),
+    })),
   );
   const good = buildBlock(model, 4);
   let corruptions = 0;
@@ -176,5 +194,9 @@ test('builder rejects out-of-order keys when invariants are on', () => {
   assert.throws(() => b.add(ikey('a', 1), Buffer.alloc(0)), /strictly increasing/);
   const c = new BlockBuilder(16);
   c.add(ikey('a', 1), Buffer.alloc(0));
-  assert.throws(() => c.add(ikey('a', 2), Buffer.alloc(0)), /strictly increasing/, 'higher seq sorts first');
+  assert.throws(
+    () => c.add(ikey('a', 2), Buffer.alloc(0)),
+    /strictly increasing/,
+    'higher seq sorts first',
+  );
 });

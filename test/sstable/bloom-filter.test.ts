@@ -17,7 +17,8 @@ function falsePositiveRate(bitsPerKey: number, n: number): number {
   const b = new BloomFilterBuilder(bitsPerKey);
   for (let i = 0; i < n; i++) b.addKey(key('present-', i));
   const filter = b.finish();
-  for (let i = 0; i < n; i++) assert.ok(mayContain(filter, key('present-', i)), `false negative ${i}`);
+  for (let i = 0; i < n; i++)
+    assert.ok(mayContain(filter, key('present-', i)), `false negative ${i}`);
   let fp = 0;
   const probes = 20_000;
   for (let i = 0; i < probes; i++) if (mayContain(filter, key('absent-', i))) fp++;

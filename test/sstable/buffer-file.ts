@@ -80,7 +80,12 @@ export class FailingFile extends BufferFile {
     super('failing.sst');
   }
 
-  override write(buf: Uint8Array, bufOffset: number, length: number, position: number | null): void {
+  override write(
+    buf: Uint8Array,
+    bufOffset: number,
+    length: number,
+    position: number | null,
+  ): void {
     if (this.writeCount >= this.okWrites) {
       this.writeCount++;
       throw Object.assign(new Error(`${this.errorCode}: injected`), { code: this.errorCode });

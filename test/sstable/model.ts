@@ -128,7 +128,11 @@ function checkPosition(it: InternalIterator, model: Entry[], pos: number, trace:
     assert.equal(it.valid(), false, `expected invalid after ${trace.join(' ')}`);
     return;
   }
-  assert.equal(it.valid(), true, `expected ${describeInternalKey(expected.key)} after ${trace.join(' ')}`);
+  assert.equal(
+    it.valid(),
+    true,
+    `expected ${describeInternalKey(expected.key)} after ${trace.join(' ')}`,
+  );
   assert.equal(describeInternalKey(it.key()), describeInternalKey(expected.key), trace.join(' '));
   assert.ok(it.key().equals(expected.key), trace.join(' '));
   assert.ok(it.value().equals(expected.value), `value differs after ${trace.join(' ')}`);

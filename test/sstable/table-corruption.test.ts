@@ -21,10 +21,17 @@ invariants.enabled = true;
 function smallTable(): { bytes: Buffer; model: Entry[] } {
   const model: Entry[] = [];
   for (let i = 0; i < 60; i++) {
-    model.push({ key: ikey(`key${String(i).padStart(3, '0')}`, 100 + i), value: Buffer.from(`value-${i}`) });
+    model.push({
+      key: ikey(`key${String(i).padStart(3, '0')}`, 100 + i),
+      value: Buffer.from(`value-${i}`),
+    });
   }
   const file = new BufferFile('small.sst');
-  const b = new TableBuilder(file, { blockSizeBytes: 256, bloomBitsPerKey: 10, restartInterval: 4 });
+  const b = new TableBuilder(file, {
+    blockSizeBytes: 256,
+    bloomBitsPerKey: 10,
+    restartInterval: 4,
+  });
   for (const e of model) b.add(e.key, e.value);
   b.finish();
   return { bytes: file.contents(), model };
@@ -34,19 +41,35 @@ function smallTable(): { bytes: Buffer; model: Entry[] } {
  * Opens and reads everything (scans both ways, point lookups). Returns 'ok' if all data matched,
  * 'corruption' on a CORRUPTION error; anything else (wrong data, other errors) fails the test.
  */
-function readAll(bytes: Buffer, sizeBytes: number, model: Entry[], what: string): 'ok' | 'corruption' {
+function readAll(
+  bytes: Buffer,
+  sizeBytes: number,
+  model: Entry[],
+  what: string,
+): 'ok' | 'corruption' {
   try {
-    const reader = TableReader.open(new BufferFile('small.sst', bytes), 9, sizeBytes, new BlockCache(0));
+    const reader = TableReader.open(
+      new BufferFile('small.sst', bytes),
+      9,
+      sizeBytes,
+      new BlockCache(0),
+    );
     const it = reader.iterator();
     let i = 0;
     for (it.first(); it.valid(); it.next()) {
       const e = model[i++];
-      assert.ok(e !== undefined && it.key().equals(e.key) && it.value().equals(e.value), `${what}: forward ${i}`);
+      assert.ok(
+        e !== undefined && it.key().equals(e.key) && it.value().equals(e.value),
+        `${what}: forward ${i}`,
+      );
     }
     assert.equal(i, model.length, `${what}: forward count`);
     for (it.last(); it.valid(); it.prev()) {
       const e = model[--i];
-      assert.ok(e !== undefined && it.key().equals(e.key) && it.value().equals(e.value), `${what}: backward ${i}`);
+      assert.ok(
+        e !== undefined && it.key().equals(e.key) && it.value().equals(e.value),
+        `${what}: backward ${i}`,
+      );
     }
     assert.equal(i, 0, `${what}: backward count`);
     const out: TableEntry = { key: Buffer.alloc(0), value: Buffer.alloc(0) };
@@ -77,7 +100,11 @@ test('flipping any byte is detected as CORRUPTION', () => {
     for (const mask of [0x01, 0x80, 0xff]) {
       const bad = Buffer.from(bytes);
       bad[off] = (bad[off] as number) ^ mask;
-      assert.equal(readAll(bad, bad.length, model, `flip ${mask} at ${off}`), 'corruption', `flip at ${off}`);
+      assert.equal(
+        readAll(bad, bad.length, model, `flip ${mask} at ${off}`),
+        'corruption',
+        `flip at ${off}`,
+      );
     }
   }
 });
@@ -87,7 +114,10 @@ test('a truncated file is CORRUPTION at open, whatever size the caller believes'
   for (let len = 0; len < bytes.length; len++) {
     const cut = bytes.subarray(0, len);
     assert.equal(readAll(cut, len, model, `cut ${len}, size ${len}`), 'corruption');
-    assert.equal(readAll(cut, bytes.length, model, `cut ${len}, size ${bytes.length}`), 'corruption');
+    assert.equal(
+      readAll(cut, bytes.length, model, `cut ${len}, size ${bytes.length}`),
+      'corruption',
+    );
   }
 });
 
@@ -129,7 +159,9 @@ test('a block with a valid CRC but an unknown compression type is CORRUPTION', (
       const it = reader.iterator();
       assert.throws(
         () => it.first(),
-        (e: unknown) => isLightningError(e, 'CORRUPTION') && /unsupported block compression type 1/.test(e.message),
+        (e: unknown) =>
+          isLightningError(e, 'CORRUPTION') &&
+          /unsupported block compression type 1/.test(e.message),
       );
       reader.close();
       found = true;

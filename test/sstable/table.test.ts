@@ -1,7 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { TableBuilder, type TableBuilderOptions, type TableInfo } from '../../src/sstable/table-builder.js';
+import {
+  TableBuilder,
+  type TableBuilderOptions,
+  type TableInfo,
+} from '../../src/sstable/table-builder.js';
 import { TableReader, type TableEntry } from '../../src/sstable/table-reader.js';
 import { BlockCache } from '../../src/sstable/block-cache.js';
 import { findShortestSeparator } from '../../src/sstable/index-separator.js';
@@ -42,7 +46,12 @@ function buildTable(
   return { file, info: b.finish() };
 }
 
-function open(file: BufferFile, info: TableInfo, cache: BlockCache | null = null, fileNumber = 1): TableReader {
+function open(
+  file: BufferFile,
+  info: TableInfo,
+  cache: BlockCache | null = null,
+  fileNumber = 1,
+): TableReader {
   return TableReader.open(file, fileNumber, info.fileSizeBytes, cache);
 }
 
@@ -119,7 +128,8 @@ test('bloom filter: every present user key may be contained, most absent ones no
   const model = numberedEntries(2000, 3);
   const { file, info } = buildTable(model, { blockSizeBytes: 4096, bloomBitsPerKey: 10 });
   const reader = open(file, info);
-  for (let i = 0; i < 2000; i++) assert.ok(reader.mayContain(Buffer.from(`user${String(i).padStart(6, '0')}`)));
+  for (let i = 0; i < 2000; i++)
+    assert.ok(reader.mayContain(Buffer.from(`user${String(i).padStart(6, '0')}`)));
   let fp = 0;
   for (let i = 0; i < 10_000; i++) if (reader.mayContain(Buffer.from(`absent${i}`))) fp++;
   // The filter holds 2000 distinct user keys, not 6000 entries: the rate stays near 1%.
@@ -143,9 +153,15 @@ test('1 MiB table with a block cache: batched writes, cache hits, fewer file rea
   }
   const info = b.finish();
   assert.ok(info.fileSizeBytes > 1024 * 1024, `${info.fileSizeBytes} bytes`);
-  assert.ok(Math.abs(estimateBefore - info.fileSizeBytes) < 0.05 * info.fileSizeBytes, 'size estimate');
+  assert.ok(
+    Math.abs(estimateBefore - info.fileSizeBytes) < 0.05 * info.fileSizeBytes,
+    'size estimate',
+  );
   const blocks = Math.ceil(info.fileSizeBytes / 4096);
-  assert.ok(file.writeCount <= Math.ceil(info.fileSizeBytes / 32768) + 2, `${file.writeCount} writes for ${blocks} blocks`);
+  assert.ok(
+    file.writeCount <= Math.ceil(info.fileSizeBytes / 32768) + 2,
+    `${file.writeCount} writes for ${blocks} blocks`,
+  );
 
   const cache = new BlockCache(8 * 1024 * 1024);
   const reader = open(file, info, cache, 42);
@@ -172,7 +188,11 @@ test('table iterator matches the model in both directions (property)', () => {
       fc.boolean(),
       (raw, blockSizeBytes, restartInterval, ops, useCache) => {
         const model = sortedUnique(raw);
-        const { file, info } = buildTable(model, { blockSizeBytes, bloomBitsPerKey: 10, restartInterval });
+        const { file, info } = buildTable(model, {
+          blockSizeBytes,
+          bloomBitsPerKey: 10,
+          restartInterval,
+        });
         const reader = open(file, info, useCache ? new BlockCache(4096) : null);
         const it = reader.iterator();
         checkFullScans(it, model);
@@ -224,10 +244,17 @@ test('builder: out-of-order keys, empty finish and misuse are assertion failures
   assert.throws(() => b.finish(), /empty table/);
   b.add(ikey('b', 1), Buffer.alloc(0));
   assert.throws(() => b.add(ikey('a', 1), Buffer.alloc(0)), /strictly increasing/);
-  assert.throws(() => b.add(ikey('b', 1), Buffer.alloc(0)), /strictly increasing/, 'duplicates rejected');
+  assert.throws(
+    () => b.add(ikey('b', 1), Buffer.alloc(0)),
+    /strictly increasing/,
+    'duplicates rejected',
+  );
   b.abandon();
   assert.throws(() => b.add(ikey('c', 1), Buffer.alloc(0)), /abandoned/);
-  assert.throws(() => new TableBuilder(new BufferFile(), { blockSizeBytes: 8, bloomBitsPerKey: 10 }), /blockSizeBytes/);
+  assert.throws(
+    () => new TableBuilder(new BufferFile(), { blockSizeBytes: 8, bloomBitsPerKey: 10 }),
+    /blockSizeBytes/,
+  );
 });
 
 test('builder: write errors surface as DISK_FULL / IO_ERROR and stick', () => {
@@ -246,7 +273,10 @@ test('builder: write errors surface as DISK_FULL / IO_ERROR and stick', () => {
       thrown = e;
     }
     assert.ok(isLightningError(thrown, expected), String(thrown));
-    assert.throws(() => b.add(ikey('zzzz', 1), Buffer.alloc(0)), (e) => e === thrown);
+    assert.throws(
+      () => b.add(ikey('zzzz', 1), Buffer.alloc(0)),
+      (e) => e === thrown,
+    );
     b.abandon();
   }
 });
@@ -269,4 +299,28 @@ test('two tables share one cache without mixing blocks', () => {
   }
   r1.close();
   r2.close();
+});
+
+test('golden bytes: the worked example in docs/formats/sstable.md (format v1 is frozen)', () => {
+  const { file, info } = buildTable(
+    [
+      { key: ikey('apple', 7, KIND_VALUE), value: Buffer.from('red') },
+      { key: ikey('apricot', 3, KIND_DELETE), value: Buffer.alloc(0) },
+    ],
+    { blockSizeBytes: 4096, bloomBitsPerKey: 10 },
+  );
+  const expected =
+    '000d036170706c650107000000000000726564020d007269636f740003000000' +
+    '000000000000000100000000267e6796000202186228a1840700765119ab0101' +
+    '0102010203011c0401030501010601010701030801070b01100c010a090d6170' +
+    '706c6501070000000000000a0f61707269636f74000300000000000000f12935' +
+    '37000f0261707269636f740003000000000000002b0000000001000000003cda' +
+    'c5f0300000000000000009000000000000003e000000000000003e0000000000' +
+    '000081000000000000001c0000000000000001000000227e625c4c544e475353' +
+    '5431';
+  assert.equal(info.fileSizeBytes, 226);
+  assert.equal(file.contents().toString('hex'), expected);
+  const reader = open(file, info);
+  assert.equal(reader.get(ikey('apple', 7))?.value.toString(), 'red');
+  reader.close();
 });

@@ -2,7 +2,7 @@
 import { KIND_VALUE, makeInternalKey } from '../../src/base/internal-key.js';
 import type { FileMetadata } from '../../src/version/file-metadata.js';
 
-/** A table spanning user keys [smallest, largest] with sequence numbers [smallestSeq, largestSeq]. */
+/** A table over user keys [smallest, largest] and sequence numbers [smallestSeq, largestSeq]. */
 export function fileMeta(
   number: number,
   smallest: string,

@@ -20,7 +20,11 @@ const isCorruption = (e: unknown): boolean => isLightningError(e, 'CORRUPTION');
 const fileNumber = fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER });
 const level = fc.integer({ min: 0, max: NUM_LEVELS - 1 });
 const internalKey = fc
-  .tuple(fc.uint8Array({ maxLength: 12 }), fc.integer({ min: 0, max: MAX_SEQ }), fc.constantFrom(0, 1))
+  .tuple(
+    fc.uint8Array({ maxLength: 12 }),
+    fc.integer({ min: 0, max: MAX_SEQ }),
+    fc.constantFrom(0, 1),
+  )
   .map(([k, seq, kind]) => makeInternalKey(k, seq, kind));
 
 const fileMetadata: fc.Arbitrary<FileMetadata> = fc
@@ -150,7 +154,10 @@ test('a new file whose smallest key is after its largest is CORRUPTION', () => {
   const f = edit.newFiles[0];
   assert.ok(f !== undefined);
   const swapped = new VersionEdit();
-  swapped.newFiles.push({ level: 1, meta: { ...f.meta, smallest: f.meta.largest, largest: f.meta.smallest } });
+  swapped.newFiles.push({
+    level: 1,
+    meta: { ...f.meta, smallest: f.meta.largest, largest: f.meta.smallest },
+  });
   assert.throws(() => VersionEdit.decode(swapped.encode()), isCorruption);
   assert.equal(bytes.readUInt8(0), TAG_NEW_FILE);
 });

@@ -3,13 +3,23 @@ import assert from 'node:assert/strict';
 
 import { isLightningError, type ErrorCode } from '../../src/base/errors.js';
 import { CURRENT_FILE, manifestFileName } from '../../src/base/file-names.js';
-import { FaultFs, failWhile, opIn, type FaultInjector, type FaultOp } from '../../src/env/fault-fs.js';
+import {
+  FaultFs,
+  failWhile,
+  opIn,
+  type FaultInjector,
+  type FaultOp,
+} from '../../src/env/fault-fs.js';
 import { MemFs, type CrashOptions } from '../../src/env/mem-fs.js';
+import { invariants } from '../../src/util/assert.js';
 import { Random } from '../../src/util/random.js';
 import { encodeCurrent } from '../../src/version/current-file.js';
 import { VersionEdit } from '../../src/version/version-edit.js';
 import { VersionSet, type VersionSetOptions } from '../../src/version/version-set.js';
 import { fileMeta } from './meta.js';
+
+// Deep Version checks (metadata, unique numbers) on every installed version.
+invariants.enabled = true;
 
 const DIR = '/db';
 const CURRENT = `${DIR}/${CURRENT_FILE}`;
@@ -85,8 +95,14 @@ test('logAndApply then recover reproduces the state and starts a fresh manifest'
   const fs = newFs();
   const vs = await populated(fs);
   const state = stateOf(vs);
-  assert.match(state, /^0: 000007\[m#30,SET-q#21,SET\]\n1: 000006\[a#20,SET-z#1,SET\]\nlog=8 last=30$/);
-  assert.deepEqual([...vs.liveFileNumbers()].sort((a, b) => a - b), [6, 7]);
+  assert.match(
+    state,
+    /^0: 000007\[m#30,SET-q#21,SET\]\n1: 000006\[a#20,SET-z#1,SET\]\nlog=8 last=30$/,
+  );
+  assert.deepEqual(
+    [...vs.liveFileNumbers()].sort((a, b) => a - b),
+    [6, 7],
+  );
   await vs.close();
 
   const again = await VersionSet.recover(fs.crashClone(), DIR);
@@ -124,11 +140,13 @@ test('concurrent edits are queued and all commit in call order', async () => {
   const fs = newFs();
   const vs = await VersionSet.create(fs, DIR);
   const edits = Array.from({ length: 30 }, (_, i) => flushEdit(vs, 'a', 'b', 1 + i * 10));
-  await Promise.all(edits.map((e) => vs.logAndApply(e)));
+  const pending = edits.map((e) => vs.logAndApply(e));
+  const closing = vs.close(); // Edits queued before close() still commit.
+  await Promise.all(pending);
+  await closing;
   assert.equal(vs.current().files(0).length, 30);
   assert.equal(vs.logNumber(), edits[29]?.logNumber);
   const state = stateOf(vs);
-  await vs.close();
   assert.equal(await recoveredState(fs.crashClone()), state);
   await assert.rejects(vs.logAndApply(new VersionEdit()), hasCode('CLOSED'));
 });
@@ -160,7 +178,10 @@ test('readOnly recovery writes nothing and refuses edits', async () => {
   assert.equal(stateOf(ro), state);
   await assert.rejects(ro.logAndApply(new VersionEdit()), hasCode('READ_ONLY'));
   await ro.close();
-  assert.deepEqual(fs.listAll().map((p) => [p, fs.readFileRaw(p)]), before);
+  assert.deepEqual(
+    fs.listAll().map((p) => [p, fs.readFileRaw(p)]),
+    before,
+  );
 });
 
 test('a torn last edit in the manifest is ignored; damage before it is CORRUPTION', async () => {
@@ -211,7 +232,10 @@ test('a bad or missing CURRENT is CORRUPTION (or NOT_FOUND when there is none)',
   await assert.rejects(VersionSet.recover(missingManifest, DIR), hasCode('CORRUPTION'));
 
   const wrongNumber = fs.crashClone();
-  wrongNumber.writeFileRaw(`${DIR}/MANIFEST-000077`, wrongNumber.readFileRaw(`${DIR}/MANIFEST-000001`));
+  wrongNumber.writeFileRaw(
+    `${DIR}/MANIFEST-000077`,
+    wrongNumber.readFileRaw(`${DIR}/MANIFEST-000001`),
+  );
   wrongNumber.writeFileRaw(CURRENT, encodeCurrent(77));
   await assert.rejects(VersionSet.recover(wrongNumber, DIR), hasCode('CORRUPTION'));
 
@@ -253,7 +277,10 @@ for (const [name, ops, code] of [
     assert.equal(stateOf(reopened), oldState, 'in-memory version unchanged');
     assert.ok(reopened.liveFileNumbers().has(added), 'maybe-committed file stays live');
     assert.ok(reopened.failed() !== undefined);
-    await assert.rejects(reopened.logAndApply(flushEdit(reopened, 'z', 'z', 41)), hasCode('IO_ERROR'));
+    await assert.rejects(
+      reopened.logAndApply(flushEdit(reopened, 'z', 'z', 41)),
+      hasCode('IO_ERROR'),
+    );
     await reopened.close();
     const after = await recoveredState(mem.crashClone());
     assert.ok(after === oldState || after.includes('x#40,SET'), after);

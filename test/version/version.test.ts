@@ -27,8 +27,14 @@ test('L0 is ordered newest first, L1+ by key, and describe() prints it', () => {
   edit.addFile(2, fileMeta(21, 'n', 'p', 1));
   edit.addFile(2, fileMeta(20, 'a', 'c', 1));
   const v = build(edit);
-  assert.deepEqual(v.files(0).map((f) => f.number), [12, 11, 10]);
-  assert.deepEqual(v.files(2).map((f) => f.number), [20, 21]);
+  assert.deepEqual(
+    v.files(0).map((f) => f.number),
+    [12, 11, 10],
+  );
+  assert.deepEqual(
+    v.files(2).map((f) => f.number),
+    [20, 21],
+  );
   assert.equal(
     v.describe(),
     [
@@ -54,7 +60,9 @@ test('deletes apply before adds, so a file can move between levels', () => {
 });
 
 test('the builder reports bad edits instead of applying them', () => {
-  const base = build(Object.assign(new VersionEdit(), { newFiles: [{ level: 1, meta: fileMeta(5, 'd', 'f') }] }));
+  const base = build(
+    Object.assign(new VersionEdit(), { newFiles: [{ level: 1, meta: fileMeta(5, 'd', 'f') }] }),
+  );
   const cases: [string, (e: VersionEdit) => void, RegExp][] = [
     ['missing delete', (e) => e.deleteFile(1, 6), /not in the version/],
     ['wrong level', (e) => e.deleteFile(2, 5), /is in L1/],
@@ -103,27 +111,35 @@ const letter = fc.integer({ min: 0, max: 26 }).map((i) => Buffer.from(String.fro
 
 test('findFile and overlappingFiles agree with a linear scan', () => {
   fc.assert(
-    fc.property(disjointFiles, letter, letter, fc.integer({ min: 0, max: 1 }), (files, a, b, lvl) => {
-      const levels = emptyLevels();
-      levels[lvl] = lvl === 0 ? files.slice().reverse() : files;
-      const v = new Version(levels);
-      const [lo, hi] = a.compare(b) <= 0 ? [a, b] : [b, a];
-      const expected = v
-        .files(lvl)
-        .filter((f) => userKeyOf(f.largest).compare(lo) >= 0 && userKeyOf(f.smallest).compare(hi) <= 0);
-      assert.deepEqual(v.overlappingFiles(lvl, lo, hi), expected);
-      assert.deepEqual(v.overlappingFiles(lvl, undefined, undefined), v.files(lvl));
-      assert.deepEqual(
-        v.overlappingFiles(lvl, undefined, hi),
-        v.files(lvl).filter((f) => userKeyOf(f.smallest).compare(hi) <= 0),
-      );
-      if (lvl === 1) {
-        const containing = files.find(
-          (f) => userKeyOf(f.smallest).compare(a) <= 0 && userKeyOf(f.largest).compare(a) >= 0,
+    fc.property(
+      disjointFiles,
+      letter,
+      letter,
+      fc.integer({ min: 0, max: 1 }),
+      (files, a, b, lvl) => {
+        const levels = emptyLevels();
+        levels[lvl] = lvl === 0 ? files.slice().reverse() : files;
+        const v = new Version(levels);
+        const [lo, hi] = a.compare(b) <= 0 ? [a, b] : [b, a];
+        const expected = v
+          .files(lvl)
+          .filter(
+            (f) => userKeyOf(f.largest).compare(lo) >= 0 && userKeyOf(f.smallest).compare(hi) <= 0,
+          );
+        assert.deepEqual(v.overlappingFiles(lvl, lo, hi), expected);
+        assert.deepEqual(v.overlappingFiles(lvl, undefined, undefined), v.files(lvl));
+        assert.deepEqual(
+          v.overlappingFiles(lvl, undefined, hi),
+          v.files(lvl).filter((f) => userKeyOf(f.smallest).compare(hi) <= 0),
         );
-        assert.equal(v.findFile(1, a), containing);
-      }
-    }),
+        if (lvl === 1) {
+          const containing = files.find(
+            (f) => userKeyOf(f.smallest).compare(a) <= 0 && userKeyOf(f.largest).compare(a) >= 0,
+          );
+          assert.equal(v.findFile(1, a), containing);
+        }
+      },
+    ),
     { numRuns: 500 },
   );
 });

@@ -15,7 +15,11 @@ import {
   RECORD_HEADER_BYTES,
   RECORD_TYPE_FILE_HEADER,
 } from '../../src/wal/format.js';
-import { READ_WINDOW_BYTES_DEFAULT, RecordReader, type RecordReaderOptions } from '../../src/wal/record-reader.js';
+import {
+  READ_WINDOW_BYTES_DEFAULT,
+  RecordReader,
+  type RecordReaderOptions,
+} from '../../src/wal/record-reader.js';
 import { RecordWriter } from '../../src/wal/record-writer.js';
 
 const DIR = '/db';
@@ -140,7 +144,11 @@ test('addMany and addEncoded frame several records into one write', () => {
   assert.equal(writes, 2);
   const b = [payload(9, 4), payload(1, 5)];
   const framed = Buffer.alloc(encodedRecordBytes(9) + encodedRecordBytes(1));
-  const end = encodeRecordInto(framed, encodeRecordInto(framed, 0, b[0] ?? Buffer.alloc(0)), b[1] ?? Buffer.alloc(0));
+  const end = encodeRecordInto(
+    framed,
+    encodeRecordInto(framed, 0, b[0] ?? Buffer.alloc(0)),
+    b[1] ?? Buffer.alloc(0),
+  );
   assert.equal(end, framed.length);
   w.addEncoded(framed);
   assert.equal(writes, 3);
@@ -166,7 +174,7 @@ function smallLog(): { fs: MemFs; payloads: Buffer[]; offsets: number[]; bytes: 
   return { fs, payloads, offsets, bytes: fs.readFileRaw(PATH) };
 }
 
-test('truncation at every offset yields a prefix of the records and the right torn-tail offset', () => {
+test('truncation at every offset yields a prefix of the records and the right torn tail', () => {
   const { payloads, offsets, bytes } = smallLog();
   const ends = [FILE_HEADER_RECORD_BYTES, ...offsets.slice(1), bytes.length];
   for (let cut = 0; cut <= bytes.length; cut++) {
@@ -186,7 +194,7 @@ test('truncation at every offset yields a prefix of the records and the right to
   }
 });
 
-test('flipping any byte gives CORRUPTION or a correct prefix with a torn tail, never wrong data', () => {
+test('a flipped byte gives CORRUPTION or a right prefix with a torn tail, never bad data', () => {
   const { payloads, offsets, bytes } = smallLog();
   const lastOffset = offsets[offsets.length - 1] ?? -1;
   for (let i = 0; i < bytes.length; i++) {
@@ -200,7 +208,10 @@ test('flipping any byte gives CORRUPTION or a correct prefix with a torn tail, n
       } catch (e) {
         assert.ok(isCorruption(e), `byte ${i}: ${String(e)}`);
         // Damage before the last record is in the middle of the log: it must be reported.
-        assert.ok(i < lastOffset, `byte ${i} mask ${mask}: corruption in the last record is a torn tail`);
+        assert.ok(
+          i < lastOffset,
+          `byte ${i} mask ${mask}: corruption in the last record is a torn tail`,
+        );
         assert.match((e as Error).message, /000007\.log at offset \d+/);
         continue;
       }
@@ -217,7 +228,10 @@ test('skipCorrupt resumes at the next valid record and counts what it skipped', 
   fs.writeFileRaw(PATH, bytes);
   const damaged = offsets[2] ?? -1;
   fs.flipByte(PATH, damaged + RECORD_HEADER_BYTES + 3);
-  assert.throws(() => readLog(fs), (e) => isCorruption(e) && /offset \d+/.test((e as Error).message));
+  assert.throws(
+    () => readLog(fs),
+    (e) => isCorruption(e) && /offset \d+/.test((e as Error).message),
+  );
   const { records, reader } = readLog(fs, { skipCorrupt: true });
   assert.deepEqual(records, [payloads[0], payloads[1], payloads[3]]);
   assert.equal(reader.skippedRecords, 1);
@@ -225,7 +239,7 @@ test('skipCorrupt resumes at the next valid record and counts what it skipped', 
   assert.equal(reader.tornTailOffset, undefined);
 });
 
-test('the error after mid-log corruption keeps the intact prefix length for point-in-time recovery', () => {
+test('after mid-log corruption the intact prefix length is known (point-in-time recovery)', () => {
   const { offsets, bytes } = smallLog();
   const fs = newFs();
   fs.writeFileRaw(PATH, bytes);
@@ -268,12 +282,18 @@ test('a damaged header is CORRUPTION when records follow, a torn tail when nothi
   assert.equal(r.reader.tornTailOffset, 0);
 });
 
-test('wrong magic, version, file number or a missing header are CORRUPTION even with skipCorrupt', () => {
+test('wrong magic, version, file number or no header are CORRUPTION even with skipCorrupt', () => {
   const { bytes } = smallLog();
   const body = bytes.subarray(FILE_HEADER_RECORD_BYTES);
   const cases: [string, Buffer][] = [
-    ['manifest magic', encodeRecord(encodeFileHeaderPayload('manifest', NUMBER), RECORD_TYPE_FILE_HEADER)],
-    ['other file number', encodeRecord(encodeFileHeaderPayload('wal', NUMBER + 1), RECORD_TYPE_FILE_HEADER)],
+    [
+      'manifest magic',
+      encodeRecord(encodeFileHeaderPayload('manifest', NUMBER), RECORD_TYPE_FILE_HEADER),
+    ],
+    [
+      'other file number',
+      encodeRecord(encodeFileHeaderPayload('wal', NUMBER + 1), RECORD_TYPE_FILE_HEADER),
+    ],
     ['no header', Buffer.alloc(0)],
   ];
   const v2 = encodeFileHeaderPayload('wal', NUMBER);
@@ -330,9 +350,15 @@ test('a failed write disables the writer', async () => {
   w.add(payload(3, 1));
   await w.sync();
   faults.writes = true;
-  assert.throws(() => w.add(payload(3, 2)), (e) => isLightningError(e, 'DISK_FULL'));
+  assert.throws(
+    () => w.add(payload(3, 2)),
+    (e) => isLightningError(e, 'DISK_FULL'),
+  );
   faults.writes = false;
-  assert.throws(() => w.add(payload(3, 3)), (e) => isLightningError(e, 'DISK_FULL'));
+  assert.throws(
+    () => w.add(payload(3, 3)),
+    (e) => isLightningError(e, 'DISK_FULL'),
+  );
   await assert.rejects(w.sync(), (e) => isLightningError(e, 'DISK_FULL'));
   assert.ok(w.failed() instanceof LightningError);
   w.close();
@@ -346,7 +372,10 @@ test('a failed sync disables the writer', async () => {
   faults.syncs = true;
   await assert.rejects(w.sync(), (e) => isLightningError(e, 'IO_ERROR'));
   faults.syncs = false;
-  assert.throws(() => w.add(payload(1, 1)), (e) => isLightningError(e, 'IO_ERROR'));
+  assert.throws(
+    () => w.add(payload(1, 1)),
+    (e) => isLightningError(e, 'IO_ERROR'),
+  );
   await assert.rejects(w.sync(), (e) => isLightningError(e, 'IO_ERROR'));
   w.close();
 });
@@ -375,4 +404,47 @@ test('after a crash, a synced prefix is always read back and the rest is a torn 
     assert.ok(records.length >= synced, `seed ${seed}: synced records survive`);
     assert.deepEqual(records, payloads.slice(0, records.length), `seed ${seed}`);
   }
+});
+
+test('the worked example of docs/formats/wal.md', () => {
+  const fs = newFs();
+  writeLog(fs, [Buffer.from('hi'), Buffer.alloc(0)]);
+  const bytes = fs.readFileRaw(PATH);
+  assert.equal(bytes.length, 49);
+  assert.equal(
+    bytes.toString('hex', 4, 29),
+    '1400000001' + '4c544e4757414c00' + '01000000' + '0700000000000000',
+  );
+  assert.equal(bytes.toString('hex', 33, 40), '02000000' + '02' + '6869');
+  assert.equal(bytes.toString('hex', 44, 49), '00000000' + '02');
+
+  const variant = (edit: (f: MemFs) => void): MemFs => {
+    const f = newFs();
+    f.writeFileRaw(PATH, bytes);
+    edit(f);
+    return f;
+  };
+  const cut45 = readLog(variant((f) => f.writeFileRaw(PATH, bytes.subarray(0, 45))));
+  assert.deepEqual(cut45.records, [Buffer.from('hi')]);
+  assert.equal(cut45.reader.tornTailOffset, 40);
+  for (const [cut, n] of [
+    [29, 0],
+    [40, 1],
+  ] as const) {
+    const r = readLog(variant((f) => f.writeFileRaw(PATH, bytes.subarray(0, cut))));
+    assert.equal(r.records.length, n);
+    assert.equal(r.reader.tornTailOffset, undefined);
+  }
+  const flipped = variant((f) => f.flipByte(PATH, 38, 0x01));
+  assert.throws(
+    () => readLog(flipped),
+    (e) => isCorruption(e) && /in \/db\/000007\.log at offset 29$/.test((e as Error).message),
+  );
+  const skipped = readLog(flipped, { skipCorrupt: true });
+  assert.deepEqual(skipped.records, [Buffer.alloc(0)]);
+  assert.equal(skipped.reader.skippedBytes, 11);
+  assert.equal(skipped.reader.skippedRecords, 1);
+  const last = readLog(variant((f) => f.flipByte(PATH, 45, 0x01)));
+  assert.deepEqual(last.records, [Buffer.from('hi')]);
+  assert.equal(last.reader.tornTailOffset, 40);
 });
