@@ -26,7 +26,7 @@ import { BLOCK_TRAILER_BYTES, putBlockTrailer } from './block-trailer.js';
 import { BloomFilterBuilder } from './bloom-filter.js';
 import { FOOTER_BYTES, putFooter, TABLE_FORMAT_VERSION } from './footer.js';
 import { findShortestSeparator } from './index-separator.js';
-import { encodeProperties } from './properties.js';
+import { encodeProperties, type TableProperties } from './properties.js';
 import { copyBytes } from './copy-bytes.js';
 import { compareInternalKeyRanges, compareUserKeyRanges } from './key-compare.js';
 
@@ -191,7 +191,7 @@ export class TableBuilder {
     this.stagedBytes = 0;
   }
 
-  private properties(smallest: Buffer, largest: Buffer): Parameters<typeof encodeProperties>[0] {
+  private properties(smallest: Buffer, largest: Buffer): TableProperties {
     return {
       formatVersion: TABLE_FORMAT_VERSION,
       entryCount: this.entryCount,
@@ -269,8 +269,13 @@ export class TableBuilder {
       const bytes = Math.max(this.lastKeyLength, this.separator.length * 2);
       this.separator = Buffer.allocUnsafeSlow(bytes);
     }
-    const length = findShortestSeparator(this.lastKey, this.lastKeyLength, nextKey, this.separator);
-    this.addIndexEntryWithKey(this.separator, length);
+    const sep = this.separator;
+    const length = findShortestSeparator(this.lastKey, this.lastKeyLength, nextKey, sep);
+    const lastVsSep = compareInternalKeyRanges(this.lastKey, 0, this.lastKeyLength, sep, 0, length);
+    assert(lastVsSep <= 0, 'index separator below the last key of its block');
+    const sepVsNext = compareInternalKeyRanges(sep, 0, length, nextKey, 0, nextKey.length);
+    assert(sepVsNext < 0, 'index separator not below the first key of the next block');
+    this.addIndexEntryWithKey(sep, length);
   }
 
   private addIndexEntryWithKey(key: Buffer, keyLength: number): void {

@@ -131,8 +131,8 @@ export class TableReader implements TableBlockSource {
     return new TableIterator(this);
   }
 
-  /** The table's meta block (entry counts, key range, sequence range, ...). */
-  properties(): TableProperties {
+  /** The table's meta block (entry counts, key range, sequence range, ...). Do not modify. */
+  properties(): Readonly<TableProperties> {
     return this.props;
   }
 
