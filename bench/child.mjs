@@ -54,10 +54,10 @@ try {
   process.exit(0);
 }
 const { info } = adapter;
-emit({ type: 'loaded', engine: engineName, name: info.name, variants: info.variants, ours: !!info.ours, ...loadInfo });
 
 const sampler = new W.RssSampler();
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), `ldb-bench-${engineName}-`));
+emit({ type: 'loaded', engine: engineName, name: info.name, variants: info.variants, ours: !!info.ours, tmpRoot, ...loadInfo });
 let dirSeq = 0;
 const freshDir = () => {
   const d = path.join(tmpRoot, `db${dirSeq++}`);

@@ -8,9 +8,9 @@
  * become current. Edits are serialized: concurrent calls queue and commit in call order.
  *
  * Failure policy: if writing or syncing the manifest fails, the edit may or may not be on disk.
- * The in-memory version does not change, the error is rethrown (IO_ERROR / DISK_FULL), and the
- * VersionSet refuses every later edit with that error until the database is reopened (recovery
- * then settles whether the edit committed). Files the failed edit added stay in
+ * The in-memory version does not change and the error is rethrown (IO_ERROR / DISK_FULL). The
+ * next edit never appends after that unknown tail: it rolls to a fresh snapshot manifest and
+ * switches CURRENT (docs/formats/manifest.md, "Failure"). Files the failed edit added stay in
  * liveFileNumbers() so garbage collection never deletes a file a recovered manifest may name.
  *
  * Manifest size: when the manifest exceeds `manifestRollBytes`, the next edit goes into a NEW
@@ -219,7 +219,7 @@ export class VersionSet {
    * Requires: the edit is valid against the version it will apply to (deleted files exist, added
    * files are new, L1+ stays disjoint, logNumber does not go backwards): violations are assertion
    * failures, detected before anything is written. Throws READ_ONLY, CLOSED, or the manifest I/O
-   * error (IO_ERROR/DISK_FULL), after which the set refuses further edits (see the file comment).
+   * error (IO_ERROR/DISK_FULL), after which the next edit rolls to a new manifest (file comment).
    */
   logAndApply(edit: VersionEdit): Promise<void> {
     if (this.closed) return Promise.reject(new LightningError('CLOSED', 'version set is closed'));
@@ -247,7 +247,10 @@ export class VersionSet {
     const levels = this.checkedResult(edit);
     const lastSequence = Math.max(this.lastSeq, edit.lastSequence ?? 0);
     const logNumber = edit.logNumber ?? this.logNum;
-    const roll = manifest.sizeBytes() >= this.manifestRollBytes;
+    // After a failed manifest write the old manifest's tail is unknown: the next edit starts a
+    // fresh manifest (a snapshot of the in-memory state, which excludes the failed edit) and
+    // switches CURRENT to it. That is how the database resumes after a full disk.
+    const roll = this.failure !== undefined || manifest.sizeBytes() >= this.manifestRollBytes;
     const rollNumber = roll ? this.newFileNumber() : 0;
     edit.nextFileNumber = this.nextFile;
     edit.lastSequence = lastSequence;
@@ -274,6 +277,7 @@ export class VersionSet {
     if (roll) {
       manifest.close();
       this.removeObsoleteManifest(manifest.fileNumber);
+      this.failure = undefined;
     }
     this.lastSeq = lastSequence;
     this.logNum = logNumber;
@@ -284,11 +288,6 @@ export class VersionSet {
 
   private writableManifest(): RecordWriter {
     if (this.readOnly) throw new LightningError('READ_ONLY', 'database was opened read-only');
-    if (this.failure !== undefined) {
-      throw new LightningError('IO_ERROR', `manifest write failed earlier; reopen the database`, {
-        cause: this.failure,
-      });
-    }
     assert(this.manifest !== undefined, 'writable version set has a manifest');
     return this.manifest;
   }

@@ -1,0 +1,449 @@
+/**
+ * Contract under filesystem faults (FaultFs over MemFs): a failed WAL write/fsync or flush surfaces
+ * as a LightningError (DISK_FULL / IO_ERROR) to the writer, the database turns `degraded` (reads
+ * keep working, writes keep failing), close() does not blow up, nothing is thrown into the void,
+ * and a reopen without the fault finds every acknowledged write. The fail-op-i sweep fails each
+ * filesystem operation of a scripted workload in turn.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { open, LightningError, type ErrorCode } from '../../src/index.js';
+import type { Database } from '../../src/db/db.js';
+import { MemFs } from '../../src/env/mem-fs.js';
+import {
+  FaultFs,
+  countOps,
+  failNth,
+  failWhile,
+  opIn,
+  pathEndsWith,
+  type FaultCode,
+  type FaultFilter,
+  type FaultInjector,
+} from '../../src/env/fault-fs.js';
+import { Random } from '../../src/util/random.js';
+import { withSeed } from '../harness/seed.js';
+import { ProcessErrorRecorder, assertLightning, collect, describeError, k, rejectsCode, throwsCode } from '../harness/api-helpers.js';
+
+const recorder = new ProcessErrorRecorder();
+
+function both(a: FaultFilter, b: FaultFilter): FaultFilter {
+  return (op, p) => a(op, p) && b(op, p);
+}
+
+const noFault: FaultInjector = { maybeFail: () => null };
+
+/** close() must settle; a rejection must be a LightningError. Returns the error, if any. */
+async function closeQuietly(db: Database, what: string): Promise<LightningError | undefined> {
+  try {
+    await db.close();
+    return undefined;
+  } catch (e) {
+    assert.ok(e instanceof LightningError, `${what}: close() rejected with ${describeError(e)}`);
+    return e;
+  }
+}
+
+async function checkDegraded(db: Database, code: ErrorCode): Promise<void> {
+  const s = db.stats();
+  assert.equal(s.state, 'degraded');
+  assert.equal(s.backgroundError?.code, code);
+  assert.ok(s.backgroundErrors >= 1);
+  // Sticky: every later write fails with the same code, even though the fault may be gone.
+  await rejectsCode(() => db.put('later', 'x'), code, 'put while degraded');
+  await rejectsCode(() => db.delete('later'), code, 'delete while degraded');
+  await rejectsCode(() => db.batch([{ type: 'put', key: 'later', value: 'x' }]), code, 'batch while degraded');
+}
+
+// ================================================================================ WAL write faults
+
+for (const shortWrite of [false, true]) {
+  test(`ENOSPC on the WAL write (shortWrite: ${shortWrite}) → DISK_FULL, degraded, reads work, reopen has every acked write`, async () => {
+    const mem = new MemFs();
+    const fault = failWhile(both(opIn('write'), pathEndsWith('.log')), 'ENOSPC');
+    fault.enabled = false;
+    const db = await open('/db', { fs: new FaultFs(mem, fault, { shortWrite }) });
+    const acked = new Map<string, string>();
+    for (let i = 0; i < 20; i++) {
+      await db.put(k(i), `v${i}`, { sync: i % 2 === 0 });
+      acked.set(k(i), `v${i}`);
+    }
+    await db.batch([
+      { type: 'put', key: 'batched', value: 'yes' },
+      { type: 'del', key: k(3) },
+    ]);
+    acked.set('batched', 'yes');
+    acked.delete(k(3));
+    fault.enabled = true;
+    await rejectsCode(() => db.put('failed', 'x'.repeat(100)), 'DISK_FULL', 'put on a full disk');
+    // A group of concurrent writers all fail, none becomes visible.
+    const group = [db.put('g1', '1'), db.put('g2', '2'), db.delete(k(0)), db.batch([{ type: 'put', key: 'g3', value: '3' }])];
+    for (const p of group) await rejectsCode(() => p, 'DISK_FULL', 'grouped write on a full disk');
+    fault.enabled = false; // space is back; the DB stays degraded until reopened
+    for (const [key, v] of acked) assert.equal((await db.get(key))?.toString(), v, `read ${key} while degraded`);
+    for (const key of ['failed', 'g1', 'g2', 'g3']) assert.equal(db.getSync(key), undefined, `${key} not visible`);
+    assert.deepEqual(await collect(db.iterator()), [...acked.entries()].sort());
+    const snap = db.snapshot();
+    assert.equal((await snap.get(k(1)))?.toString(), 'v1');
+    snap.release();
+    await checkDegraded(db, 'DISK_FULL');
+    await closeQuietly(db, 'close after ENOSPC');
+    const db2 = await open('/db', { fs: mem });
+    assert.deepEqual(await collect(db2.iterator()), [...acked.entries()].sort(), 'reopen: exactly the acked writes');
+    assert.equal(db2.stats().state, 'open');
+    await db2.put('fresh', 'works');
+    await db2.close();
+    recorder.assertNone();
+  });
+}
+
+test('EIO on the WAL fsync → IO_ERROR, degraded, reads work, reopen has every acked write (the failed one is not half-applied)', async () => {
+  const mem = new MemFs();
+  const fault = failWhile(both(opIn('sync'), pathEndsWith('.log')), 'EIO');
+  fault.enabled = false;
+  const db = await open('/db', { fs: new FaultFs(mem, fault) });
+  const acked = new Map<string, string>();
+  for (let i = 0; i < 20; i++) {
+    await db.put(k(i), `v${i}`, { sync: true });
+    acked.set(k(i), `v${i}`);
+  }
+  fault.enabled = true;
+  await rejectsCode(() => db.batch([{ type: 'put', key: 'f1', value: 'x' }, { type: 'del', key: k(1) }]), 'IO_ERROR', 'durable batch with a failing fsync');
+  fault.enabled = false;
+  assert.equal(db.getSync('f1'), undefined, 'a failed write is never visible before reopen');
+  assert.equal(db.getSync(k(1))?.toString(), 'v1');
+  for (const [key, v] of acked) assert.equal(db.getSync(key)?.toString(), v);
+  await checkDegraded(db, 'IO_ERROR');
+  await closeQuietly(db, 'close after fsync EIO');
+  const db2 = await open('/db', { fs: mem });
+  // The failed batch reached the file before its fsync failed: after reopen it may be there (in
+  // full, atomically) or not at all; everything acknowledged must be there.
+  const f1 = db2.getSync('f1')?.toString();
+  const got1 = db2.getSync(k(1))?.toString();
+  assert.ok((f1 === undefined && got1 === 'v1') || (f1 === 'x' && got1 === undefined), `batch atomic: f1=${f1} k1=${got1}`);
+  for (const [key, v] of acked) if (key !== k(1)) assert.equal(db2.getSync(key)?.toString(), v, key);
+  await db2.close();
+  recorder.assertNone();
+});
+
+test(
+  'a failed WAL fsync during memtable rotation puts the DB in the degraded state',
+  { todo: 'bug: rotateMemTable() does not record the old WAL\'s sync failure as the background error: stats().state stays "open" while every later write fails with IO_ERROR' },
+  async () => {
+    const mem = new MemFs();
+    const fault = failWhile(both(opIn('sync'), pathEndsWith('.log')), 'EIO');
+    const db = await open('/db', { fs: new FaultFs(mem, fault), memtableSize: 1024, sync: false });
+    let failed: unknown;
+    for (let i = 0; i < 200 && failed === undefined; i++) {
+      try {
+        await db.put(k(i), 'v'.repeat(50)); // sync:false: only a rotation fsyncs the WAL
+      } catch (e) {
+        failed = e;
+      }
+    }
+    assertLightning(failed, 'IO_ERROR', 'write that triggered the rotation');
+    fault.enabled = false;
+    try {
+      assert.equal(db.stats().state, 'degraded');
+      assert.equal(db.stats().backgroundError?.code, 'IO_ERROR');
+    } finally {
+      await closeQuietly(db, 'close');
+    }
+  },
+);
+
+// ================================================================================ flush faults
+
+const flushFaults: [string, FaultFilter][] = [
+  ['write of the .sst', both(opIn('write'), pathEndsWith('.sst'))],
+  ['fsync of the .sst', both(opIn('sync'), pathEndsWith('.sst'))],
+  ['write of the MANIFEST', (op, p) => op === 'write' && p.includes('MANIFEST')],
+  ['fsync of the MANIFEST', (op, p) => op === 'sync' && p.includes('MANIFEST')],
+];
+
+for (const [name, filter] of flushFaults) {
+  test(`EIO on the ${name} during a flush → background error, next write IO_ERROR, reopen recovers all acked`, async () => {
+    const mem = new MemFs();
+    const fault = failWhile(filter, 'EIO');
+    fault.enabled = false;
+    const db = await open('/db', { fs: new FaultFs(mem, fault), memtableSize: 1024, blockSize: 128 });
+    fault.enabled = true;
+    const acked = new Map<string, string>();
+    let failed: unknown;
+    for (let i = 0; i < 500 && failed === undefined; i++) {
+      try {
+        await db.put(k(i), `value-${i}-${'f'.repeat(40)}`, { sync: i % 4 === 0 });
+        acked.set(k(i), `value-${i}-${'f'.repeat(40)}`);
+      } catch (e) {
+        failed = e;
+      }
+    }
+    assert.ok(failed !== undefined, 'a write eventually failed');
+    assertLightning(failed, 'IO_ERROR', 'write after the failed flush');
+    assert.ok(acked.size > 0);
+    fault.enabled = false;
+    assert.equal(db.stats().state, 'degraded');
+    assert.equal(db.stats().backgroundError?.code, 'IO_ERROR');
+    assert.ok(db.stats().backgroundErrors >= 1);
+    // Everything acknowledged is readable, including what sits in the unflushed memtable.
+    for (const [key, v] of acked) assert.equal(db.getSync(key)?.toString(), v, `read ${key}`);
+    assert.deepEqual(await collect(db.iterator()), [...acked.entries()].sort());
+    await checkDegraded(db, 'IO_ERROR');
+    await closeQuietly(db, 'close after failed flush');
+    const db2 = await open('/db', { fs: mem });
+    assert.deepEqual(await collect(db2.iterator()), [...acked.entries()].sort(), 'reopen recovers every acked write');
+    await db2.close();
+    // And once more after a clean close (now everything is in tables).
+    const db3 = await open('/db', { fs: mem });
+    assert.equal((await collect(db3.iterator())).length, acked.size);
+    await db3.close();
+    recorder.assertNone();
+  });
+}
+
+test('a failing read surfaces as IO_ERROR from get/getSync/iterator and does not degrade the DB', async () => {
+  const mem = new MemFs();
+  const db0 = await open('/db', { fs: mem, memtableSize: 1024 });
+  for (let i = 0; i < 100; i++) await db0.put(k(i), `v${i}`, { sync: false });
+  await db0.close();
+  const fault = failWhile(both(opIn('read'), pathEndsWith('.sst')), 'EIO');
+  fault.enabled = false;
+  const db = await open('/db', { fs: new FaultFs(mem, fault), blockCacheSize: 0 });
+  fault.enabled = true;
+  await rejectsCode(() => db.get(k(5)), 'IO_ERROR', 'get');
+  throwsCode(() => db.getSync(k(6)), 'IO_ERROR', 'getSync');
+  let iterErr: unknown;
+  try {
+    await collect(db.iterator());
+  } catch (e) {
+    iterErr = e;
+  }
+  assertLightning(iterErr, 'IO_ERROR', 'iterator');
+  assert.equal(db.stats().openIterators, 0, 'a failed iterator is released');
+  fault.enabled = false;
+  assert.equal(db.stats().state, 'open', 'a read error is not sticky');
+  assert.equal((await db.get(k(5)))?.toString(), 'v5');
+  await db.put('still', 'writable');
+  assert.equal((await collect(db.iterator())).length, 101);
+  await db.close();
+  recorder.assertNone();
+});
+
+// ============================================================================= fail-op-i sweep
+
+interface Issued {
+  ops: { key: string; value: string | null }[];
+  sync: boolean;
+  acked: boolean;
+}
+
+function apply(state: Map<string, string>, w: Issued): void {
+  for (const o of w.ops) {
+    if (o.value === null) state.delete(o.key);
+    else state.set(o.key, o.value);
+  }
+}
+
+function stateKey(m: Map<string, string>): string {
+  return JSON.stringify([...m.entries()].sort());
+}
+
+/**
+ * The scripted workload: sequential puts (mixed durability), a batch, deletes, a group of 8
+ * concurrent writers, a few reads, with a tiny memtable so rotations, flushes and compactions run.
+ * Stops issuing at the first error. Returns the db (if open) and the first error.
+ */
+async function workload(
+  fs: FaultFs,
+  issued: Issued[],
+  onFirstError: () => void,
+): Promise<{ db: Database | undefined; error: unknown }> {
+  let db: Database;
+  try {
+    db = await open('/db', { fs, memtableSize: 1024, blockSize: 128, l0CompactionTrigger: 2 });
+  } catch (e) {
+    onFirstError();
+    return { db: undefined, error: e };
+  }
+  let error: unknown;
+  const write = async (w: Issued, p: () => Promise<void>): Promise<boolean> => {
+    issued.push(w);
+    try {
+      await p();
+      w.acked = true;
+      return true;
+    } catch (e) {
+      if (error === undefined) {
+        error = e;
+        onFirstError();
+      }
+      return false;
+    }
+  };
+  const value = (i: number): string => `val-${i}-${'w'.repeat(i % 5 === 0 ? 120 : 24)}`;
+  const script = async (): Promise<void> => {
+    for (let i = 0; i < 36; i++) {
+      const w: Issued = { ops: [{ key: k(i), value: value(i) }], sync: i % 3 === 0, acked: false };
+      if (!(await write(w, () => db.put(k(i), value(i), { sync: w.sync })))) return;
+    }
+    const b: Issued = {
+      ops: [
+        { key: 'batch-a', value: 'A' },
+        { key: k(1), value: null },
+        { key: 'batch-b', value: 'B' },
+      ],
+      sync: true,
+      acked: false,
+    };
+    if (!(await write(b, () => db.batch([{ type: 'put', key: 'batch-a', value: 'A' }, { type: 'del', key: k(1) }, { type: 'put', key: 'batch-b', value: 'B' }])))) return;
+    const d: Issued = { ops: [{ key: k(2), value: null }], sync: false, acked: false };
+    if (!(await write(d, () => db.delete(k(2), { sync: false })))) return;
+    // Reads in the middle (tables and memtable).
+    try {
+      if (db.getSync(k(7))?.toString() !== value(7)) throw new Error('wrong value for a key in a table');
+      const n = (await collect(db.iterator({ gte: k(10), lt: k(20) }))).length;
+      if (n !== 10) throw new Error(`range scan returned ${n} entries`);
+    } catch (e) {
+      if (!(e instanceof LightningError)) throw e;
+      error = e;
+      onFirstError();
+      return;
+    }
+    const group: Promise<boolean>[] = [];
+    for (let i = 100; i < 108; i++) {
+      const w: Issued = { ops: [{ key: k(i), value: value(i) }], sync: i % 2 === 0, acked: false };
+      group.push(write(w, () => db.put(k(i), value(i), { sync: w.sync })));
+    }
+    const ok = await Promise.all(group);
+    if (ok.includes(false)) return;
+    for (let i = 36; i < 60; i++) {
+      const w: Issued = { ops: [{ key: k(i), value: value(i) }], sync: i % 4 === 0, acked: false };
+      if (!(await write(w, () => db.put(k(i), value(i), { sync: w.sync })))) return;
+    }
+  };
+  await script();
+  return { db, error };
+}
+
+/**
+ * The state must be the result of a prefix W[0..j) of the issued writes with j >= `required`
+ * (writes are issued in order; a failed write may or may not have landed; nothing after it did).
+ */
+function assertPrefixState(actual: Map<string, string>, issued: Issued[], required: number, what: string): void {
+  const state = new Map<string, string>();
+  const candidates = new Set<string>();
+  for (let j = 0; j <= issued.length; j++) {
+    if (j >= required) candidates.add(stateKey(state));
+    const w = issued[j];
+    if (w !== undefined) apply(state, w);
+  }
+  assert.ok(
+    candidates.has(stateKey(actual)),
+    `${what}: state is not a prefix of the issued writes with at least ${required} of ${issued.length}\n` +
+      `actual: ${stateKey(actual).slice(0, 2000)}`,
+  );
+}
+
+async function readAll(db: Database): Promise<Map<string, string>> {
+  return new Map(await collect(db.iterator()));
+}
+
+interface SweepResult {
+  runs: number;
+  failedRuns: number;
+  codes: Map<string, number>;
+}
+
+async function sweep(code: FaultCode, expected: ErrorCode, filter: FaultFilter, shortWrite: boolean, rng: Random): Promise<SweepResult> {
+  // Count the operations of a fault-free run.
+  const counter = countOps(filter);
+  {
+    const mem = new MemFs();
+    const issued: Issued[] = [];
+    const { db, error } = await workload(new FaultFs(mem, counter), issued, () => undefined);
+    assert.equal(error, undefined, `fault-free workload failed: ${describeError(error)}`);
+    assert.ok(db !== undefined);
+    await db.close();
+  }
+  const total = counter.count;
+  assert.ok(total > 50, `the workload does some I/O (${total} ops)`);
+  const result: SweepResult = { runs: 0, failedRuns: 0, codes: new Map() };
+  for (let i = 0; i <= total; i++) {
+    const what = `${code} at op ${i}/${total}`;
+    const mem = new MemFs();
+    const issued: Issued[] = [];
+    let crashed: MemFs | undefined;
+    const injector = failNth(i, code, filter);
+    const ffs = new FaultFs(mem, injector, { shortWrite, rng });
+    const { db, error } = await workload(ffs, issued, () => {
+      // Power loss right at the failure: what is on "disk" now must reopen too.
+      crashed = mem.crashClone();
+    });
+    result.runs++;
+    if (error !== undefined) {
+      result.failedRuns++;
+      assert.ok(injector.fired, `${what}: an error without an injected fault: ${describeError(error)}`);
+      assertLightning(error, expected, what);
+      result.codes.set(error.code, (result.codes.get(error.code) ?? 0) + 1);
+    }
+    let closeErr: LightningError | undefined;
+    if (db !== undefined) {
+      closeErr = await closeQuietly(db, what);
+      if (closeErr !== undefined) assertLightning(closeErr, [expected, 'IO_ERROR'], `${what}: close`);
+    }
+    const acked = issued.filter((w) => w.acked).length;
+    assert.ok(issued.slice(0, acked).every((w) => w.acked), `${what}: acks are in order`);
+    // 1. Reopen the live filesystem (the process went on; no power loss).
+    ffs.injector = noFault;
+    let db2: Database;
+    try {
+      db2 = await open('/db', { fs: mem });
+    } catch (e) {
+      assert.fail(`${what}: reopen without the fault failed: ${describeError(e)}\nfiles:\n${mem.describe()}`);
+    }
+    assertPrefixState(await readAll(db2), issued, acked, `${what}: reopen`);
+    await db2.put('post', 'reopen');
+    await db2.close();
+    // 2. Power loss at the moment of the failure: every durable acknowledged write survives.
+    if (crashed !== undefined) {
+      let lastDurable = 0;
+      issued.forEach((w, idx) => {
+        if (w.acked && w.sync) lastDurable = idx + 1;
+      });
+      let db3: Database;
+      try {
+        db3 = await open('/db', { fs: crashed });
+      } catch (e) {
+        if (lastDurable === 0 && e instanceof LightningError && e.code === 'NOT_FOUND') continue;
+        assert.fail(`${what}: reopen after power loss at the failure failed: ${describeError(e)}\nfiles:\n${crashed.describe()}`);
+      }
+      assertPrefixState(await readAll(db3), issued, lastDurable, `${what}: reopen after power loss`);
+      await db3.close();
+    }
+  }
+  return result;
+}
+
+test('fail-op-i sweep: EIO at every filesystem operation of a workload', { timeout: 120_000 }, async () => {
+  await withSeed('EIO sweep', async (seed) => {
+    const r = await sweep('EIO', 'IO_ERROR', () => true, false, new Random(seed));
+    assert.ok(r.failedRuns > 0);
+  });
+  await recorder.settle();
+  recorder.assertNone();
+});
+
+test('fail-op-i sweep: ENOSPC (short writes) at every write/fsync/create of a workload', { timeout: 120_000 }, async () => {
+  await withSeed('ENOSPC sweep', async (seed) => {
+    const r = await sweep('ENOSPC', 'DISK_FULL', opIn('write', 'sync', 'syncDir', 'open', 'rename'), true, new Random(seed));
+    assert.ok(r.failedRuns > 0);
+  });
+  await recorder.settle();
+  recorder.assertNone();
+});
+
+test('no unhandled rejections or uncaught exceptions were recorded in this file', async () => {
+  await recorder.settle();
+  recorder.assertNone();
+  recorder.dispose();
+});
