@@ -1,6 +1,7 @@
 // Adapter for @nxtedition/rocksdb (RocksDB behind abstract-level 1.x). Point reads use getMany([key])
 // because get() of an absent key rejects with LEVEL_NOT_FOUND (get() itself calls getMany).
-// Durable writes use { sync: true }.
+// Durable writes use { sync: true }. Note: this binding writes synchronously on the JS thread
+// (batch_write), so concurrent writers are serialized and get no group commit.
 import { ScanTally, installedVersion } from './common.mjs';
 
 export const info = { name: 'rocksdb', variants: ['default'], txn: false };
@@ -29,7 +30,9 @@ export async function open(dir, { cacheBytes }) {
   };
   return {
     batchPut: (ops) => db.batch(ops, { sync: false }),
-    put: (key, value, sync) => db.put(key, value, { sync }),
+    // put() drops write options (it builds a chained batch and writes it without them), so single
+    // puts go through batch() to honour { sync }.
+    put: (key, value, sync) => db.batch([{ type: 'put', key, value }], { sync }),
     get: async (key) => (await db.getMany([key]))[0],
     async scan(start, n) {
       let count = 0;

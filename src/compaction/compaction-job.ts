@@ -70,6 +70,8 @@ export async function runCompaction(ctx: CompactionContext, pick: CompactionPick
   const outputPaths: string[] = [];
   let bytesRead = 0;
   let writer: OutputWriter | null = null;
+  /** Once the edit is being written, the outputs may be named by the manifest: keep them. */
+  let committing = false;
   try {
     const children: InternalIterator[] = [];
     for (const meta of [...pick.inputs, ...pick.nextInputs]) {
@@ -87,12 +89,14 @@ export async function runCompaction(ctx: CompactionContext, pick: CompactionPick
     for (const f of pick.inputs) edit.deleteFile(pick.level, f.number);
     for (const f of pick.nextInputs) edit.deleteFile(outputLevel, f.number);
     for (const f of outputs) edit.addFile(outputLevel, f);
+    committing = true;
     await ctx.versions.logAndApply(edit);
     let bytesWritten = 0;
     for (const f of outputs) bytesWritten += f.sizeBytes;
     return { bytesRead, bytesWritten, outputs, entriesDropped: dropped, trivialMove: false };
   } catch (e) {
     writer?.abandon();
+    if (committing) throw e; // maybe committed: the next open removes them if they are orphans
     for (const p of outputPaths) {
       try {
         ctx.fs.unlink(p);

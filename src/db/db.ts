@@ -38,12 +38,16 @@ import type { DbStats } from './stats.js';
 import { pickCompaction, withNextInputs, userKeyRange, type CompactionPick } from '../compaction/picker.js';
 import { runCompaction } from '../compaction/compaction-job.js';
 import { tableFileName } from '../base/file-names.js';
-import { removeQuietly } from './flush.js';
+import { deleteObsoleteWals, hasFreeSpace, removeQuietly } from './flush.js';
+import { BackgroundErrorState, type BackgroundSource } from './background-error.js';
+import { VersionEdit } from '../version/version-edit.js';
 
 type State = 'open' | 'closing' | 'closed';
 
 /** Longest time the write path keeps the event loop while background work waits (see makeRoom). */
 const BACKGROUND_SHARE_MS = 2;
+/** Free space a DISK_FULL recovery wants beyond the memtables it flushes. */
+const RECOVERY_HEADROOM_BYTES = 64 * 1024;
 
 /** Everything open() hands over once recovery is done. */
 export interface RecoveredState {
@@ -81,8 +85,9 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
   private readonly compactCursor: (Buffer | undefined)[] = [];
   /** Tables removed from the current Version, deleted once no Version references them. */
   private readonly obsoleteTables = new Set<number>();
-  /** Sticky error of a failed WAL write/fsync or flush: writes fail with it until reopen. */
-  private backgroundError: LightningError | null = null;
+  /** Failures of WAL, flush and compaction; writes fail with `bg.error` while it is set. */
+  private readonly bg = new BackgroundErrorState();
+  private recovering: Promise<void> | null = null;
   private memSeed: number;
   private groupBuf: Buffer = Buffer.allocUnsafe(64 * 1024);
   private readonly iterators = new Set<LightningIterator>();
@@ -238,7 +243,12 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     const oldWal = this.wal;
     assert(oldWal !== null, 'rotate requires a WAL');
     assert(this.imm === null, 'rotate requires no immutable memtable');
-    await oldWal.sync();
+    try {
+      await oldWal.sync();
+    } catch (e) {
+      this.setBackgroundError(e, 'wal-sync');
+      throw e;
+    }
     const walNumber = this.versions.newFileNumber();
     const wal = await createWal(this.fs, this.dir, walNumber);
     oldWal.close();
@@ -256,18 +266,25 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     });
   }
 
-  /** Background flush; never rejects: a failure becomes the sticky background error. */
+  /** Background flush; never rejects: a failure goes to the background-error state. */
   private async runFlush(imm: MemTable, logNumber: number): Promise<void> {
     try {
-      const r = await flushMemTable(this.fs, this.dir, this.versions, imm, logNumber, this.lastSeq, this.options);
-      this.counters.flushes++;
-      this.counters.flushBytesWritten += r.bytesWritten;
-      this.imm = null;
+      await this.flushImmutable(imm, logNumber);
     } catch (e) {
-      this.setBackgroundError(e);
+      this.setBackgroundError(e, 'flush');
       return;
     }
+    this.bg.succeeded();
     this.maybeScheduleCompaction();
+  }
+
+  /** Flushes `imm` to L0 and drops it. Throws LightningError. */
+  private async flushImmutable(imm: MemTable, logNumber: number): Promise<void> {
+    assert(this.imm === imm, 'flushing a memtable that is not the immutable one');
+    const r = await flushMemTable(this.fs, this.dir, this.versions, imm, logNumber, this.lastSeq, this.options);
+    this.counters.flushes++;
+    this.counters.flushBytesWritten += r.bytesWritten;
+    this.imm = null;
   }
 
   // ---------------------------------------------------------------- compaction
@@ -313,8 +330,9 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
       if (!r.trivialMove) {
         for (const f of [...pick.inputs, ...pick.nextInputs]) this.obsoleteTables.add(f.number);
       }
+      this.bg.succeeded();
     } catch (e) {
-      this.setBackgroundError(e);
+      this.setBackgroundError(e, 'compaction');
     } finally {
       version.unref();
     }
@@ -378,9 +396,89 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     if (this.backgroundError !== null) throw this.backgroundError;
   }
 
-  private setBackgroundError(e: unknown): void {
+  private get backgroundError(): LightningError | null {
+    return this.bg.error;
+  }
+
+  /** Records a background failure and schedules a retry when the state machine allows one. */
+  private setBackgroundError(e: unknown, source: BackgroundSource): void {
     this.counters.backgroundErrors++;
-    if (this.backgroundError === null) this.backgroundError = this.toError(e);
+    if (this.bg.report(this.toError(e), source)) this.bg.scheduleRetry(() => this.retryBackground());
+  }
+
+  /**
+   * Retries failed background work now instead of waiting for the automatic retry (e.g. right
+   * after freeing disk space). Resolves once the database accepts writes again; rejects with the
+   * background error if it still does not (DISK_FULL: still no space; IO_ERROR with stats()
+   * backgroundError.mode 'failed': only reopening helps).
+   */
+  async resume(): Promise<void> {
+    this.checkReadable();
+    if (this.bg.mode === 'failed' && this.bg.error !== null) throw this.bg.error;
+    if (this.bg.mode === 'healthy') return;
+    this.bg.cancel();
+    this.retryBackground();
+    while (this.recovering !== null) await this.recovering;
+    if (this.bg.error !== null) throw this.bg.error;
+  }
+
+  private retryBackground(): void {
+    if (this.state !== 'open' || this.recovering !== null) return;
+    this.recovering = this.recoverFromBackgroundError().finally(() => {
+      this.recovering = null;
+    });
+  }
+
+  /**
+   * Resumes after a retryable failure: waits for free space (DISK_FULL), finishes a failed flush,
+   * and replaces a failed WAL (its tail is unknown) by flushing the memtable and starting a new
+   * log. Never rejects.
+   */
+  private async recoverFromBackgroundError(): Promise<void> {
+    try {
+      while (this.flushing !== null) await this.flushing;
+      while (this.compacting !== null) await this.compacting;
+      const err = this.bg.error;
+      if (err === null || this.state !== 'open') return;
+      const wal = this.wal;
+      assert(wal !== null, 'a writable database has a WAL');
+      if (err.code === 'DISK_FULL' && !(await hasFreeSpace(this.fs, this.dir, this.bytesToRecover(wal)))) {
+        this.bg.scheduleRetry(() => this.retryBackground());
+        return;
+      }
+      // The current WAL (even a failed one) still holds the memtable's writes: keep it live.
+      if (this.imm !== null) await this.flushImmutable(this.imm, wal.fileNumber);
+      if (wal.failed() !== undefined) await this.replaceFailedWal(wal);
+      this.bg.recovered();
+      this.maybeScheduleCompaction();
+    } catch (e) {
+      this.setBackgroundError(e, 'recovery');
+    }
+  }
+
+  /** Space a recovery needs: the memtables it will flush, plus room for a new WAL to start. */
+  private bytesToRecover(wal: RecordWriter): number {
+    let bytes = RECOVERY_HEADROOM_BYTES;
+    if (this.imm !== null) bytes += this.imm.approximateBytes;
+    if (wal.failed() !== undefined) bytes += this.mem.approximateBytes;
+    return bytes;
+  }
+
+  /** New WAL; the memtable (whose tail the failed WAL may have lost) goes to an SSTable. */
+  private async replaceFailedWal(failed: RecordWriter): Promise<void> {
+    const walNumber = this.versions.newFileNumber();
+    this.wal = await createWal(this.fs, this.dir, walNumber);
+    failed.close();
+    if (this.mem.entryCount > 0) {
+      this.imm = this.mem;
+      this.mem = new MemTable(this.memSeed++);
+      await this.flushImmutable(this.imm, walNumber);
+    } else {
+      const edit = new VersionEdit();
+      edit.logNumber = walNumber;
+      await this.versions.logAndApply(edit);
+      deleteObsoleteWals(this.fs, this.dir, walNumber);
+    }
   }
 
   /** @internal GroupCommitter: one WAL write (+ one fsync) for the group, then apply. */
@@ -401,14 +499,20 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     try {
       wal.addEncoded(buf.subarray(0, total));
       this.counters.walBytesWritten += total;
-      if (sync) {
-        await wal.sync();
-        this.counters.walSyncs++;
-      }
     } catch (e) {
-      // The WAL's tail is now unknown: no further writes until reopen (docs/errors.md).
-      this.setBackgroundError(e);
+      // The WAL's tail is now unknown: writes pause until a new WAL replaces it (DISK_FULL) or
+      // until reopen (IO_ERROR).
+      this.setBackgroundError(e, 'wal-write');
       throw e;
+    }
+    if (sync) {
+      try {
+        await wal.sync();
+      } catch (e) {
+        this.setBackgroundError(e, 'wal-sync');
+        throw e;
+      }
+      this.counters.walSyncs++;
     }
     this.apply(group);
   }
@@ -550,7 +654,8 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     return {
       state: this.state === 'open' && this.backgroundError !== null ? 'degraded' : this.state,
       readOnly: this.options.readOnly,
-      backgroundError: this.backgroundError === null ? null : { code: this.backgroundError.code, message: this.backgroundError.message },
+      backgroundError:
+        this.bg.error === null ? null : { code: this.bg.error.code, message: this.bg.error.message, mode: this.bg.mode },
       sequence: this.lastSeq,
       memtable: { bytes: this.mem.approximateBytes, entries: this.mem.entryCount },
       immutableMemtables: this.imm === null ? 0 : 1,
@@ -581,6 +686,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
         c.userBytesWritten === 0 ? 0 : (c.walBytesWritten + c.flushBytesWritten + c.compactionBytesWritten) / c.userBytesWritten,
       recovery: { walRecordsReplayed: c.walRecordsReplayed, walBytesSkipped: c.walBytesSkipped, orphansRemoved: c.orphansRemoved },
       backgroundErrors: c.backgroundErrors,
+      backgroundRetries: this.bg.retries,
       openIterators: this.iterators.size,
       oldestIteratorAgeMs,
       openSnapshots: this.snapshots.size,
@@ -603,6 +709,8 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
       await this.writeQueue.idle();
       while (this.flushing !== null) await this.flushing;
       while (this.compacting !== null) await this.compacting;
+      this.bg.cancel();
+      while (this.recovering !== null) await this.recovering;
       if (!this.options.readOnly && this.backgroundError === null && this.mem.entryCount > 0) {
         await this.flushOnClose();
       }

@@ -9,7 +9,7 @@
  *   4. delete WALs older than logNumber (their contents are now in the table).
  * A crash before 3 leaves an orphan .sst that the next open deletes and a WAL it replays.
  */
-import { fromIoError } from '../base/errors.js';
+import { LightningError, fromIoError } from '../base/errors.js';
 import { logFileName, parseFileName, tableFileName } from '../base/file-names.js';
 import { joinPath, type FileSystem } from '../env/file-system.js';
 import { assert } from '../util/assert.js';
@@ -32,6 +32,20 @@ function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
+/**
+ * True if the filesystem of `dir` has at least `bytes` available. Checked before flush and
+ * compaction so that a nearly full disk fails fast with DISK_FULL instead of half-writing a table.
+ */
+export async function hasFreeSpace(fs: FileSystem, dir: string, bytes: number): Promise<boolean> {
+  let st;
+  try {
+    st = await fs.statfs(dir);
+  } catch (e) {
+    throw fromIoError(e, 'statfs', dir);
+  }
+  return st.availableBytes >= bytes;
+}
+
 /** Writes `mem` as table `fileNumber`; returns its metadata inputs. Unlinks the file on failure. */
 export async function flushMemTable(
   fs: FileSystem,
@@ -43,6 +57,9 @@ export async function flushMemTable(
   options: ResolvedOptions,
 ): Promise<FlushResult> {
   assert(mem.entryCount > 0, 'flush of an empty memtable');
+  if (!(await hasFreeSpace(fs, dir, mem.approximateBytes))) {
+    throw new LightningError('DISK_FULL', `not enough free space in ${dir} to flush ${mem.approximateBytes} bytes`);
+  }
   const fileNumber = versions.newFileNumber();
   const path = joinPath(dir, tableFileName(fileNumber));
   let file;

@@ -9,7 +9,8 @@ export interface DbStats {
   /** 'degraded': open, but writes fail with `backgroundError` until reopen. */
   state: 'open' | 'closing' | 'closed' | 'degraded';
   readOnly: boolean;
-  backgroundError: { code: string; message: string } | null;
+  /** mode 'retrying': resumes by itself (e.g. once disk space returns); 'failed': reopen needed. */
+  backgroundError: { code: string; message: string; mode: 'healthy' | 'retrying' | 'failed' } | null;
   /** Last sequence number applied. */
   sequence: number;
   memtable: { bytes: number; entries: number };
@@ -44,6 +45,8 @@ export interface DbStats {
   writeAmplification: number;
   recovery: { walRecordsReplayed: number; walBytesSkipped: number; orphansRemoved: number };
   backgroundErrors: number;
+  /** Automatic retries of failed background work. */
+  backgroundRetries: number;
   openIterators: number;
   oldestIteratorAgeMs: number;
   openSnapshots: number;
