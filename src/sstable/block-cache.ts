@@ -1,22 +1,61 @@
 /**
- * LRU cache of verified, uncompressed data blocks shared by all open tables, bounded in bytes.
+ * Cache of verified, uncompressed data blocks shared by all open tables, bounded in bytes.
+ *
+ * Replacement is a segmented LRU (SLRU), which is scan resistant: a block enters the *probation*
+ * segment; a second hit promotes it to the *protected* segment (at most PROTECTED_SHARE of the
+ * budget; its overflow is demoted back to probation). Eviction takes the least recently used
+ * probation block first. A full scan touches each block once, so it only churns probation and
+ * the hot set in protected survives it.
  *
  * Keyed by (file number, block offset) through two Map levels, so a lookup builds no string and
- * allocates nothing; evicting a deleted file drops its inner map. Recency is a doubly linked list
- * threaded through the entries (O(1) get, insert, evict). Cached blocks are immutable: readers may
- * hand out views into them, and an evicted block simply becomes garbage once those views die.
+ * allocates nothing; evicting a deleted file drops its inner map. Recency lists are doubly linked
+ * through the entries (O(1) get, insert, evict). Cached blocks are immutable: readers may hand out
+ * views into them, and an evicted block simply becomes garbage once those views die.
  * Capacity 0 disables caching (every get misses, insert does nothing).
  */
 import { assert, invariants } from '../util/assert.js';
 
+/** Share of the budget the protected segment may hold. */
+const PROTECTED_SHARE = 0.8;
+
+const PROBATION = 0;
+const PROTECTED = 1;
+
 class CacheEntry {
   prev: CacheEntry | null = null;
   next: CacheEntry | null = null;
+  segment = PROBATION;
   constructor(
     readonly fileNumber: number,
     readonly offset: number,
     public block: Buffer,
   ) {}
+}
+
+/** One recency list: head = most recently used. */
+class LruList {
+  head: CacheEntry | null = null;
+  tail: CacheEntry | null = null;
+  bytes = 0;
+
+  pushFront(entry: CacheEntry): void {
+    entry.prev = null;
+    entry.next = this.head;
+    if (this.head !== null) this.head.prev = entry;
+    this.head = entry;
+    if (this.tail === null) this.tail = entry;
+    this.bytes += entry.block.length;
+  }
+
+  unlink(entry: CacheEntry): void {
+    if (entry.prev !== null) entry.prev.next = entry.next;
+    else this.head = entry.next;
+    if (entry.next !== null) entry.next.prev = entry.prev;
+    else this.tail = entry.prev;
+    entry.prev = null;
+    entry.next = null;
+    this.bytes -= entry.block.length;
+  }
 }
 
 export interface BlockCacheStats {
@@ -25,15 +64,14 @@ export interface BlockCacheStats {
   usedBytes: number;
   capacityBytes: number;
   entries: number;
+  /** Bytes in the protected (hit at least twice) segment. */
+  protectedBytes: number;
 }
 
 export class BlockCache {
   private readonly files = new Map<number, Map<number, CacheEntry>>();
-  /** Most recently used end of the list. */
-  private head: CacheEntry | null = null;
-  /** Least recently used end: evicted first. */
-  private tail: CacheEntry | null = null;
-  private usedBytes = 0;
+  private readonly lists = [new LruList(), new LruList()] as const;
+  private readonly protectedCapacityBytes: number;
   private entryCount = 0;
   private hits = 0;
   private misses = 0;
@@ -41,9 +79,14 @@ export class BlockCache {
   constructor(readonly capacityBytes: number) {
     assert(Number.isSafeInteger(capacityBytes), 'cache capacity must be an integer');
     assert(capacityBytes >= 0, 'cache capacity must be non-negative');
+    this.protectedCapacityBytes = Math.floor(capacityBytes * PROTECTED_SHARE);
   }
 
-  /** The cached block, marked most recently used, or undefined. */
+  private get usedBytes(): number {
+    return this.lists[PROBATION].bytes + this.lists[PROTECTED].bytes;
+  }
+
+  /** The cached block, marked most recently used (and promoted if in probation), or undefined. */
   get(fileNumber: number, offset: number): Buffer | undefined {
     const entry = this.files.get(fileNumber)?.get(offset);
     if (entry === undefined) {
@@ -51,17 +94,19 @@ export class BlockCache {
       return undefined;
     }
     this.hits++;
-    if (entry !== this.head) {
-      this.unlink(entry);
-      this.pushFront(entry);
-    }
+    const list = this.lists[entry.segment as 0 | 1];
+    if (entry.segment === PROTECTED && entry === list.head) return entry.block;
+    list.unlink(entry);
+    entry.segment = PROTECTED;
+    this.lists[PROTECTED].pushFront(entry);
+    this.demoteOverflow();
     return entry.block;
   }
 
   /**
-   * Caches `block` (which must never be modified afterwards) as most recently used, replacing any
-   * block at the same key, then evicts least recently used blocks until the budget holds. A block
-   * larger than the capacity is not cached.
+   * Caches `block` (which must never be modified afterwards) in probation, replacing any block at
+   * the same key, then evicts until the budget holds. A block larger than the capacity is not
+   * cached.
    */
   insert(fileNumber: number, offset: number, block: Buffer): void {
     assert(Number.isSafeInteger(fileNumber) && fileNumber >= 0, 'bad file number');
@@ -76,15 +121,14 @@ export class BlockCache {
     }
     const existing = inner.get(offset);
     if (existing !== undefined) {
-      this.usedBytes += block.length - existing.block.length;
+      this.lists[existing.segment as 0 | 1].unlink(existing);
       existing.block = block;
-      this.unlink(existing);
-      this.pushFront(existing);
+      existing.segment = PROBATION;
+      this.lists[PROBATION].pushFront(existing);
     } else {
       const entry = new CacheEntry(fileNumber, offset, block);
       inner.set(offset, entry);
-      this.pushFront(entry);
-      this.usedBytes += block.length;
+      this.lists[PROBATION].pushFront(entry);
       this.entryCount++;
     }
     this.evictToBudget();
@@ -96,8 +140,7 @@ export class BlockCache {
     const inner = this.files.get(fileNumber);
     if (inner === undefined) return;
     for (const entry of inner.values()) {
-      this.unlink(entry);
-      this.usedBytes -= entry.block.length;
+      this.lists[entry.segment as 0 | 1].unlink(entry);
       this.entryCount--;
     }
     this.files.delete(fileNumber);
@@ -111,53 +154,51 @@ export class BlockCache {
       usedBytes: this.usedBytes,
       capacityBytes: this.capacityBytes,
       entries: this.entryCount,
+      protectedBytes: this.lists[PROTECTED].bytes,
     };
+  }
+
+  /** Moves least recently used protected blocks back to probation while protected is too big. */
+  private demoteOverflow(): void {
+    const prot = this.lists[PROTECTED];
+    while (prot.bytes > this.protectedCapacityBytes && prot.tail !== null) {
+      const e = prot.tail;
+      prot.unlink(e);
+      e.segment = PROBATION;
+      this.lists[PROBATION].pushFront(e);
+    }
   }
 
   private evictToBudget(): void {
     while (this.usedBytes > this.capacityBytes) {
-      const victim = this.tail;
+      const victim = this.lists[PROBATION].tail ?? this.lists[PROTECTED].tail;
       assert(victim !== null, 'cache over budget with no entries');
-      this.unlink(victim);
+      this.lists[victim.segment as 0 | 1].unlink(victim);
       const inner = this.files.get(victim.fileNumber);
       assert(inner !== undefined, 'cached entry without its file map');
       inner.delete(victim.offset);
       if (inner.size === 0) this.files.delete(victim.fileNumber);
-      this.usedBytes -= victim.block.length;
       this.entryCount--;
     }
     assert(this.usedBytes >= 0, 'cache byte count went negative');
   }
 
-  private pushFront(entry: CacheEntry): void {
-    entry.prev = null;
-    entry.next = this.head;
-    if (this.head !== null) this.head.prev = entry;
-    this.head = entry;
-    if (this.tail === null) this.tail = entry;
-  }
-
-  private unlink(entry: CacheEntry): void {
-    if (entry.prev !== null) entry.prev.next = entry.next;
-    else this.head = entry.next;
-    if (entry.next !== null) entry.next.prev = entry.prev;
-    else this.tail = entry.prev;
-    entry.prev = null;
-    entry.next = null;
-  }
-
-  /** Whole-structure check (tests): list length and byte sum agree with the counters. */
+  /** Whole-structure check (tests): lists, segments and byte sums agree with the counters. */
   private checkInvariants(): void {
     if (!invariants.enabled) return;
     let count = 0;
-    let bytes = 0;
-    for (let e = this.head; e !== null; e = e.next) {
-      count++;
-      bytes += e.block.length;
-      assert(this.files.get(e.fileNumber)?.get(e.offset) === e, 'list entry missing from the maps');
+    for (const segment of [PROBATION, PROTECTED] as const) {
+      let bytes = 0;
+      for (let e = this.lists[segment].head; e !== null; e = e.next) {
+        count++;
+        bytes += e.block.length;
+        assert(e.segment === segment, 'entry in the wrong segment list');
+        assert(this.files.get(e.fileNumber)?.get(e.offset) === e, 'list entry missing from the maps');
+      }
+      assert(bytes === this.lists[segment].bytes, 'segment byte count mismatch');
     }
     assert(count === this.entryCount, 'cache entry count mismatch');
-    assert(bytes === this.usedBytes, 'cache byte count mismatch');
-    assert(bytes <= this.capacityBytes, 'cache over budget');
+    assert(this.usedBytes <= this.capacityBytes, 'cache over budget');
+    assert(this.lists[PROTECTED].bytes <= this.protectedCapacityBytes, 'protected segment over its share');
   }
 }

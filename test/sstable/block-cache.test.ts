@@ -11,7 +11,7 @@ function block(bytes: number, fill = 0): Buffer {
   return Buffer.alloc(bytes, fill);
 }
 
-test('LRU eviction under the byte budget, with hit and miss counts', () => {
+test('eviction under the byte budget, with hit and miss counts', () => {
   const c = new BlockCache(1000);
   c.insert(1, 0, block(400, 1));
   c.insert(1, 400, block(400, 2));
@@ -21,6 +21,7 @@ test('LRU eviction under the byte budget, with hit and miss counts', () => {
     usedBytes: 800,
     capacityBytes: 1000,
     entries: 2,
+    protectedBytes: 0,
   });
   // Touch (1, 0) so that (1, 400) becomes least recently used.
   assert.equal(c.get(1, 0)?.[0], 1);
@@ -34,6 +35,7 @@ test('LRU eviction under the byte budget, with hit and miss counts', () => {
     usedBytes: 800,
     capacityBytes: 1000,
     entries: 2,
+    protectedBytes: 800,
   });
 });
 
@@ -83,10 +85,10 @@ test('capacity 0 disables caching', () => {
   const c = new BlockCache(0);
   c.insert(1, 0, block(10));
   assert.equal(c.get(1, 0), undefined);
-  assert.deepEqual(c.stats(), { hits: 0, misses: 1, usedBytes: 0, capacityBytes: 0, entries: 0 });
+  assert.deepEqual(c.stats(), { hits: 0, misses: 1, usedBytes: 0, capacityBytes: 0, entries: 0, protectedBytes: 0 });
 });
 
-test('matches an LRU model under random operations (property)', () => {
+test('matches a segmented-LRU model under random operations (property)', () => {
   const op = fc.oneof(
     fc.record({ t: fc.constant('get' as const), file: fc.nat(3), off: fc.nat(5) }),
     fc.record({
@@ -97,48 +99,69 @@ test('matches an LRU model under random operations (property)', () => {
     }),
     fc.record({ t: fc.constant('evict' as const), file: fc.nat(3) }),
   );
+  type E = { file: number; off: number; size: number };
+  const bytes = (l: E[]): number => l.reduce((sum, e) => sum + e.size, 0);
   fc.assert(
     fc.property(fc.array(op, { maxLength: 200 }), (ops) => {
       const capacity = 300;
+      const protectedCap = Math.floor(capacity * 0.8);
       const c = new BlockCache(capacity);
-      // Model: array ordered most recently used first.
-      let model: { file: number; off: number; size: number }[] = [];
+      // Model: two lists, most recently used first.
+      let probation: E[] = [];
+      let prot: E[] = [];
       let hits = 0;
       let misses = 0;
+      const same = (o: { file: number; off: number }) => (e: E) => e.file === o.file && e.off === o.off;
       for (const o of ops) {
         if (o.t === 'get') {
-          const i = model.findIndex((e) => e.file === o.file && e.off === o.off);
           const got = c.get(o.file, o.off);
-          if (i < 0) {
+          const e = probation.find(same(o)) ?? prot.find(same(o));
+          if (e === undefined) {
             misses++;
             assert.equal(got, undefined);
           } else {
             hits++;
-            const [e] = model.splice(i, 1);
-            assert.ok(e !== undefined);
-            model.unshift(e);
+            probation = probation.filter((x) => x !== e);
+            prot = [e, ...prot.filter((x) => x !== e)];
+            while (bytes(prot) > protectedCap) probation.unshift(prot.pop() as E);
             assert.equal(got?.length, e.size);
           }
         } else if (o.t === 'insert') {
           c.insert(o.file, o.off, block(o.size));
-          model = model.filter((e) => !(e.file === o.file && e.off === o.off));
-          model.unshift({ file: o.file, off: o.off, size: o.size });
-          let used = model.reduce((s, e) => s + e.size, 0);
-          while (used > capacity) used -= (model.pop() as { size: number }).size;
+          probation = probation.filter((e) => !same(o)(e));
+          prot = prot.filter((e) => !same(o)(e));
+          probation.unshift({ file: o.file, off: o.off, size: o.size });
+          while (bytes(probation) + bytes(prot) > capacity) {
+            if (probation.length > 0) probation.pop();
+            else prot.pop();
+          }
         } else {
           c.evictFile(o.file);
-          model = model.filter((e) => e.file !== o.file);
+          probation = probation.filter((e) => e.file !== o.file);
+          prot = prot.filter((e) => e.file !== o.file);
         }
         const s = c.stats();
-        assert.equal(s.entries, model.length);
-        assert.equal(
-          s.usedBytes,
-          model.reduce((sum, e) => sum + e.size, 0),
-        );
+        assert.equal(s.entries, probation.length + prot.length);
+        assert.equal(s.usedBytes, bytes(probation) + bytes(prot));
+        assert.equal(s.protectedBytes, bytes(prot));
         assert.equal(s.hits, hits);
         assert.equal(s.misses, misses);
       }
     }),
-    { seed: SEED, numRuns: 200 },
+    { seed: SEED, numRuns: 300 },
   );
+});
+
+test('a full scan does not evict the hot set (scan resistance)', () => {
+  const c = new BlockCache(100 * 1000);
+  // Hot set: 50 blocks read repeatedly.
+  for (let i = 0; i < 50; i++) c.insert(1, i, block(1000));
+  for (let round = 0; round < 3; round++) for (let i = 0; i < 50; i++) assert.ok(c.get(1, i));
+  // A scan of 10x the cache, each block read once.
+  for (let i = 0; i < 1000; i++) {
+    if (c.get(2, i) === undefined) c.insert(2, i, block(1000));
+  }
+  let hot = 0;
+  for (let i = 0; i < 50; i++) if (c.get(1, i) !== undefined) hot++;
+  assert.equal(hot, 50, 'every hot block survived the scan');
 });
