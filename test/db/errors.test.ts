@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { open, LightningError, isLightningError, KEY_BYTES_MAX, VALUE_BYTES_MAX, type OpenOptions } from '../../src/index.js';
+import { open, LightningError, isLightningError, BATCH_OPS_MAX, KEY_BYTES_MAX, VALUE_BYTES_MAX, type OpenOptions } from '../../src/index.js';
 import type { Database } from '../../src/db/db.js';
 import { MemFs } from '../../src/env/mem-fs.js';
 import { collect, rejectsCode, throwsCode } from '../harness/api-helpers.js';
@@ -274,6 +274,14 @@ test('batch: one invalid op among valid ones rejects the whole batch and applies
     // The same ops without the invalid one apply atomically.
     await db.batch(bad<[]>(valid));
     assert.deepEqual(await collect(db.iterator()), [['a', '1'], ['b', '2']]);
+  });
+});
+
+test('batch: more than BATCH_OPS_MAX operations rejects with INVALID_ARGUMENT', async () => {
+  await withDb(async (db) => {
+    const ops = new Array<{ type: 'put'; key: string; value: string }>(BATCH_OPS_MAX + 1).fill({ type: 'put', key: 'same', value: 'v' });
+    await rejectsCode(() => db.batch(ops), 'INVALID_ARGUMENT', 'oversized batch');
+    assert.equal(await db.get('same'), undefined);
   });
 });
 
