@@ -387,6 +387,22 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     }
   }
 
+  /**
+   * Resolves once no write, flush or compaction is queued or running and no level needs
+   * compacting (every level score < 1). Background errors do not reject it; see stats().
+   */
+  async idle(): Promise<void> {
+    this.checkReadable();
+    for (;;) {
+      await this.writeQueue.idle();
+      while (this.flushing !== null) await this.flushing;
+      this.maybeScheduleCompaction();
+      const running = this.compacting ?? this.recovering;
+      if (running === null) return;
+      await running;
+    }
+  }
+
   /** Rotates and flushes the memtable now, waiting for the flush. */
   private async flushNow(): Promise<void> {
     while (this.flushing !== null) await this.flushing;

@@ -64,12 +64,39 @@ function takeLock(fs: FileSystem, dir: string): () => void {
 async function loadVersions(fs: FileSystem, dir: string, opts: ResolvedOptions): Promise<VersionSet> {
   if (fs.exists(joinPath(dir, CURRENT_FILE))) {
     if (opts.errorIfExists) throw new LightningError('ALREADY_EXISTS', `a database exists at ${dir} (errorIfExists)`);
-    return VersionSet.recover(fs, dir, { readOnly: opts.readOnly });
+    return VersionSet.recover(fs, dir, { readOnly: opts.readOnly, checkFiles: true });
   }
   if (!opts.createIfMissing || opts.readOnly) {
     throw new LightningError('NOT_FOUND', `no database at ${dir} (createIfMissing is false)`);
   }
+  removeUnfinishedCreate(fs, dir);
   return VersionSet.create(fs, dir);
+}
+
+/**
+ * Without CURRENT the directory must hold no data files: tables or WALs there mean CURRENT was
+ * lost, and creating a new database would orphan (and then delete) them. A lone MANIFEST is what a
+ * crash during creation leaves (CURRENT is written last); it holds no data and is removed.
+ */
+function removeUnfinishedCreate(fs: FileSystem, dir: string): void {
+  const manifests: string[] = [];
+  for (const name of listDir(fs, dir)) {
+    const p = parseFileName(name);
+    if (p?.kind === 'sst' || p?.kind === 'log') {
+      throw new LightningError(
+        'CORRUPTION',
+        `${dir} holds database files (${name}) but no CURRENT file; refusing to create a new database over them`,
+      );
+    }
+    if (p?.kind === 'manifest' || p?.kind === 'temp') manifests.push(name);
+  }
+  for (const name of manifests) {
+    try {
+      fs.unlink(joinPath(dir, name));
+    } catch (e) {
+      throw fromIoError(e, 'unlink', joinPath(dir, name));
+    }
+  }
 }
 
 interface Replayed {

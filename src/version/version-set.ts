@@ -18,7 +18,7 @@
  * does the same, so the manifest never grows without bound across restarts.
  */
 import { corruption, fromIoError, LightningError } from '../base/errors.js';
-import { CURRENT_FILE, manifestFileName, parseFileName } from '../base/file-names.js';
+import { CURRENT_FILE, logFileName, manifestFileName, parseFileName, tableFileName } from '../base/file-names.js';
 import { joinPath, type FileHandle, type FileSystem } from '../env/file-system.js';
 import { assert } from '../util/assert.js';
 import { RECORD_HEADER_BYTES } from '../wal/format.js';
@@ -42,6 +42,11 @@ export interface VersionSetOptions {
   manifestRollBytes?: number;
   /** recover() only: write nothing (no new manifest, no CURRENT switch); logAndApply refuses. */
   readOnly?: boolean;
+  /**
+   * recover() only: fail with CORRUPTION if a table or the WAL the recovered state names is missing
+   * from the directory (the database always sets this; unit tests of edits alone do not).
+   */
+  checkFiles?: boolean;
   /** Called whenever a Version's reference count drops to zero (time to collect obsolete files). */
   onVersionReleased?: () => void;
 }
@@ -134,11 +139,13 @@ export class VersionSet {
   ): Promise<VersionSet> {
     const oldNumber = readCurrent(fs, dir);
     const { levels, counters } = replayManifest(fs, dir, oldNumber, options);
-    counters.nextFileNumber = Math.max(
-      counters.nextFileNumber,
-      oldNumber + 1,
-      maxFileNumberIn(fs, dir) + 1,
-    );
+    const names = listNames(fs, dir);
+    if (options.checkFiles === true) {
+      checkFilesExist(names, levels, counters.logNumber, joinPath(dir, manifestFileName(oldNumber)));
+    }
+    let maxNumber = 0;
+    for (const name of names) maxNumber = Math.max(maxNumber, parseFileName(name)?.number ?? 0);
+    counters.nextFileNumber = Math.max(counters.nextFileNumber, oldNumber + 1, maxNumber + 1);
     const vs = new VersionSet(fs, dir, options, levels, counters);
     vs.manifestNum = oldNumber;
     if (vs.readOnly) return vs;
@@ -476,14 +483,34 @@ function replayRecords(
 }
 
 /** Highest file number of any engine file in `dir`, so recovery never reuses an orphan's number. */
-function maxFileNumberIn(fs: FileSystem, dir: string): number {
-  let names: string[];
+function listNames(fs: FileSystem, dir: string): string[] {
   try {
-    names = fs.readdir(dir);
+    return fs.readdir(dir);
   } catch (e) {
     throw fromIoError(e, 'readdir', dir);
   }
-  let max = 0;
-  for (const name of names) max = Math.max(max, parseFileName(name)?.number ?? 0);
-  return max;
+}
+
+/**
+ * The recovered state must name only files that exist: every table, and the WAL its log number
+ * names (that WAL is deleted only after an edit moving the log number past it commits). A missing
+ * one means a later edit did commit and the manifest lost it (a damaged last record looks like an
+ * unfinished write), so opening would silently drop data: CORRUPTION instead.
+ */
+function checkFilesExist(names: string[], levels: Levels, logNumber: number, manifestPath: string): void {
+  const present = new Set(names);
+  for (const files of levels) {
+    for (const f of files) {
+      if (!present.has(tableFileName(f.number))) {
+        throw corruption(manifestPath, 0, `table ${tableFileName(f.number)} named by the manifest is missing`);
+      }
+    }
+  }
+  if (logNumber > 0 && !present.has(logFileName(logNumber))) {
+    throw corruption(
+      manifestPath,
+      0,
+      `WAL ${logFileName(logNumber)} named by the manifest is missing (the manifest lost a committed edit)`,
+    );
+  }
 }
