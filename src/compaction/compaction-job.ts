@@ -14,7 +14,7 @@
  * edit leaves orphan tables that the next open deletes; input files are deleted only once no
  * Version references them (the DB's obsolete-file collection).
  */
-import { fromIoError } from '../base/errors.js';
+import { LightningError, fromIoError } from '../base/errors.js';
 import { tableFileName } from '../base/file-names.js';
 import { KIND_DELETE, TRAILER_BYTES, kindOfTrailer, seqOfTrailer, trailerOf } from '../base/internal-key.js';
 import { joinPath, type FileHandle, type FileSystem } from '../env/file-system.js';
@@ -41,6 +41,8 @@ export interface CompactionContext {
   /** Opens input tables (reference counted). */
   acquireTable(meta: FileMetadata): TableReader;
   releaseTable(reader: TableReader): void;
+  /** True if the filesystem has at least `bytes` available. */
+  hasFreeSpace(bytes: number): Promise<boolean>;
   /** Oldest sequence number a snapshot can read at. */
   smallestSnapshot: number;
   blockSizeBytes: number;
@@ -64,6 +66,12 @@ export async function runCompaction(ctx: CompactionContext, pick: CompactionPick
   const outputLevel = pick.level + 1;
   if (pick.inputs.length === 1 && pick.nextInputs.length === 0 && pick.reason === 'score') {
     return trivialMove(ctx, pick);
+  }
+  let inputBytes = 0;
+  for (const f of [...pick.inputs, ...pick.nextInputs]) inputBytes += f.sizeBytes;
+  // Outputs are at most about the size of the inputs; fail fast rather than half-write them.
+  if (!(await ctx.hasFreeSpace(inputBytes))) {
+    throw new LightningError('DISK_FULL', `not enough free space in ${ctx.dir} to compact ${inputBytes} bytes`);
   }
   const readers: TableReader[] = [];
   const outputs: FileMetadata[] = [];

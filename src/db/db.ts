@@ -313,6 +313,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
           versions: this.versions,
           acquireTable: (m) => this.tableCache.acquire(m),
           releaseTable: (t) => this.tableCache.release(t),
+          hasFreeSpace: (bytes) => hasFreeSpace(this.fs, this.dir, bytes),
           smallestSnapshot: this.smallestSnapshot(),
           blockSizeBytes: this.options.blockSizeBytes,
           bloomBitsPerKey: this.options.bloomBitsPerKey,

@@ -109,3 +109,42 @@ test('DISK_FULL on a WAL write: the failed log is replaced and retired, nothing 
   assert.equal(again.getSync('after')?.toString(), 'x');
   await again.close();
 });
+
+test('ENOSPC while a flush or compaction writes a table: writes pause, then everything resumes', async () => {
+  const { FaultFs, failWhile } = await import('../../src/env/fault-fs.js');
+  const mem = new MemFs();
+  const sstWrites = failWhile((op, path) => op === 'write' && path.endsWith('.sst'), 'ENOSPC');
+  sstWrites.enabled = false;
+  const db = await open('/db', { fs: new FaultFs(mem, sstWrites), memtableSize: 8 * 1024, l0CompactionTrigger: 2, sync: false });
+  const acked = new Map<string, string>();
+  for (let i = 0; i < 400; i++) {
+    await db.put(`k${i % 150}`, `v${i}`);
+    acked.set(`k${i % 150}`, `v${i}`);
+  }
+  await db.idle();
+  sstWrites.enabled = true;
+  // Keep writing until a flush or compaction hits the full disk.
+  let failed = false;
+  for (let i = 0; i < 2000 && !failed; i++) {
+    try {
+      await db.put(`k${i % 150}`, `w${i}`);
+      acked.set(`k${i % 150}`, `w${i}`);
+    } catch (e) {
+      assert.ok(isLightningError(e, 'DISK_FULL'), String(e));
+      failed = true;
+    }
+  }
+  assert.ok(failed, 'the full disk surfaced as DISK_FULL');
+  assert.equal(db.stats().backgroundError?.mode, 'retrying');
+  checkAll(db, acked);
+  sstWrites.enabled = false;
+  await db.resume();
+  await db.put('after', 'ok');
+  await db.compactRange();
+  checkAll(db, acked);
+  assert.equal(db.stats().backgroundError, null);
+  await db.close();
+  const again = await open('/db', { fs: mem });
+  checkAll(again, acked);
+  await again.close();
+});
