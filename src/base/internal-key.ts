@@ -58,23 +58,68 @@ export function userKeyOf(ikey: Buffer): Buffer {
   return ikey.subarray(0, ikey.length - TRAILER_BYTES);
 }
 
+/** Key length up to which a byte loop beats Buffer#compare (measured, Node 20 x64). */
+const LOOP_COMPARE_BYTES_MAX = 64;
+
 /**
- * Compares two encoded internal keys: user key ascending, then trailer descending.
- * Works on views: `a[aStart, aEnd)` vs `b[bStart, bEnd)`.
+ * Bytewise order of `a[aStart, aEnd)` and `b[bStart, bEnd)` (a prefix sorts first): <0, 0, >0.
+ * Buffer#compare with offsets costs ~150 ns per call in Node 20 (argument validation plus a native
+ * call); for the short keys typical of a KV store a plain byte loop takes ~30 ns. Long keys still
+ * go to the native compare, which wins once the loop would be long.
  */
-export function compareInternalKeys(
+export function compareBytes(
   a: Buffer,
-  b: Buffer,
-  aStart = 0,
-  aEnd = a.length,
-  bStart = 0,
-  bEnd = b.length,
+  aStart: number,
+  aEnd: number,
+  b: Uint8Array,
+  bStart: number,
+  bEnd: number,
 ): number {
-  const c = a.compare(b, bStart, bEnd - TRAILER_BYTES, aStart, aEnd - TRAILER_BYTES);
+  const aLength = aEnd - aStart;
+  const bLength = bEnd - bStart;
+  const n = aLength < bLength ? aLength : bLength;
+  if (n > LOOP_COMPARE_BYTES_MAX) return a.compare(b, bStart, bEnd, aStart, aEnd);
+  for (let i = 0; i < n; i++) {
+    const x = a[aStart + i] as number;
+    const y = b[bStart + i] as number;
+    if (x !== y) return x < y ? -1 : 1;
+  }
+  return aLength === bLength ? 0 : aLength < bLength ? -1 : 1;
+}
+
+/**
+ * Compares internal keys `a[aStart, aEnd)` and `b[bStart, bEnd)`: user key ascending, then trailer
+ * descending. Requires: both ranges are at least TRAILER_BYTES long and inside their buffers.
+ */
+export function compareInternalKeyRanges(
+  a: Buffer,
+  aStart: number,
+  aEnd: number,
+  b: Buffer,
+  bStart: number,
+  bEnd: number,
+): number {
+  const aUserEnd = aEnd - TRAILER_BYTES;
+  const bUserEnd = bEnd - TRAILER_BYTES;
+  const c = compareBytes(a, aStart, aUserEnd, b, bStart, bUserEnd);
   if (c !== 0) return c;
-  const ta = trailerOf(a, aEnd);
-  const tb = trailerOf(b, bEnd);
-  return ta > tb ? -1 : ta < tb ? 1 : 0;
+  // Equal user keys: the larger trailer (newer sequence number) sorts first. High words first.
+  const aHigh = a.readUInt32LE(aUserEnd + 4);
+  const bHigh = b.readUInt32LE(bUserEnd + 4);
+  if (aHigh !== bHigh) return aHigh > bHigh ? -1 : 1;
+  const aLow = a.readUInt32LE(aUserEnd);
+  const bLow = b.readUInt32LE(bUserEnd);
+  return aLow > bLow ? -1 : aLow < bLow ? 1 : 0;
+}
+
+/** Compares two whole encoded internal keys (see compareInternalKeyRanges). */
+export function compareInternalKeys(a: Buffer, b: Buffer): number {
+  return compareInternalKeyRanges(a, 0, a.length, b, 0, b.length);
+}
+
+/** Compares the user key inside internal key `ikey` with the plain user key `userKey`. */
+export function compareUserKeyOf(ikey: Buffer, userKey: Buffer): number {
+  return compareBytes(ikey, 0, ikey.length - TRAILER_BYTES, userKey, 0, userKey.length);
 }
 
 /** Human-readable form used by describe() output and tests: `key#seq,SET` / `key#seq,DEL`. */

@@ -16,7 +16,7 @@
  */
 import { LightningError, fromIoError } from '../base/errors.js';
 import { tableFileName } from '../base/file-names.js';
-import { KIND_DELETE, TRAILER_BYTES, kindOfTrailer, seqOfTrailer, trailerOf } from '../base/internal-key.js';
+import { KIND_DELETE, TRAILER_BYTES, compareBytes, kindOfTrailer, seqOfTrailer, trailerOf } from '../base/internal-key.js';
 import { joinPath, type FileHandle, type FileSystem } from '../env/file-system.js';
 import type { InternalIterator } from '../iter/internal-iterator.js';
 import { MergingIterator } from '../iter/merging-iterator.js';
@@ -150,7 +150,7 @@ async function mergeInto(
   for (it.first(); it.valid(); it.next()) {
     const k = it.key();
     const ulen = k.length - TRAILER_BYTES;
-    const newKey = current === null || current.length !== ulen || k.compare(current, 0, ulen, 0, ulen) !== 0;
+    const newKey = current === null || current.length !== ulen || compareBytes(k, 0, ulen, current, 0, ulen) !== 0;
     if (newKey) {
       current = Buffer.from(k.subarray(0, ulen));
       newerSeq = Infinity;

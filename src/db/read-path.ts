@@ -2,7 +2,7 @@
  * Point reads in SSTables: L0 files newest first (they overlap), then at most one file per deeper
  * level. A table whose key range or bloom filter excludes the key costs no disk read.
  */
-import { KIND_DELETE, KIND_SEEK, TRAILER_BYTES, kindOfTrailer, makeInternalKey, trailerOf, userKeyOf } from '../base/internal-key.js';
+import { KIND_DELETE, KIND_SEEK, compareUserKeyOf, kindOfTrailer, makeInternalKey, trailerOf } from '../base/internal-key.js';
 import type { Version } from '../version/version.js';
 import type { FileMetadata } from '../version/file-metadata.js';
 import { NUM_LEVELS } from '../version/file-metadata.js';
@@ -49,8 +49,7 @@ function inRange(meta: FileMetadata, userKey: Buffer): boolean {
   const s = meta.smallest;
   const l = meta.largest;
   return (
-    s.compare(userKey, 0, userKey.length, 0, s.length - TRAILER_BYTES) <= 0 &&
-    l.compare(userKey, 0, userKey.length, 0, l.length - TRAILER_BYTES) >= 0
+    compareUserKeyOf(s, userKey) <= 0 && compareUserKeyOf(l, userKey) >= 0
   );
 }
 
@@ -67,7 +66,7 @@ function lookupInTable(
     const hit = out.entry;
     if (!reader.seekGE(seekKey, hit)) return Lookup.Missing;
     const k = hit.key;
-    if (Buffer.compare(userKeyOf(k), userKey) !== 0) return Lookup.Missing;
+    if (compareUserKeyOf(k, userKey) !== 0) return Lookup.Missing;
     if (kindOfTrailer(trailerOf(k, k.length)) === KIND_DELETE) {
       out.value = undefined;
       return Lookup.Deleted;

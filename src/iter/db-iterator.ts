@@ -7,6 +7,7 @@ import { assert } from '../util/assert.js';
 import {
   KIND_DELETE,
   TRAILER_BYTES,
+  compareUserKeyOf,
   kindOfTrailer,
   makeInternalKey,
   seqOfTrailer,
@@ -27,7 +28,7 @@ export interface UserRange {
 }
 
 function userKeyCompare(ikey: Buffer, userKey: Buffer): number {
-  return ikey.compare(userKey, 0, userKey.length, 0, ikey.length - TRAILER_BYTES);
+  return compareUserKeyOf(ikey, userKey);
 }
 
 export class DbIterator {

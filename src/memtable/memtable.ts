@@ -8,6 +8,7 @@ import { Random } from '../util/random.js';
 import {
   KIND_DELETE,
   TRAILER_BYTES,
+  compareBytes,
   kindOfTrailer,
   putTrailer,
   seqOfTrailer,
@@ -70,7 +71,7 @@ export class MemTable {
     if (node === null) return NOT_FOUND;
     const k = node.key;
     if (k.length - TRAILER_BYTES !== userKey.length) return NOT_FOUND;
-    if (k.compare(userKey, 0, userKey.length, 0, userKey.length) !== 0) return NOT_FOUND;
+    if (compareBytes(k, 0, userKey.length, userKey, 0, userKey.length) !== 0) return NOT_FOUND;
     const t = trailerOf(k, k.length);
     assert(seqOfTrailer(t) <= seq, 'findVisible returned an invisible version');
     if (kindOfTrailer(t) === KIND_DELETE) return DELETED;

@@ -8,7 +8,7 @@
  */
 import { assert } from '../util/assert.js';
 import type { Random } from '../util/random.js';
-import { TRAILER_BYTES, compareInternalKeys, trailerOf } from '../base/internal-key.js';
+import { TRAILER_BYTES, compareBytes, compareInternalKeys, trailerOf } from '../base/internal-key.js';
 
 export const MAX_HEIGHT = 12;
 /** One in BRANCHING nodes is promoted to the next level. */
@@ -98,7 +98,7 @@ export class SkipList {
         const nx = x.next[level] as SkipNode | null;
         if (nx === null) break;
         const k = nx.key;
-        const c = k.compare(userKey, 0, ulen, 0, k.length - TRAILER_BYTES);
+        const c = compareBytes(k, 0, k.length - TRAILER_BYTES, userKey, 0, ulen);
         if (c > 0 || (c === 0 && trailerOf(k, k.length) <= seekTrailer)) break;
         x = nx;
       }

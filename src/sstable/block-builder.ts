@@ -15,7 +15,7 @@ import { assert, invariants } from '../util/assert.js';
 import { putVarint } from '../util/coding.js';
 import { TRAILER_BYTES } from '../base/internal-key.js';
 import { copyBytes } from './copy-bytes.js';
-import { compareInternalKeyRanges } from './key-compare.js';
+import { compareInternalKeyRanges } from '../base/internal-key.js';
 
 /** Entries between restart points in data blocks: a seek scans at most this many entries. */
 export const RESTART_INTERVAL_DEFAULT = 16;

@@ -17,7 +17,7 @@ import { getVarint } from '../util/coding.js';
 import { TRAILER_BYTES } from '../base/internal-key.js';
 import { corruption } from '../base/errors.js';
 import type { InternalIterator } from '../iter/internal-iterator.js';
-import { compareInternalKeyRanges } from './key-compare.js';
+import { compareInternalKeyRanges } from '../base/internal-key.js';
 import { copyBytes } from './copy-bytes.js';
 
 const RESTART_BYTES = 4;

@@ -11,7 +11,7 @@
  * use and unref() it when done; when the count drops to zero the owner's callback runs so the DB
  * can delete files no live version references (VersionSet.liveFileNumbers()).
  */
-import { userKeyOf } from '../base/internal-key.js';
+import { TRAILER_BYTES, compareBytes, userKeyOf } from '../base/internal-key.js';
 import { assert, invariants } from '../util/assert.js';
 import { checkFileMetadata, describeFile, NUM_LEVELS, type FileMetadata } from './file-metadata.js';
 
@@ -122,7 +122,7 @@ export class Version {
     assert(level >= 1, 'findFile is for L1+');
     const files = this.files(level);
     const f = files[firstFileEndingAtOrAfter(files, userKey)];
-    if (f === undefined || userKeyOf(f.smallest).compare(userKey) > 0) return undefined;
+    if (f === undefined || compareBytes(f.smallest, 0, f.smallest.length - TRAILER_BYTES, userKey, 0, userKey.length) > 0) return undefined;
     return f;
   }
 
@@ -195,7 +195,7 @@ function firstFileEndingAtOrAfter(files: readonly FileMetadata[], userKey: Uint8
     const mid = (lo + hi) >>> 1;
     const f = files[mid];
     assert(f !== undefined, 'index in range');
-    if (userKeyOf(f.largest).compare(userKey) < 0) lo = mid + 1;
+    if (compareBytes(f.largest, 0, f.largest.length - TRAILER_BYTES, userKey, 0, userKey.length) < 0) lo = mid + 1;
     else hi = mid;
   }
   return lo;
