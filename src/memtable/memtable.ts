@@ -5,22 +5,11 @@
  */
 import { assert } from '../util/assert.js';
 import { Random } from '../util/random.js';
-import {
-  KIND_DELETE,
-  TRAILER_BYTES,
-  compareBytes,
-  kindOfTrailer,
-  putTrailer,
-  seqOfTrailer,
-  trailerOf,
-} from '../base/internal-key.js';
+import { KIND_DELETE, MAX_SEQ, kindOfTrailer, seqOfTrailer } from '../base/internal-key.js';
 import type { InternalIterator } from '../iter/internal-iterator.js';
-import { SkipList, type SkipNode } from './skiplist.js';
+import { NIL, SkipList } from './skiplist.js';
 
-/** Approximate per-entry overhead of a skiplist node (object, next array, two Buffers). */
-const NODE_OVERHEAD_BYTES = 96;
-
-/** Result of a point lookup in one memtable. */
+/** Result of a point lookup in one memtable. `value` is a view valid while referenced. */
 export type MemGetResult =
   | { found: false }
   | { found: true; deleted: true }
@@ -31,7 +20,6 @@ const DELETED: MemGetResult = { found: true, deleted: true };
 
 export class MemTable {
   private readonly list: SkipList;
-  private bytes = 0;
   /** Smallest and largest sequence numbers inserted (for flush metadata). */
   minSeq = Number.MAX_SAFE_INTEGER;
   maxSeq = 0;
@@ -40,42 +28,36 @@ export class MemTable {
     this.list = new SkipList(new Random(seed));
   }
 
-  /** Approximate memory used, in bytes. */
+  /**
+   * Bytes of entries held (keys, values, node rows): what counts against memtableSize. The arena
+   * grows by doubling, so memory held is at most about twice this.
+   */
   get approximateBytes(): number {
-    return this.bytes;
+    return this.list.usedBytes;
   }
 
   get entryCount(): number {
     return this.list.length;
   }
 
-  /**
-   * Inserts one entry. `userKey` and `value` are copied into one allocation, so callers may reuse
-   * their buffers.
-   */
+  /** Inserts one entry; the bytes are copied, so callers may reuse their buffers. */
   add(seq: number, kind: number, userKey: Uint8Array, value: Uint8Array): void {
-    const klen = userKey.length + TRAILER_BYTES;
-    const buf = Buffer.allocUnsafe(klen + value.length);
-    buf.set(userKey, 0);
-    putTrailer(buf, userKey.length, seq, kind);
-    buf.set(value, klen);
-    this.list.insert(buf.subarray(0, klen), buf.subarray(klen));
-    this.bytes += klen + value.length + NODE_OVERHEAD_BYTES;
+    assert(seq >= 0 && seq <= MAX_SEQ, 'sequence number out of range');
+    const packed = seq * 256 + kind;
+    this.list.insert(userKey, packed % 0x100000000, Math.floor(packed / 0x100000000), value);
     if (seq < this.minSeq) this.minSeq = seq;
     if (seq > this.maxSeq) this.maxSeq = seq;
   }
 
   /** Newest version of `userKey` with sequence <= `seq`. */
   get(userKey: Buffer, seq: number): MemGetResult {
-    const node = this.list.findVisible(userKey, seq * 256 + 255);
-    if (node === null) return NOT_FOUND;
-    const k = node.key;
-    if (k.length - TRAILER_BYTES !== userKey.length) return NOT_FOUND;
-    if (compareBytes(k, 0, userKey.length, userKey, 0, userKey.length) !== 0) return NOT_FOUND;
-    const t = trailerOf(k, k.length);
+    const list = this.list;
+    const node = list.findVisible(userKey, seq * 256 + 255);
+    if (node === NIL || !list.userKeyEquals(node, userKey)) return NOT_FOUND;
+    const t = list.trailer(node);
     assert(seqOfTrailer(t) <= seq, 'findVisible returned an invisible version');
     if (kindOfTrailer(t) === KIND_DELETE) return DELETED;
-    return { found: true, deleted: false, value: node.value };
+    return { found: true, deleted: false, value: list.value(node) };
   }
 
   iterator(): InternalIterator {
@@ -84,14 +66,14 @@ export class MemTable {
 }
 
 class MemTableIterator implements InternalIterator {
-  private node: SkipNode | null = null;
+  private node = NIL;
   constructor(private readonly list: SkipList) {}
 
   valid(): boolean {
-    return this.node !== null;
+    return this.node !== NIL;
   }
   first(): void {
-    this.node = this.list.head.next[0] ?? null;
+    this.node = this.list.first();
   }
   last(): void {
     this.node = this.list.findLast();
@@ -101,29 +83,29 @@ class MemTableIterator implements InternalIterator {
   }
   seekLE(target: Buffer): void {
     const ge = this.list.findGE(target);
-    if (ge !== null && ge.key.equals(target)) {
+    if (ge !== NIL && this.list.key(ge).equals(target)) {
       this.node = ge;
       return;
     }
     this.node = this.list.findLT(target);
   }
   next(): void {
-    assert(this.node !== null, 'next() requires valid()');
-    this.node = this.node.next[0] ?? null;
+    assert(this.node !== NIL, 'next() requires valid()');
+    this.node = this.list.next(this.node);
   }
   prev(): void {
-    assert(this.node !== null, 'prev() requires valid()');
-    this.node = this.list.findLT(this.node.key);
+    assert(this.node !== NIL, 'prev() requires valid()');
+    this.node = this.list.findLT(this.list.key(this.node));
   }
   key(): Buffer {
-    assert(this.node !== null, 'key() requires valid()');
-    return this.node.key;
+    assert(this.node !== NIL, 'key() requires valid()');
+    return this.list.key(this.node);
   }
   value(): Buffer {
-    assert(this.node !== null, 'value() requires valid()');
-    return this.node.value;
+    assert(this.node !== NIL, 'value() requires valid()');
+    return this.list.value(this.node);
   }
   close(): void {
-    this.node = null;
+    this.node = NIL;
   }
 }
