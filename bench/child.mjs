@@ -109,6 +109,7 @@ function oursSummary(stats) {
     stallMs: stats.writes?.stallMs,
     flushes: stats.flushes?.count,
     compactions: stats.compactions?.count,
+    trivialMoves: stats.compactions?.trivialMoves,
     blockCache: stats.blockCache ? { hits: stats.blockCache.hits, misses: stats.blockCache.misses } : undefined,
   };
 }
@@ -229,6 +230,10 @@ if (group === 'seq') {
   const filled = await attempt(has('fillrandom') ? 'fillrandom' : 'fillrandom (setup)', 'default', () =>
     runFill(dir, 'fillrandom', 'random', has('fillrandom')),
   );
+  const notRun = (list, variant, why) => {
+    for (const w of list) emit({ type: 'error', workload: w, variant, verification: false, message: `not run: ${why}` });
+  };
+  if (!filled) notRun([...reads, ...mixes], 'default', 'the fillrandom it reads failed');
   if (filled) {
     for (const [list, label] of [[reads, 'reads'], [mixes, 'mixed']]) {
       if (list.length === 0) continue;
@@ -238,7 +243,10 @@ if (group === 'seq') {
         const opened = await attempt(`reopen for ${label}`, variant, async () => {
           [h, openMs] = await timed(() => adapter.open(dir, { durable: false, cacheBytes }));
         });
-        if (!opened) break;
+        if (!opened) {
+          notRun(list, variant, 'reopen failed');
+          continue;
+        }
         for (const w of list) {
           // A variant only runs where it changes the API used (classic-level has no sync iterator).
           const scanBased = w === 'seekrandom' || w === 'readseq';

@@ -160,6 +160,9 @@ function detailTable(run, w) {
     if (r.reads != null) notes.push(`${fmtInt(r.reads)} reads / ${fmtInt(r.updates)} updates`);
     if (r.applied != null) notes.push(`${fmtInt(r.applied)} applied`);
     if (r.ours?.levels) notes.push(r.ours.levels);
+    if (r.ours?.compactions && (w.startsWith('fill') || w === 'putsingle')) {
+      notes.push(`${r.ours.compactions} compactions${r.ours.trivialMoves != null ? `, ${r.ours.trivialMoves} trivial moves` : ''}`);
+    }
     if (r.ours?.groups && r.ours.batches && w.startsWith('fillsync')) notes.push(`group commit ${(r.ours.batches / r.ours.groups).toFixed(1)} writes/group`);
     if (r.ours?.stalls) notes.push(`${r.ours.stalls} stalls${r.ours.stallMs != null ? ` (${r.ours.stallMs.toFixed(0)} ms)` : ''}`);
     const cells = [
@@ -248,7 +251,7 @@ export function svg(run) {
   const barH = 13;
   const gap = 3;
   const groupGap = 16;
-  const top = 70;
+  const top = 84;
   const parts = [];
   let y = top;
   for (const w of ws) {
@@ -279,7 +282,7 @@ export function svg(run) {
   const legend = rs
     .map((r, i) => {
       const x = 10 + (i % 5) * 185;
-      const ly = 34 + Math.floor(i / 5) * 16;
+      const ly = 44 + Math.floor(i / 5) * 16;
       return `<rect x="${x}" y="${ly}" width="11" height="11" fill="${color.get(r.label)}"/><text x="${x + 15}" y="${ly + 10}" class="l">${esc(r.label)}</text>`;
     })
     .join('');
@@ -289,7 +292,8 @@ export function svg(run) {
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="Helvetica, Arial, sans-serif">`,
     '<style>.t{font-size:14px;font-weight:bold}.w{font-size:12px;font-weight:bold}.l{font-size:11px}.v{font-size:10px;fill:#333}.n{fill:#a00}</style>',
     `<rect width="${W}" height="${H}" fill="#fff"/>`,
-    `<text x="10" y="20" class="t">${esc(`Lightning DB benchmark, N = ${fmtInt(m.n)}, ${m.startedAt} (ops/s; × = ratio to the best peer; bars relative to the fastest)`)}</text>`,
+    `<text x="10" y="20" class="t">${esc(`Lightning DB benchmark — N = ${fmtInt(m.n)} — ${m.startedAt}`)}</text>`,
+    `<text x="10" y="35" class="v">${esc('ops/s per workload; × = ratio to the best peer (1.00× = best peer); bars relative to the fastest engine in the workload; outlined = ours')}</text>`,
     legend,
     ...parts,
     '</svg>',

@@ -158,6 +158,7 @@ const run = {
     memBytes: os.totalmem(),
     tmpdir: os.tmpdir(),
     git: gitDescribe(),
+    lib: libPath,
     argv: process.argv.slice(2),
   },
   engines: [],
@@ -220,10 +221,10 @@ function runChild(engine, group, groupWorkloads) {
           break;
         case 'start':
           state.current = msg;
-          if (WORKLOADS.includes(msg.workload)) log(`${vlabel(msg.variant)} ${msg.workload} ...`);
+          if (WORKLOADS.includes(msg.workload) || msg.workload.endsWith('(setup)')) log(`${vlabel(msg.variant)} ${msg.workload} ...`);
           break;
         case 'progress':
-          log(`  ${label} ${msg.workload}: ${Math.round((100 * msg.done) / msg.total)}% after ${msg.seconds.toFixed(0)} s`);
+          log(`  ${vlabel(msg.variant)} ${msg.workload}: ${Math.round((100 * msg.done) / msg.total)}% after ${msg.seconds.toFixed(0)} s`);
           break;
         case 'result':
           run.results.push(msg);

@@ -309,7 +309,7 @@ export async function measure(ctx, name, total, body) {
       const t = now();
       if (t - lastProgress > 5000) {
         lastProgress = t;
-        ctx.emit({ type: 'progress', workload: name, done, total, seconds: (t - t0) / 1000 });
+        ctx.emit({ type: 'progress', workload: name, variant: ctx.variant, done, total, seconds: (t - t0) / 1000 });
       }
       return t - t0 > budgetMs;
     },
