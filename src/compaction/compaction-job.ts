@@ -85,7 +85,7 @@ export async function runCompaction(ctx: CompactionContext, pick: CompactionPick
     for (const meta of [...pick.inputs, ...pick.nextInputs]) {
       const r = ctx.acquireTable(meta);
       readers.push(r);
-      children.push(r.iterator());
+      children.push(r.iterator(false));
       bytesRead += meta.sizeBytes;
     }
     const merged = new MergingIterator(children);

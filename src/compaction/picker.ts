@@ -63,8 +63,28 @@ export function pickCompaction(
     }
   }
   if (best < 0) return null;
-  const inputs = best === 0 ? [...v.files(0)] : [pickFileAfter(v.files(best), cursor[best])];
+  const inputs = best === 0 ? pickL0Inputs(v) : [pickFileAfter(v.files(best), cursor[best])];
   return withNextInputs(v, best, inputs, 'score');
+}
+
+/**
+ * The oldest L0 file plus every L0 file overlapping it, transitively (the range widens as files
+ * join). Moving only part of L0 down is safe exactly when no L0 file left behind overlaps a moved
+ * one: an older version left in L0 would shadow the newer one moved below it. Sequentially written
+ * data gives one non-overlapping file at a time, which then moves down without a rewrite.
+ */
+export function pickL0Inputs(v: Version): FileMetadata[] {
+  const files = v.files(0);
+  assert(files.length > 0, 'L0 pick from an empty L0');
+  const oldest = files[files.length - 1] as FileMetadata; // L0 is ordered newest first
+  let [lo, hi] = userKeyRange([oldest]);
+  let inputs: FileMetadata[] = [oldest];
+  for (;;) {
+    const next = v.overlappingFiles(0, lo, hi);
+    if (next.length === inputs.length) return next;
+    inputs = next;
+    [lo, hi] = userKeyRange(inputs);
+  }
 }
 
 /** Completes a pick with the overlapping files of the next level. */

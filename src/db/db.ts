@@ -16,6 +16,7 @@ import { logFileName } from '../base/file-names.js';
 import { joinPath, type FileSystem } from '../env/file-system.js';
 import { assert } from '../util/assert.js';
 import { MergingIterator } from '../iter/merging-iterator.js';
+import { LevelIterator } from '../iter/level-iterator.js';
 import { DbIterator, type UserRange } from '../iter/db-iterator.js';
 import type { InternalIterator } from '../iter/internal-iterator.js';
 import { MemTable } from '../memtable/memtable.js';
@@ -24,7 +25,7 @@ import { RecordWriter } from '../wal/record-writer.js';
 import { encodeRecordInto, encodedRecordBytes } from '../wal/format.js';
 import type { VersionSet } from '../version/version-set.js';
 import type { Version } from '../version/version.js';
-import { NUM_LEVELS } from '../version/file-metadata.js';
+import { NUM_LEVELS, type FileMetadata } from '../version/file-metadata.js';
 import { type BatchOp, EMPTY_VALUE, encodeOwnedBatch, encodedBatchBytes, setBatchSequence } from './write-batch.js';
 import { WriteQueue, type GroupCommitter, type PendingWrite } from './write-queue.js';
 import { resolveSync, type ResolvedOptions } from './options.js';
@@ -601,30 +602,35 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     version.ref();
     const children: InternalIterator[] = [this.mem.iterator()];
     if (this.imm !== null) children.push(this.imm.iterator());
-    const readers: { release(): void }[] = [];
     try {
-      for (let level = 0; level < NUM_LEVELS; level++) {
-        for (const meta of version.files(level)) {
-          const reader = this.tableCache.acquire(meta);
-          readers.push({ release: () => this.tableCache.release(reader) });
-          children.push(reader.iterator());
-        }
+      // L0 tables overlap: each is its own child. Deeper levels: one lazy iterator per level.
+      for (const meta of version.files(0)) children.push(this.openTableIterator(meta));
+      for (let level = 1; level < NUM_LEVELS; level++) {
+        const files = version.files(level);
+        if (files.length > 0) children.push(new LevelIterator(files, this.openTable));
       }
     } catch (e) {
-      for (const r of readers) r.release();
+      for (const c of children) c.close();
       version.unref();
       throw e;
     }
-    const merged = new MergingIterator(children);
-    const release = (): void => {
-      merged.close();
-      for (const r of readers) r.release();
-      version.unref();
-    };
-    const inner = new DbIterator(new ReleasingIterator(merged, release), seq, range);
+    const inner = new DbIterator(new ReleasingIterator(new MergingIterator(children), () => version.unref()), seq, range);
     const it = new LightningIterator(inner, this, Date.now());
     this.iterators.add(it);
     return it;
+  }
+
+  /** Opens a table's iterator holding a table-cache reference that its close() releases. */
+  private readonly openTable = (meta: FileMetadata): InternalIterator => this.openTableIterator(meta);
+
+  private openTableIterator(meta: FileMetadata): InternalIterator {
+    const reader = this.tableCache.acquire(meta);
+    try {
+      return new ReleasingIterator(reader.iterator(), () => this.tableCache.release(reader));
+    } catch (e) {
+      this.tableCache.release(reader);
+      throw e;
+    }
   }
 
   /** A point-in-time view that later writes do not change. Release it when done. */
@@ -755,7 +761,7 @@ function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** Wraps an iterator so that close() also releases what the view pinned. */
+/** Wraps an iterator so that close() also releases what it pinned (once). */
 class ReleasingIterator implements InternalIterator {
   private released = false;
   constructor(
@@ -774,6 +780,7 @@ class ReleasingIterator implements InternalIterator {
   close(): void {
     if (this.released) return;
     this.released = true;
+    this.inner.close();
     this.onClose();
   }
 }

@@ -18,8 +18,12 @@ export interface TableBlockSource {
   /** The verified index block and its file offset (for error messages). */
   readonly indexBlock: Buffer;
   readonly indexOffset: number;
-  /** A verified data block, from the cache or the file. Throws CORRUPTION / IO_ERROR. */
-  readDataBlock(offset: number, sizeBytes: number): Buffer;
+  /**
+   * A verified data block, from the cache or the file. With `useCache` false the cache is neither
+   * read nor filled (compaction streams: they must not flush the hot set). Throws CORRUPTION /
+   * IO_ERROR.
+   */
+  readDataBlock(offset: number, sizeBytes: number, useCache: boolean): Buffer;
 }
 
 export class TableIterator implements InternalIterator {
@@ -32,7 +36,10 @@ export class TableIterator implements InternalIterator {
   private readonly handle: BlockHandle = { offset: 0, sizeBytes: 0 };
   private closed = false;
 
-  constructor(private readonly source: TableBlockSource) {
+  constructor(
+    private readonly source: TableBlockSource,
+    private readonly useCache: boolean,
+  ) {
     this.index = new BlockIterator(source.indexBlock, source.path, source.indexOffset);
   }
 
@@ -133,7 +140,7 @@ export class TableIterator implements InternalIterator {
     const offset = handle.offset;
     if (offset !== this.loadedOffset) {
       this.loadedOffset = -1;
-      const block = source.readDataBlock(offset, handle.sizeBytes);
+      const block = source.readDataBlock(offset, handle.sizeBytes, this.useCache);
       this.data.reset(block, path, offset);
       this.loadedOffset = offset;
     }

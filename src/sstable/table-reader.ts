@@ -63,7 +63,7 @@ export class TableReader implements TableBlockSource {
     this.indexBlock = blocks.index;
     this.indexOffset = footer.index.offset;
     this.dataEndOffset = footer.filter.offset;
-    this.pointIterator = new TableIterator(this);
+    this.pointIterator = new TableIterator(this, true);
   }
 
   /**
@@ -125,10 +125,13 @@ export class TableReader implements TableBlockSource {
     return this.seekGE(seekKey, out) ? out : undefined;
   }
 
-  /** A new two-level iterator over the whole table; close it before closing the reader. */
-  iterator(): InternalIterator {
+  /**
+   * A new two-level iterator over the whole table; close it before closing the reader. `useCache`
+   * false bypasses the block cache (for compaction inputs, read once).
+   */
+  iterator(useCache = true): InternalIterator {
     assert(!this.closed, 'table reader used after close');
-    return new TableIterator(this);
+    return new TableIterator(this, useCache);
   }
 
   /** The table's meta block (entry counts, key range, sequence range, ...). Do not modify. */
@@ -140,12 +143,12 @@ export class TableReader implements TableBlockSource {
    * A verified data block from the cache, or read from the file (and then cached). Throws
    * CORRUPTION if the handle points outside the data area, the read is short or the CRC is wrong.
    */
-  readDataBlock(offset: number, sizeBytes: number): Buffer {
+  readDataBlock(offset: number, sizeBytes: number, useCache = true): Buffer {
     assert(!this.closed, 'table reader used after close');
     if (offset + sizeBytes + BLOCK_TRAILER_BYTES > this.dataEndOffset) {
       throw corruption(this.path, this.indexOffset, 'data block handle out of range');
     }
-    const cache = this.cache;
+    const cache = useCache ? this.cache : null;
     if (cache !== null) {
       const cached = cache.get(this.fileNumber, offset);
       if (cached !== undefined) return cached;

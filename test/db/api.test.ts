@@ -16,7 +16,9 @@ import { MemFs } from '../../src/env/mem-fs.js';
 import { Random } from '../../src/util/random.js';
 import { hex, modelScan, type ModelRange, type ModelState } from '../harness/model.js';
 import { withSeed } from '../harness/seed.js';
-import { assertLightning, collect, collectSync, k, rejectsCode, throwsCode } from '../harness/api-helpers.js';
+import { ProcessErrorRecorder, assertLightning, collect, collectSync, k, rejectsCode, throwsCode } from '../harness/api-helpers.js';
+
+const recorder = new ProcessErrorRecorder();
 
 const INDEX_JS = fileURLToPath(new URL('../../src/index.js', import.meta.url));
 
@@ -80,6 +82,9 @@ test('every operation after close() fails with CLOSED (a LightningError)', async
   throwsCode(() => db.iterator(), 'CLOSED', 'iterator');
   throwsCode(() => db.iterator({ gte: 'a' }), 'CLOSED', 'iterator with range');
   throwsCode(() => db.snapshot(), 'CLOSED', 'snapshot');
+  await rejectsCode(() => db.compactRange(), 'CLOSED', 'compactRange');
+  await rejectsCode(() => db.idle(), 'CLOSED', 'idle');
+  await rejectsCode(() => db.resume(), 'CLOSED', 'resume');
   await rejectsCode(() => snap.get('a'), 'CLOSED', 'snapshot get after close');
   throwsCode(() => snap.getSync('a'), 'CLOSED', 'snapshot getSync after close');
   throwsCode(() => snap.iterator(), 'CLOSED', 'snapshot iterator after close');
@@ -117,21 +122,37 @@ test('an iterator created before close and stepped after is done or fails with C
   await stepAfterClose(() => unstarted.next());
   await stepAfterClose(() => started.next());
   await stepAfterClose(() => syncForm.next());
-  // Once finished it stays finished.
-  assert.equal((await started.next()).done, true);
+  // Stepping again still gives done or CLOSED, never entries or another error type.
+  await stepAfterClose(() => started.next());
+  await stepAfterClose(() => syncForm.next());
   assert.equal(started.closed, true);
+  assert.equal(unstarted.closed, true);
 });
 
+// Regression: an iterator stepped after db.close() used to report done, so a scan cut short by a
+// close looked complete.
 test(
-  'docs/errors.md: an iterator step after close() fails with CLOSED',
-  { todo: "bug: iterator stepped after db.close() silently reports done (a truncated scan looks complete); docs/errors.md says CLOSED" },
+  'docs/errors.md: an iterator step after close() fails with CLOSED (async, sync and for-await forms)',
   async () => {
     const db = await open('/db', { fs: new MemFs() });
     for (let i = 0; i < 10; i++) await db.put(k(i), 'v');
     const it = db.iterator();
     assert.equal((await it.next()).done, false);
+    const syncIt = db.iterator()[Symbol.iterator]();
+    assert.equal(syncIt.next().done, false);
+    const loop = db.iterator();
+    const seen: string[] = [];
     await db.close();
     await rejectsCode(() => it.next(), 'CLOSED', 'next after close');
+    throwsCode(() => syncIt.next(), 'CLOSED', 'sync next after close');
+    let loopErr: unknown;
+    try {
+      for await (const [kk] of loop) seen.push(kk.toString());
+    } catch (e) {
+      loopErr = e;
+    }
+    assertLightning(loopErr, 'CLOSED', 'for await over an iterator of a closed db');
+    assert.deepEqual(seen, []);
   },
 );
 
@@ -392,22 +413,30 @@ test('buffers are copied: mutating a buffer after its write resolves, or a retur
   await db2.close();
 });
 
-test(
-  'a key/value buffer mutated after put() is called but before it resolves is written as it was at the call',
-  { todo: 'bug: put/delete/batch keep references to the caller\'s Buffers and encode them later in commitGroup, so mutations in the same tick change what is stored' },
-  async () => {
-    const db = await open('/db', { fs: new MemFs() });
-    const key = Buffer.from('aaa');
-    const value = Buffer.from('111');
-    const p = db.put(key, value);
-    key.write('bbb');
-    value.write('222');
-    await p;
-    assert.equal((await db.get('aaa'))?.toString(), '111');
-    assert.equal(await db.get('bbb'), undefined);
-    await db.close();
-  },
-);
+// Regression: writes used to keep references to the caller's Buffers and encode them later (in
+// the group commit), so a mutation in the same tick changed what was stored.
+test('a key/value buffer mutated after put/delete/batch is called but before it resolves is written as it was at the call', async () => {
+  const mem = new MemFs();
+  const db = await open('/db', { fs: mem });
+  await db.put('ddd', 'to-delete');
+  const key = Buffer.from('aaa');
+  const value = Buffer.from('111');
+  const delKey = Buffer.from('ddd');
+  const bKey = Buffer.from('bbb');
+  const bValue = new Uint8Array(Buffer.from('222'));
+  const writes = [db.put(key, value), db.delete(delKey), db.batch([{ type: 'put', key: bKey, value: bValue }])];
+  key.write('zzz');
+  value.write('999');
+  delKey.write('eee');
+  bKey.write('yyy');
+  bValue.set(Buffer.from('888'));
+  await Promise.all(writes);
+  assert.deepEqual(await collect(db.iterator()), [['aaa', '111'], ['bbb', '222']]);
+  await db.close();
+  const db2 = await open('/db', { fs: mem });
+  assert.deepEqual(await collect(db2.iterator()), [['aaa', '111'], ['bbb', '222']], 'the WAL/table holds the call-time bytes');
+  await db2.close();
+});
 
 test('keys sort bytewise: 0x00 and 0xff bytes, prefixes, and UTF-8 (not UTF-16) order', async () => {
   const mem = new MemFs();
@@ -721,6 +750,77 @@ test('an iterator sees exactly the state at its creation, across 1000 later writ
   });
 });
 
+test('compactRange() pushes everything out of L0 and keeps the data; idle() waits for background work', async () => {
+  const mem = new MemFs();
+  const db = await open('/db', { fs: mem, memtableSize: 1024, blockSize: 128 });
+  const expected = new Map<string, string>();
+  for (let i = 0; i < 300; i++) {
+    const key = k(i % 120);
+    if (i % 11 === 0) {
+      await db.delete(key, { sync: false });
+      expected.delete(key);
+    } else {
+      await db.put(key, `v${i}`, { sync: false });
+      expected.set(key, `v${i}`);
+    }
+  }
+  const snap = db.snapshot();
+  await db.put(k(0), 'after-snapshot');
+  await db.compactRange();
+  let s = db.stats();
+  assert.equal(s.levels[0]?.files, 0, 'L0 is empty after a full compactRange');
+  assert.ok(s.levels.slice(1).some((l) => l.files > 0));
+  assert.deepEqual(await collect(snap.iterator()), [...expected.entries()].sort(), 'the snapshot survives compaction');
+  snap.release();
+  expected.set(k(0), 'after-snapshot');
+  assert.deepEqual(await collect(db.iterator()), [...expected.entries()].sort());
+  for (let i = 0; i < 100; i++) void db.put(k(500 + i), 'burst', { sync: false });
+  await db.idle();
+  s = db.stats();
+  assert.equal(s.writes.queued, 0);
+  assert.equal(s.immutableMemtables, 0);
+  assert.equal(s.compactions.running, false);
+  assert.equal(db.getSync(k(599))?.toString(), 'burst');
+  await db.close();
+  const db2 = await open('/db', { fs: mem });
+  assert.equal((await collect(db2.iterator())).length, expected.size + 100);
+  await db2.close();
+});
+
+test('maxOpenFiles and tiny block caches: with 100+ tables, reads and pinned iterators stay correct and the table cache stays bounded', async () => {
+  for (const blockCacheSize of [0, 1, 4096]) {
+    const mem = new MemFs();
+    const db = await open('/db', {
+      fs: mem,
+      memtableSize: 1024,
+      blockSize: 64,
+      maxOpenFiles: 16,
+      blockCacheSize,
+      l0CompactionTrigger: 1000,
+      l0SlowdownTrigger: 1000,
+      l0StopTrigger: 1000,
+    });
+    const expected = new Map<string, string>();
+    for (let i = 0; i < 1800; i++) {
+      const key = k((i * 7919) % 500);
+      await db.put(key, `v${i}`, { sync: false });
+      expected.set(key, `v${i}`);
+    }
+    await db.idle();
+    assert.ok((db.stats().levels[0]?.files ?? 0) > 100, 'many overlapping tables');
+    const sorted = [...expected.entries()].sort();
+    const its = [db.iterator(), db.iterator({ reverse: true }), db.iterator({ gte: k(300) })];
+    for (const [key, v] of expected) assert.equal(db.getSync(key)?.toString(), v, `cache ${blockCacheSize}: ${key}`);
+    assert.deepEqual(await collect(its[0] as AsyncIterable<[Buffer, Buffer]>), sorted);
+    assert.deepEqual(await collect(its[1] as AsyncIterable<[Buffer, Buffer]>), [...sorted].reverse());
+    assert.deepEqual(await collect(its[2] as AsyncIterable<[Buffer, Buffer]>), sorted.filter(([key]) => key >= k(300)));
+    const s = db.stats();
+    assert.ok(s.tableCache.open <= 16, `table cache holds ${s.tableCache.open} readers`);
+    if (s.blockCache !== null) assert.ok(s.blockCache.usedBytes <= blockCacheSize, `block cache uses ${s.blockCache.usedBytes}`);
+    await db.close();
+  }
+});
+
 test('stats(): fields present and plausible', async () => {
   const mem = new MemFs();
   const db = await open('/db', { fs: mem, memtableSize: 1024 });
@@ -839,3 +939,8 @@ test('the LightningError class is exported and errors carry code and name', asyn
   assert.match(e.message, /NOT_FOUND/);
 });
 
+test('no unhandled rejections or uncaught exceptions were recorded in this file', async () => {
+  await recorder.settle();
+  recorder.assertNone();
+  recorder.dispose();
+});

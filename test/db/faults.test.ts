@@ -1,11 +1,14 @@
 /**
  * Contract under filesystem faults (FaultFs over MemFs): a failed WAL write/fsync or flush surfaces
  * as a LightningError (DISK_FULL / IO_ERROR) to the writer, the database turns `degraded` (reads
- * keep working, writes keep failing), close() does not blow up, nothing is thrown into the void,
- * and a reopen without the fault finds every acknowledged write. The fail-op-i sweep fails each
- * filesystem operation of a scripted workload in turn.
+ * keep working, writes fail fast while the fault lasts; DISK_FULL and flush IO_ERRORs are
+ * 'retrying' and resume, a failed WAL fsync is 'failed' until reopen), close() does not blow up,
+ * nothing is thrown into the void, and a reopen without the fault finds every acknowledged write
+ * and nothing of a failed one. The fail-op-i sweep fails each filesystem operation of a scripted
+ * workload in turn. Checks of the degraded state run while the fault is still injected, so the
+ * engine's automatic retry timer cannot race them.
  */
-import { test } from 'node:test';
+import { test, mock } from 'node:test';
 import assert from 'node:assert/strict';
 import { open, LightningError, type ErrorCode } from '../../src/index.js';
 import type { Database } from '../../src/db/db.js';
@@ -23,6 +26,7 @@ import {
 } from '../../src/env/fault-fs.js';
 import { Random } from '../../src/util/random.js';
 import { withSeed } from '../harness/seed.js';
+import { CrashAtOp } from '../harness/crash-at-op.js';
 import { ProcessErrorRecorder, assertLightning, collect, describeError, k, rejectsCode, throwsCode } from '../harness/api-helpers.js';
 
 const recorder = new ProcessErrorRecorder();
@@ -44,12 +48,13 @@ async function closeQuietly(db: Database, what: string): Promise<LightningError 
   }
 }
 
-async function checkDegraded(db: Database, code: ErrorCode): Promise<void> {
+/** Degraded: reported in stats, and writes fail with `code`. Call while the fault is still on. */
+async function checkDegraded(db: Database, code: ErrorCode, mode?: 'retrying' | 'failed'): Promise<void> {
   const s = db.stats();
   assert.equal(s.state, 'degraded');
   assert.equal(s.backgroundError?.code, code);
+  if (mode !== undefined) assert.equal(s.backgroundError?.mode, mode);
   assert.ok(s.backgroundErrors >= 1);
-  // Sticky: every later write fails with the same code, even though the fault may be gone.
   await rejectsCode(() => db.put('later', 'x'), code, 'put while degraded');
   await rejectsCode(() => db.delete('later'), code, 'delete while degraded');
   await rejectsCode(() => db.batch([{ type: 'put', key: 'later', value: 'x' }]), code, 'batch while degraded');
@@ -58,7 +63,7 @@ async function checkDegraded(db: Database, code: ErrorCode): Promise<void> {
 // ================================================================================ WAL write faults
 
 for (const shortWrite of [false, true]) {
-  test(`ENOSPC on the WAL write (shortWrite: ${shortWrite}) → DISK_FULL, degraded, reads work, reopen has every acked write`, async () => {
+  test(`ENOSPC on the WAL write (shortWrite: ${shortWrite}) → DISK_FULL, degraded, reads work, resume(), reopen has exactly the acked writes`, async () => {
     const mem = new MemFs();
     const fault = failWhile(both(opIn('write'), pathEndsWith('.log')), 'ENOSPC');
     fault.enabled = false;
@@ -79,19 +84,47 @@ for (const shortWrite of [false, true]) {
     // A group of concurrent writers all fail, none becomes visible.
     const group = [db.put('g1', '1'), db.put('g2', '2'), db.delete(k(0)), db.batch([{ type: 'put', key: 'g3', value: '3' }])];
     for (const p of group) await rejectsCode(() => p, 'DISK_FULL', 'grouped write on a full disk');
-    fault.enabled = false; // space is back; the DB stays degraded until reopened
     for (const [key, v] of acked) assert.equal((await db.get(key))?.toString(), v, `read ${key} while degraded`);
     for (const key of ['failed', 'g1', 'g2', 'g3']) assert.equal(db.getSync(key), undefined, `${key} not visible`);
     assert.deepEqual(await collect(db.iterator()), [...acked.entries()].sort());
     const snap = db.snapshot();
     assert.equal((await snap.get(k(1)))?.toString(), 'v1');
     snap.release();
-    await checkDegraded(db, 'DISK_FULL');
+    await checkDegraded(db, 'DISK_FULL', 'retrying');
+    await rejectsCode(() => db.resume(), 'DISK_FULL', 'resume while the disk is still full');
+    fault.enabled = false; // space is back
+    await db.resume();
+    assert.equal(db.stats().state, 'open');
+    assert.equal(db.stats().backgroundError, null);
+    for (const key of ['failed', 'g1', 'g2', 'g3']) assert.equal(db.getSync(key), undefined, `${key} stays invisible after resume`);
+    await db.put('after-resume', 'ok', { sync: true });
+    acked.set('after-resume', 'ok');
+    assert.deepEqual(await collect(db.iterator()), [...acked.entries()].sort());
     await closeQuietly(db, 'close after ENOSPC');
     const db2 = await open('/db', { fs: mem });
     assert.deepEqual(await collect(db2.iterator()), [...acked.entries()].sort(), 'reopen: exactly the acked writes');
     assert.equal(db2.stats().state, 'open');
     await db2.put('fresh', 'works');
+    await db2.close();
+    recorder.assertNone();
+  });
+
+  test(`ENOSPC on the WAL write (shortWrite: ${shortWrite}), closed without resuming → reopen has exactly the acked writes`, async () => {
+    const mem = new MemFs();
+    const fault = failWhile(both(opIn('write'), pathEndsWith('.log')), 'ENOSPC');
+    fault.enabled = false;
+    const db = await open('/db', { fs: new FaultFs(mem, fault, { shortWrite }), memtableSize: 4096 });
+    const acked = new Map<string, string>();
+    for (let i = 0; i < 40; i++) {
+      await db.put(k(i), `v${i}-${'s'.repeat(30)}`, { sync: i % 3 === 0 });
+      acked.set(k(i), `v${i}-${'s'.repeat(30)}`);
+    }
+    fault.enabled = true;
+    await rejectsCode(() => db.put('failed', 'x'.repeat(100)), 'DISK_FULL', 'put on a full disk');
+    await closeQuietly(db, 'close while the disk is full');
+    fault.enabled = false;
+    const db2 = await open('/db', { fs: mem });
+    assert.deepEqual(await collect(db2.iterator()), [...acked.entries()].sort(), 'reopen: exactly the acked writes');
     await db2.close();
     recorder.assertNone();
   });
@@ -113,7 +146,10 @@ test('EIO on the WAL fsync → IO_ERROR, degraded, reads work, reopen has every 
   assert.equal(db.getSync('f1'), undefined, 'a failed write is never visible before reopen');
   assert.equal(db.getSync(k(1))?.toString(), 'v1');
   for (const [key, v] of acked) assert.equal(db.getSync(key)?.toString(), v);
-  await checkDegraded(db, 'IO_ERROR');
+  // After a failed fsync the WAL cannot be trusted: 'failed' until reopen, even with the fault gone.
+  await checkDegraded(db, 'IO_ERROR', 'failed');
+  await rejectsCode(() => db.resume(), 'IO_ERROR', 'resume after a failed WAL fsync');
+  await checkDegraded(db, 'IO_ERROR', 'failed');
   await closeQuietly(db, 'close after fsync EIO');
   const db2 = await open('/db', { fs: mem });
   // The failed batch reached the file before its fsync failed: after reopen it may be there (in
@@ -147,11 +183,146 @@ test('a failed WAL fsync during memtable rotation → IO_ERROR, degraded, reopen
   assertLightning(failed, 'IO_ERROR', 'write that triggered the rotation');
   fault.enabled = false;
   for (const [key, v] of acked) assert.equal(db.getSync(key)?.toString(), v);
-  await checkDegraded(db, 'IO_ERROR');
+  await checkDegraded(db, 'IO_ERROR', 'failed');
+  await rejectsCode(() => db.resume(), 'IO_ERROR', 'resume after a failed WAL fsync');
   await closeQuietly(db, 'close');
   const db2 = await open('/db', { fs: mem });
   assert.deepEqual(await collect(db2.iterator()), [...acked.entries()].sort());
   await db2.close();
+  recorder.assertNone();
+});
+
+test('DISK_FULL (short WAL write), then resume(): power loss at every op of the recovery loses no durable acked write', { timeout: 60_000 }, async () => {
+  await withSeed('resume crash sweep', async (seed) => {
+    const rng = new Random(seed);
+    for (const keep of [false, true]) {
+      let crashedSomewhere = true;
+      let crashes = 0;
+      for (let atOp = 1; crashedSomewhere && atOp < 300; atOp++) {
+        const what = `crash at op ${atOp} of resume (keep unsynced: ${keep})`;
+        const mem = new MemFs();
+        const full = failWhile(both(opIn('write'), pathEndsWith('.log')), 'ENOSPC');
+        full.enabled = false;
+        const ffs = new FaultFs(mem, full, { shortWrite: true, rng });
+        const db = await open('/db', { fs: ffs, memtableSize: 64 * 1024 });
+        const acked = new Map<string, string>();
+        for (let i = 0; i < 12; i++) {
+          await db.put(k(i), `v${i}`, { sync: true });
+          acked.set(k(i), `v${i}`);
+        }
+        full.enabled = true;
+        await rejectsCode(() => db.put('failed', 'x'.repeat(64), { sync: true }), 'DISK_FULL', what);
+        const crash = new CrashAtOp(mem, atOp, keep ? { keepUnsyncedProbability: 1, rng } : {});
+        ffs.injector = crash;
+        try {
+          await db.resume();
+          await db.put('after', 'resume', { sync: true });
+          acked.set('after', 'resume');
+        } catch (e) {
+          assert.ok(e instanceof LightningError, `${what}: ${describeError(e)}`);
+        }
+        await closeQuietly(db, what);
+        const image = crash.crashed ?? mem.crashClone();
+        crashedSomewhere = crash.crashed !== undefined;
+        if (crashedSomewhere) crashes++;
+        let db2: Database;
+        try {
+          db2 = await open('/db', { fs: image });
+        } catch (e) {
+          assert.fail(`${what}: reopen failed: ${describeError(e)}\n${image.describe()}`);
+        }
+        try {
+          const got = new Map(await collect(db2.iterator()));
+          for (const [key, v] of acked) assert.equal(got.get(key), v, `${what}: durable acked ${key}`);
+          assert.equal(got.get('failed'), undefined, `${what}: the failed write must not appear`);
+        } finally {
+          await db2.close();
+        }
+      }
+      assert.ok(crashes >= 5, `resume() and the write after it do some I/O (${crashes} crash points)`);
+    }
+  });
+  recorder.assertNone();
+});
+
+test('DISK_FULL, then EIO at every filesystem op of resume(): errors are LightningErrors, a later resume works, nothing acked is lost', async () => {
+  let fired = true;
+  let points = 0;
+  for (let j = 0; fired && j < 200; j++) {
+    const what = `EIO at op ${j} of resume()`;
+    const mem = new MemFs();
+    const full = failWhile(both(opIn('write'), pathEndsWith('.log')), 'ENOSPC');
+    full.enabled = false;
+    const ffs = new FaultFs(mem, full, { shortWrite: true });
+    const db = await open('/db', { fs: ffs, memtableSize: 64 * 1024 });
+    const acked = new Map<string, string>();
+    for (let i = 0; i < 12; i++) {
+      await db.put(k(i), `v${i}`, { sync: i % 2 === 0 });
+      acked.set(k(i), `v${i}`);
+    }
+    full.enabled = true;
+    await rejectsCode(() => db.put('failed', 'x'.repeat(64)), 'DISK_FULL', what);
+    const nth = failNth(j, 'EIO');
+    ffs.injector = nth;
+    try {
+      await db.resume();
+    } catch (e) {
+      assertLightning(e, ['IO_ERROR', 'DISK_FULL'], `${what}: resume`);
+    }
+    fired = nth.fired;
+    if (fired) points++;
+    ffs.injector = noFault;
+    try {
+      await db.resume();
+      await db.put('after', 'resume', { sync: true });
+      acked.set('after', 'resume');
+    } catch (e) {
+      // An EIO during recovery may leave the DB 'failed' until reopen: allowed, if reported properly.
+      assertLightning(e, 'IO_ERROR', `${what}: second resume`);
+      assert.equal(db.stats().backgroundError?.mode, 'failed', `${what}: a refused resume means mode failed`);
+    }
+    await closeQuietly(db, what);
+    const db2 = await open('/db', { fs: mem });
+    try {
+      const got = new Map(await collect(db2.iterator()));
+      for (const [key, v] of acked) assert.equal(got.get(key), v, `${what}: acked ${key}`);
+      assert.equal(got.get('failed'), undefined, `${what}: the failed write must not appear`);
+    } finally {
+      await db2.close();
+    }
+  }
+  assert.ok(points >= 5, `resume() does some I/O (${points} fault points)`);
+  recorder.assertNone();
+});
+
+test('a snapshot and an open iterator keep their view across DISK_FULL, resume() and compactRange()', async () => {
+  const mem = new MemFs();
+  const full = failWhile(both(opIn('write'), pathEndsWith('.log')), 'ENOSPC');
+  full.enabled = false;
+  const db = await open('/db', { fs: new FaultFs(mem, full, { shortWrite: true }), memtableSize: 2048 });
+  const old = new Map<string, string>();
+  for (let i = 0; i < 50; i++) {
+    await db.put(k(i), `old${i}`, { sync: false });
+    old.set(k(i), `old${i}`);
+  }
+  const snap = db.snapshot();
+  const it = db.iterator();
+  for (let i = 0; i < 50; i += 2) await db.put(k(i), `new${i}`, { sync: false });
+  for (let i = 1; i < 50; i += 4) await db.delete(k(i), { sync: false });
+  full.enabled = true;
+  await rejectsCode(() => db.put('zz', 'fail'), 'DISK_FULL');
+  full.enabled = false;
+  await db.resume();
+  await db.compactRange();
+  for (const [key, v] of old) assert.equal(snap.getSync(key)?.toString(), v, `snapshot ${key}`);
+  const want = [...old.entries()].sort();
+  assert.deepEqual(await collect(it), want, 'iterator created before the failure');
+  assert.deepEqual(await collect(snap.iterator()), want, 'snapshot iterator');
+  snap.release();
+  assert.equal(db.getSync(k(0))?.toString(), 'new0');
+  assert.equal(db.getSync(k(1)), undefined);
+  assert.equal(db.getSync('zz'), undefined);
+  await db.close();
   recorder.assertNone();
 });
 
@@ -184,14 +355,17 @@ for (const [name, filter] of flushFaults) {
     assert.ok(failed !== undefined, 'a write eventually failed');
     assertLightning(failed, 'IO_ERROR', 'write after the failed flush');
     assert.ok(acked.size > 0);
-    fault.enabled = false;
-    assert.equal(db.stats().state, 'degraded');
-    assert.equal(db.stats().backgroundError?.code, 'IO_ERROR');
-    assert.ok(db.stats().backgroundErrors >= 1);
     // Everything acknowledged is readable, including what sits in the unflushed memtable.
     for (const [key, v] of acked) assert.equal(db.getSync(key)?.toString(), v, `read ${key}`);
     assert.deepEqual(await collect(db.iterator()), [...acked.entries()].sort());
     await checkDegraded(db, 'IO_ERROR');
+    // A flush failure is transient: once the fault is gone, resume() redoes the flush.
+    fault.enabled = false;
+    await db.resume();
+    assert.equal(db.stats().state, 'open');
+    await db.put('after-resume', 'ok');
+    acked.set('after-resume', 'ok');
+    assert.deepEqual(await collect(db.iterator()), [...acked.entries()].sort());
     await closeQuietly(db, 'close after failed flush');
     const db2 = await open('/db', { fs: mem });
     assert.deepEqual(await collect(db2.iterator()), [...acked.entries()].sort(), 'reopen recovers every acked write');
@@ -203,6 +377,92 @@ for (const [name, filter] of flushFaults) {
     recorder.assertNone();
   });
 }
+
+/** Advances mocked setTimeout by `rounds` × 10 s, letting I/O promises settle in between. */
+async function tickRetries(rounds: number): Promise<void> {
+  for (let i = 0; i < rounds; i++) {
+    mock.timers.tick(10_000);
+    for (let j = 0; j < 5; j++) await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+}
+
+test('a flush that keeps failing is retried, then the DB gives up (mode failed): resume rejects, reopen recovers all acked', async () => {
+  mock.timers.enable({ apis: ['setTimeout'] });
+  try {
+    const mem = new MemFs();
+    const fault = failWhile(both(opIn('write'), pathEndsWith('.sst')), 'EIO');
+    fault.enabled = false;
+    const db = await open('/db', { fs: new FaultFs(mem, fault), memtableSize: 1024 });
+    fault.enabled = true;
+    const acked = new Map<string, string>();
+    let failed: unknown;
+    for (let i = 0; i < 300 && failed === undefined; i++) {
+      try {
+        await db.put(k(i), `v${i}-${'r'.repeat(40)}`, { sync: false });
+        acked.set(k(i), `v${i}-${'r'.repeat(40)}`);
+      } catch (e) {
+        failed = e;
+      }
+    }
+    assertLightning(failed, 'IO_ERROR', 'write after the failed flush');
+    assert.equal(db.stats().backgroundError?.mode, 'retrying');
+    const failuresBefore = db.stats().backgroundErrors;
+    await tickRetries(10);
+    const s = db.stats();
+    assert.equal(s.backgroundError?.mode, 'failed', 'gives up after repeated failures');
+    assert.ok(s.backgroundErrors > failuresBefore, 'the retries ran (and failed)');
+    fault.enabled = false;
+    await rejectsCode(() => db.resume(), 'IO_ERROR', 'resume once failed');
+    await rejectsCode(() => db.put('x', 'y'), 'IO_ERROR', 'write once failed');
+    for (const [key, v] of acked) assert.equal(db.getSync(key)?.toString(), v);
+    await closeQuietly(db, 'close');
+    const db2 = await open('/db', { fs: mem });
+    assert.deepEqual(await collect(db2.iterator()), [...acked.entries()].sort());
+    await db2.close();
+  } finally {
+    mock.timers.reset();
+  }
+  recorder.assertNone();
+});
+
+test('DISK_FULL: concurrent resume() calls both settle; close() with a retry pending does no I/O afterwards', async () => {
+  mock.timers.enable({ apis: ['setTimeout'] });
+  try {
+    const mem = new MemFs();
+    const full = failWhile(both(opIn('write'), pathEndsWith('.log')), 'ENOSPC');
+    full.enabled = false;
+    let opsAfterClose = 0;
+    let closed = false;
+    const ffs = new FaultFs(mem, {
+      maybeFail(op, path) {
+        if (closed) opsAfterClose++;
+        return full.maybeFail(op, path);
+      },
+    });
+    const db = await open('/db', { fs: ffs });
+    await db.put('a', '1');
+    full.enabled = true;
+    await rejectsCode(() => db.put('b', '2'), 'DISK_FULL');
+    full.enabled = false;
+    await Promise.all([db.resume(), db.resume()]);
+    assert.equal(db.stats().backgroundError, null);
+    await db.put('c', '3');
+    full.enabled = true;
+    await rejectsCode(() => db.put('d', '4'), 'DISK_FULL');
+    assert.equal(db.stats().backgroundError?.mode, 'retrying'); // a retry timer is now pending
+    await closeQuietly(db, 'close while retrying');
+    closed = true;
+    full.enabled = false;
+    await tickRetries(5);
+    assert.equal(opsAfterClose, 0, 'no filesystem call after close()');
+    const db2 = await open('/db', { fs: mem });
+    assert.deepEqual(await collect(db2.iterator()), [['a', '1'], ['c', '3']]);
+    await db2.close();
+  } finally {
+    mock.timers.reset();
+  }
+  recorder.assertNone();
+});
 
 test('a failing read surfaces as IO_ERROR from get/getSync/iterator and does not degrade the DB', async () => {
   const mem = new MemFs();
@@ -529,8 +789,10 @@ test('EIO on the MANIFEST fsync of a compaction: a reopen (no power loss) still 
   const acked = new Map<string, string>();
   for (let i = 0; i < 400 && db.stats().backgroundError === null; i++) {
     try {
-      await db.put(k(i), `v${i}-${'c'.repeat(30)}`, { sync: false });
-      acked.set(k(i), `v${i}-${'c'.repeat(30)}`);
+      // Scattered keys: overlapping tables, so compactions merge (sequential keys are only moved).
+      const key = k((i * 7919) % 400);
+      await db.put(key, `v${i}-${'c'.repeat(30)}`, { sync: false });
+      acked.set(key, `v${i}-${'c'.repeat(30)}`);
     } catch (e) {
       assertLightning(e, 'IO_ERROR', 'write after the failed compaction');
     }
