@@ -13,7 +13,11 @@ export type ErrorCode =
   | 'DISK_FULL'
   | 'READ_ONLY'
   | 'NOT_SUPPORTED'
-  | 'ALREADY_EXISTS';
+  | 'ALREADY_EXISTS'
+  | 'CONFLICT'
+  | 'DEADLOCK'
+  | 'TIMEOUT'
+  | 'BUSY';
 
 export class LightningError extends Error {
   override readonly name = 'LightningError';

@@ -11,7 +11,7 @@
  * each level), each table behind its bloom filter (read-path.ts).
  */
 import { LightningError, fromIoError } from '../base/errors.js';
-import { KIND_DELETE, KIND_VALUE } from '../base/internal-key.js';
+import { KIND_DELETE, KIND_SEEK, KIND_VALUE, MAX_SEQ, compareUserKeyOf, makeInternalKey, seqOfTrailer, trailerOf } from '../base/internal-key.js';
 import { logFileName } from '../base/file-names.js';
 import { joinPath, type FileSystem } from '../env/file-system.js';
 import { assert } from '../util/assert.js';
@@ -27,12 +27,12 @@ import type { VersionSet } from '../version/version-set.js';
 import type { Version } from '../version/version.js';
 import { NUM_LEVELS, type FileMetadata } from '../version/file-metadata.js';
 import { type BatchOp, EMPTY_VALUE, encodeOwnedBatch, encodedBatchBytes, setBatchSequence } from './write-batch.js';
-import { WriteQueue, type GroupCommitter, type PendingWrite } from './write-queue.js';
+import { WriteQueue, type CheckRange, type CommitCheck, type GroupCommitter, type PendingWrite } from './write-queue.js';
 import { resolveSync, type ResolvedOptions } from './options.js';
 import { type Bytes, type BatchOperation, type RangeOptions, toBatchOps, toKey, toRange, toValue } from './keys.js';
 import { LightningIterator, type IteratorOwner } from './user-iterator.js';
 import { TableCache } from './table-cache.js';
-import { getFromTables } from './read-path.js';
+import { getFromTables, newestSeqInTables } from './read-path.js';
 import { flushMemTable } from './flush.js';
 import { Snapshot, type SnapshotOwner } from './snapshot.js';
 import type { DbStats } from './stats.js';
@@ -172,12 +172,30 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
   }
 
   private write(ops: BatchOp[], sync: boolean): Promise<void> {
+    return this.writeValidated(ops, sync, undefined);
+  }
+
+  /**
+   * @internal Writes `ops` atomically if `validate` (run at commit time, see CommitCheck) returns
+   * null; otherwise rejects with its error and writes nothing. Transactions commit through this.
+   */
+  writeValidated(ops: BatchOp[], sync: boolean, validate: PendingWrite['validate']): Promise<void> {
     this.checkWritable();
     // Copy now: the caller may reuse its buffers as soon as this call returns.
     const payload = encodeOwnedBatch(ops, encodedBatchBytes(ops));
     return new Promise<void>((resolve, reject) => {
-      this.writeQueue.enqueue({ ops, sync, payload, resolve, reject });
+      this.writeQueue.enqueue({ ops, sync, payload, validate, resolve, reject });
     });
+  }
+
+  /** @internal The sequence number reads see now (what a new snapshot would pin). */
+  get visibleSequence(): number {
+    return this.lastSeq;
+  }
+
+  /** @internal The database's default durability. */
+  get defaultSync(): boolean {
+    return this.options.sync;
   }
 
   private checkWritable(): void {
@@ -503,6 +521,8 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
   async commitGroup(group: PendingWrite[], sync: boolean): Promise<void> {
     const wal = this.wal;
     assert(wal !== null, 'commit requires a WAL');
+    if (group.some((w) => w.validate !== undefined)) this.validateGroup(group);
+    if (group.length === 0) return;
     let total = 0;
     for (const w of group) total += encodedRecordBytes(w.payload.length);
     const buf = this.groupBuffer(total);
@@ -533,6 +553,62 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
       this.counters.walSyncs++;
     }
     this.apply(group);
+  }
+
+  /**
+   * Runs the validators of a group in order, rejecting (and removing) the writes that fail. A
+   * validator sees every applied write plus the writes accepted before it in this group.
+   */
+  private validateGroup(group: PendingWrite[]): void {
+    const writtenInGroup: Buffer[] = [];
+    const check: CommitCheck = {
+      keyChangedSince: (key, seq) =>
+        writtenInGroup.some((k) => k.equals(key)) || this.newestSeqOf(key) > seq,
+      rangeChangedSince: (range, seq) =>
+        writtenInGroup.some((k) => inCheckRange(k, range)) || this.rangeChangedSince(range, seq),
+    };
+    let kept = 0;
+    for (const w of group) {
+      const err = w.validate === undefined ? null : w.validate(check);
+      if (err !== null) {
+        w.reject(err);
+        continue;
+      }
+      group[kept++] = w;
+      for (const op of w.ops) writtenInGroup.push(op.key);
+    }
+    group.length = kept;
+  }
+
+  /** Sequence number of the newest version of `userKey` (a value or a deletion), or -1. */
+  private newestSeqOf(userKey: Buffer): number {
+    for (const m of [this.mem, this.imm]) {
+      if (m === null) continue;
+      const seq = m.newestSeq(userKey);
+      if (seq >= 0) return seq;
+    }
+    return newestSeqInTables(this.versions.current(), this.tableCache, userKey);
+  }
+
+  /** True if any entry with a user key in `range` has a sequence number above `seq`. */
+  private rangeChangedSince(range: CheckRange, seq: number): boolean {
+    const it = this.internalIterator(this.versions.current());
+    try {
+      if (range.lower === undefined) it.first();
+      else it.seekGE(makeInternalKey(range.lower, MAX_SEQ, KIND_SEEK));
+      for (; it.valid(); it.next()) {
+        const k = it.key();
+        if (range.upper !== undefined) {
+          const c = compareUserKeyOf(k, range.upper);
+          if (c > 0 || (c === 0 && range.upperExclusive)) break;
+        }
+        if (range.lowerExclusive && range.lower !== undefined && compareUserKeyOf(k, range.lower) === 0) continue;
+        if (seqOfTrailer(trailerOf(k, k.length)) > seq) return true;
+      }
+      return false;
+    } finally {
+      it.close();
+    }
   }
 
   private apply(group: PendingWrite[]): void {
@@ -600,10 +676,28 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
   iteratorAt(range: UserRange, seq: number): LightningIterator {
     const version = this.versions.current();
     version.ref();
+    let merged: InternalIterator;
+    try {
+      merged = this.internalIterator(version);
+    } catch (e) {
+      version.unref();
+      throw e;
+    }
+    const inner = new DbIterator(new ReleasingIterator(merged, () => version.unref()), seq, range);
+    const it = new LightningIterator(inner, this, Date.now());
+    this.iterators.add(it);
+    return it;
+  }
+
+  /**
+   * Every entry (all versions) of the memtables and the tables of `version`, merged. L0 tables
+   * overlap: each is its own child. Deeper levels: one lazy iterator per level.
+   * Requires: the caller keeps `version` referenced while the iterator lives.
+   */
+  private internalIterator(version: Version): InternalIterator {
     const children: InternalIterator[] = [this.mem.iterator()];
     if (this.imm !== null) children.push(this.imm.iterator());
     try {
-      // L0 tables overlap: each is its own child. Deeper levels: one lazy iterator per level.
       for (const meta of version.files(0)) children.push(this.openTableIterator(meta));
       for (let level = 1; level < NUM_LEVELS; level++) {
         const files = version.files(level);
@@ -611,13 +705,9 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
       }
     } catch (e) {
       for (const c of children) c.close();
-      version.unref();
       throw e;
     }
-    const inner = new DbIterator(new ReleasingIterator(new MergingIterator(children), () => version.unref()), seq, range);
-    const it = new LightningIterator(inner, this, Date.now());
-    this.iterators.add(it);
-    return it;
+    return new MergingIterator(children);
   }
 
   /** Opens a table's iterator holding a table-cache reference that its close() releases. */
@@ -755,6 +845,18 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     await this.flushNow();
     while (this.compacting !== null) await this.compacting;
   }
+}
+
+function inCheckRange(key: Buffer, r: CheckRange): boolean {
+  if (r.lower !== undefined) {
+    const c = Buffer.compare(key, r.lower);
+    if (c < 0 || (c === 0 && r.lowerExclusive)) return false;
+  }
+  if (r.upper !== undefined) {
+    const c = Buffer.compare(key, r.upper);
+    if (c > 0 || (c === 0 && r.upperExclusive)) return false;
+  }
+  return true;
 }
 
 function delay(ms: number): Promise<void> {

@@ -2,7 +2,7 @@
  * Point reads in SSTables: L0 files newest first (they overlap), then at most one file per deeper
  * level. A table whose key range or bloom filter excludes the key costs no disk read.
  */
-import { KIND_DELETE, KIND_SEEK, compareUserKeyOf, kindOfTrailer, makeInternalKey, trailerOf } from '../base/internal-key.js';
+import { KIND_DELETE, KIND_SEEK, MAX_SEQ, compareUserKeyOf, kindOfTrailer, makeInternalKey, seqOfTrailer, trailerOf } from '../base/internal-key.js';
 import type { Version } from '../version/version.js';
 import type { FileMetadata } from '../version/file-metadata.js';
 import { NUM_LEVELS } from '../version/file-metadata.js';
@@ -76,4 +76,27 @@ function lookupInTable(
   } finally {
     tables.release(reader);
   }
+}
+
+/**
+ * Sequence number of the newest version of `userKey` (value or deletion) in the tables of
+ * `version`, or -1. The first table (newest first: L0, then by level) holding the key has it.
+ */
+export function newestSeqInTables(version: Version, tables: TableCache, userKey: Buffer): number {
+  const seekKey = makeInternalKey(userKey, MAX_SEQ, KIND_SEEK);
+  const entry: TableEntry = { key: seekKey, value: seekKey };
+  for (let level = 0; level < NUM_LEVELS; level++) {
+    const candidates = level === 0 ? version.files(0) : [version.findFile(level, userKey)];
+    for (const meta of candidates) {
+      if (meta === undefined || !inRange(meta, userKey)) continue;
+      const reader = tables.acquire(meta);
+      try {
+        if (!reader.mayContain(userKey) || !reader.seekGE(seekKey, entry)) continue;
+        if (compareUserKeyOf(entry.key, userKey) === 0) return seqOfTrailer(trailerOf(entry.key, entry.key.length));
+      } finally {
+        tables.release(reader);
+      }
+    }
+  }
+  return -1;
 }

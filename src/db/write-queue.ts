@@ -14,8 +14,29 @@ import type { BatchOp } from './write-batch.js';
 /** Upper bound on bytes framed into one group write (a single larger batch still goes alone). */
 export const GROUP_BYTES_MAX = 4 * 1024 * 1024;
 
+/** What a commit-time validator may ask (transactions: first-committer-wins, read-set checks). */
+export interface CommitCheck {
+  /** True if `userKey` has a version newer than `seq` (committed, or earlier in this group). */
+  keyChangedSince(userKey: Buffer, seq: number): boolean;
+  /** True if any key in the range has a version newer than `seq` (including deletions). */
+  rangeChangedSince(range: CheckRange, seq: number): boolean;
+}
+
+/** A user-key range for CommitCheck; undefined bounds are open. */
+export interface CheckRange {
+  lower: Buffer | undefined;
+  lowerExclusive: boolean;
+  upper: Buffer | undefined;
+  upperExclusive: boolean;
+}
+
 export interface PendingWrite {
   ops: BatchOp[];
+  /**
+   * Runs at commit time, after every earlier write is decided and before this one gets its
+   * sequence numbers; a returned error rejects this write alone.
+   */
+  validate?: ((check: CommitCheck) => LightningError | null) | undefined;
   sync: boolean;
   /** The encoded batch (sequence set at commit); ops view into it. */
   payload: Buffer;
@@ -27,7 +48,10 @@ export interface PendingWrite {
 export interface GroupCommitter {
   /** Waits until the memtable has room (may rotate the WAL and stall on a flush). */
   makeRoom(): Promise<void>;
-  /** Writes, syncs if asked, and applies one group. Rejects with a LightningError. */
+  /**
+   * Writes, syncs if asked, and applies one group. Writes whose validator fails are rejected and
+   * removed from `group` (in place). Rejects with a LightningError.
+   */
   commitGroup(group: PendingWrite[], sync: boolean): Promise<void>;
   /** Converts anything thrown into the error to hand to writers. */
   toError(e: unknown): LightningError;

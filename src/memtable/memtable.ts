@@ -60,6 +60,14 @@ export class MemTable {
     return { found: true, deleted: false, value: list.value(node) };
   }
 
+  /** Sequence number of the newest version of `userKey` here (value or deletion), or -1. */
+  newestSeq(userKey: Buffer): number {
+    const list = this.list;
+    const node = list.findVisible(userKey, MAX_SEQ * 256 + 255);
+    if (node === NIL || !list.userKeyEquals(node, userKey)) return -1;
+    return seqOfTrailer(list.trailer(node));
+  }
+
   iterator(): InternalIterator {
     return new MemTableIterator(this.list);
   }
