@@ -220,9 +220,12 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
         await delay(1);
         continue;
       }
-      if (l0 >= cfg.l0StopTrigger && this.compacting !== null) {
-        await this.stall(this.compacting);
-        continue;
+      if (l0 >= cfg.l0StopTrigger) {
+        this.maybeScheduleCompaction();
+        if (this.compacting !== null) {
+          await this.stall(this.compacting);
+          continue;
+        }
       }
       if (this.mem.approximateBytes < this.options.memtableSizeBytes) return;
       if (this.imm !== null) {
@@ -905,6 +908,8 @@ export async function createWal(fs: FileSystem, dir: string, walNumber: number):
     return wal;
   } catch (e) {
     file.close();
+    // A half-created log holds no write, but left behind it would look like a torn older WAL.
+    removeQuietly(fs, path);
     throw fromIoError(e, 'create', path);
   }
 }

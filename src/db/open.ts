@@ -199,7 +199,9 @@ function replayOneWal(fs: FileSystem, path: string, opts: ResolvedOptions, out: 
   }
   try {
     const reader = new RecordReader(file, path, { kind: 'wal', skipCorrupt: opts.walRecovery === 'skip-corrupt' });
+    let recordsHere = 0;
     for (let payload = reader.next(); payload !== undefined; payload = reader.next()) {
+      recordsHere++;
       if (out.tornIn !== null && opts.walRecovery === 'strict') {
         throw new LightningError(
           'CORRUPTION',
@@ -219,7 +221,8 @@ function replayOneWal(fs: FileSystem, path: string, opts: ResolvedOptions, out: 
       out.records++;
     }
     out.skippedBytes += reader.skippedBytes;
-    if (reader.tornTailOffset !== undefined) out.tornIn = path;
+    // A log torn before its first record lost no write (e.g. a crash while creating it).
+    if (reader.tornTailOffset !== undefined && recordsHere > 0) out.tornIn = path;
   } finally {
     file.close();
   }
