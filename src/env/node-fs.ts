@@ -143,8 +143,23 @@ export class NodeFs implements FileSystem {
     fs.unlinkSync(path);
   }
 
+  /**
+   * Creates `path` and its missing parents one level at a time. Not `mkdirSync(recursive)`: in
+   * Node 20 that loops forever (synchronously, at 100% CPU) on paths it can never create, such as
+   * anything under /proc. Bounded by the number of path components.
+   */
   mkdir(path: string): void {
-    fs.mkdirSync(path, { recursive: true });
+    const parts = nodePath.resolve(path).split(nodePath.sep).filter((p) => p.length > 0);
+    let cur: string = nodePath.sep;
+    for (const part of parts) {
+      cur = nodePath.join(cur, part);
+      try {
+        fs.mkdirSync(cur);
+      } catch (e) {
+        if ((e as { code?: unknown }).code !== 'EEXIST') throw e;
+        if (!fs.statSync(cur).isDirectory()) throw e;
+      }
+    }
   }
 
   readdir(path: string): string[] {

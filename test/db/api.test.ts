@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { open, LightningError, type RangeOptions } from '../../src/index.js';
+import { open, LightningError, KEY_BYTES_MAX, type RangeOptions } from '../../src/index.js';
 import type { Database } from '../../src/db/db.js';
 import { MemFs } from '../../src/env/mem-fs.js';
 import { Random } from '../../src/util/random.js';
@@ -475,6 +475,35 @@ test('keys sort bytewise: 0x00 and 0xff bytes, prefixes, and UTF-8 (not UTF-16) 
   assert.deepEqual(await collect(db2.iterator()), expected, 'same order from tables');
   assert.deepEqual(await collect(db2.iterator({ prefix: Buffer.from('a') })), expected.slice(4, 8));
   assert.deepEqual(await collect(db2.iterator({ prefix: Buffer.from([0x00]) })), expected.slice(0, 3));
+  await db2.close();
+});
+
+test('keys of KEY_BYTES_MAX that differ only in their last byte round-trip through tables with tiny blocks', async () => {
+  const mem = new MemFs();
+  const db = await open('/db', { fs: mem, blockSize: 64 });
+  const keys: Buffer[] = [];
+  for (let i = 0; i < 6; i++) {
+    const key = Buffer.alloc(KEY_BYTES_MAX, 0x61);
+    key[KEY_BYTES_MAX - 1] = 0x30 + i;
+    if (i % 2 === 1) key[0] = 0x62;
+    keys.push(key);
+  }
+  keys.push(Buffer.alloc(KEY_BYTES_MAX, 0xff), Buffer.from([0xff]), Buffer.alloc(KEY_BYTES_MAX - 1, 0xff));
+  for (const [i, key] of keys.entries()) await db.put(key, `v${i}`, { sync: false });
+  await db.close();
+  const db2 = await open('/db', { fs: mem });
+  for (const [i, key] of keys.entries()) assert.equal(db2.getSync(key)?.toString(), `v${i}`, `key #${i}`);
+  const near = Buffer.alloc(KEY_BYTES_MAX, 0x61);
+  near[KEY_BYTES_MAX - 1] = 0x29;
+  assert.equal(db2.getSync(near), undefined, 'a neighbour that was never written');
+  const sorted = [...keys].sort(Buffer.compare);
+  const got: Buffer[] = [];
+  for (const [key] of db2.iterator()) got.push(key);
+  assert.equal(got.length, sorted.length);
+  got.forEach((key, i) => assert.ok(key.equals(sorted[i] as Buffer), `order at ${i}`));
+  const rev: Buffer[] = [];
+  for (const [key] of db2.iterator({ reverse: true, gt: sorted[0] as Buffer, lt: sorted[sorted.length - 1] as Buffer })) rev.push(key);
+  assert.equal(rev.length, sorted.length - 2);
   await db2.close();
 });
 

@@ -9,7 +9,9 @@ import assert from 'node:assert/strict';
 import { open, LightningError, type OpenOptions } from '../../src/index.js';
 import type { Database } from '../../src/db/db.js';
 import { MemFs } from '../../src/env/mem-fs.js';
-import { assertLightning, collect, describeError, k, rejectsCode, throwsCode } from '../harness/api-helpers.js';
+import { ProcessErrorRecorder, assertLightning, collect, describeError, k, rejectsCode, throwsCode } from '../harness/api-helpers.js';
+
+const recorder = new ProcessErrorRecorder();
 
 const RECORD_HEADER_BYTES = 9; // crc (4) + length (4) + type (1): docs/formats/wal.md
 
@@ -302,6 +304,52 @@ test('a torn tail of the newest WAL is dropped silently; earlier records are pre
   }
 });
 
+test('WAL records larger than the read window: replay, torn tail inside one, and damage inside one', async () => {
+  const big = Buffer.alloc(3 * 1024 * 1024 + 7);
+  for (let i = 0; i < big.length; i++) big[i] = (i * 31) & 0xff;
+  const build = async (after: boolean): Promise<{ image: MemFs; wal: string }> => {
+    const mem = new MemFs();
+    const db = await open('/db', { fs: mem });
+    await db.put('a', 'small', { sync: true });
+    await db.put('big', big, { sync: true });
+    if (after) await db.put('z', 'after', { sync: true });
+    const image = mem.crashClone();
+    await db.close();
+    const wal = filesEnding(image, '.log').sort().pop();
+    assert.ok(wal !== undefined);
+    return { image, wal };
+  };
+  {
+    const { image } = await build(true);
+    const db = await open('/db', { fs: image });
+    assert.ok(db.getSync('big')?.equals(big), 'a 3 MiB record replays intact');
+    assert.equal(db.getSync('z')?.toString(), 'after');
+    await db.close();
+  }
+  {
+    const { image, wal } = await build(false);
+    const bytes = image.readFileRaw(wal);
+    image.writeFileRaw(wal, bytes.subarray(0, bytes.length - 1024 * 1024));
+    const db = await open('/db', { fs: image });
+    assert.equal(db.getSync('a')?.toString(), 'small');
+    assert.equal(db.getSync('big'), undefined, 'the torn big record is dropped');
+    await db.close();
+  }
+  {
+    const { image, wal } = await build(true);
+    const spans = recordSpans(image.readFileRaw(wal));
+    const bigRecord = spans[2] as [number, number];
+    image.flipByte(wal, bigRecord[0] + 1024 * 1024);
+    await rejectsCode(() => open('/db', { fs: image }), 'CORRUPTION', 'damage inside a big middle record');
+    const db = await open('/db', { fs: image, walRecovery: 'skip-corrupt' });
+    assert.equal(db.getSync('a')?.toString(), 'small');
+    assert.equal(db.getSync('big'), undefined);
+    assert.equal(db.getSync('z')?.toString(), 'after');
+    assert.ok(db.stats().recovery.walBytesSkipped >= big.length);
+    await db.close();
+  }
+});
+
 test('sweep: every single-byte flip of a small WAL → CORRUPTION, or the writes minus a torn last record', { timeout: 60_000 }, async () => {
   const { image, wal, expected } = await walImage(6);
   const bytes = image.readFileRaw(wal);
@@ -407,9 +455,10 @@ test('a corrupt MANIFEST → open fails with CORRUPTION naming it', async () => 
   }
 });
 
+// Regression: the damaged last record was taken for a torn tail, so the open succeeded with 0 keys
+// (the WAL it made obsolete was already deleted) and removed the table as an orphan.
 test(
   'a flipped byte in the last MANIFEST record after a clean close → CORRUPTION, not an empty database',
-  { todo: 'bug: the last MANIFEST record is treated as a torn tail even though later actions (WAL deletion) depended on it; open succeeds with 0 keys and deletes the tables as orphans' },
   async () => {
     const { mem, expected } = await makeDb(20);
     dropObsoleteWals(mem); // what a real disk holds after the clean close
@@ -433,35 +482,32 @@ test(
   },
 );
 
+// Regression: with CURRENT gone, open() created a fresh database in the directory and deleted
+// every existing table as an orphan.
 test(
-  'a missing CURRENT next to existing tables and a MANIFEST → open refuses instead of creating an empty DB over them',
-  { todo: 'bug (design): with CURRENT gone, open() creates a fresh DB in the directory and removeOrphans deletes every existing .sst: silent total data loss' },
+  'a missing CURRENT next to existing tables and a MANIFEST → open refuses with CORRUPTION and deletes nothing',
   async () => {
     const { mem } = await makeDb(20);
     dropObsoleteWals(mem);
     mem.unlink('/db/CURRENT');
+    const before = mem.listAll();
     const tables = filesEnding(mem, '.sst');
     assert.ok(tables.length > 0);
-    try {
-      const db = await open('/db', { fs: mem });
-      await db.close();
-    } catch (e) {
-      assertLightning(e, ['CORRUPTION', 'NOT_FOUND'], 'open without CURRENT');
-    }
-    for (const t of tables) assert.ok(mem.exists(t), `${t} must not be deleted`);
+    await rejectsCode(() => open('/db', { fs: mem }), 'CORRUPTION', 'open without CURRENT');
+    await rejectsCode(() => open('/db', { fs: mem, readOnly: true }), ['CORRUPTION', 'NOT_FOUND'], 'readOnly open without CURRENT');
+    assert.deepEqual(mem.listAll().filter((p) => !p.endsWith('/LOCK')), before.filter((p) => !p.endsWith('/LOCK')), 'nothing deleted or created');
   },
 );
 
-test('sweep: every single-byte flip of a MANIFEST (except its last record) → CORRUPTION or exactly the right data', { timeout: 60_000 }, async () => {
+test('sweep: every single-byte flip of a MANIFEST (its last record included) → CORRUPTION or exactly the right data', { timeout: 60_000 }, async () => {
   const { mem, expected } = await makeDb(40, { memtableSize: 1024, l0CompactionTrigger: 100, l0SlowdownTrigger: 100, l0StopTrigger: 100 });
   dropObsoleteWals(mem);
   const manifest = onlyFile(mem, (p) => p.includes('MANIFEST-'), 'manifest');
   const bytes = mem.readFileRaw(manifest);
   const spans = recordSpans(bytes);
   assert.ok(spans.length >= 3);
-  const lastStart = (spans[spans.length - 1] as [number, number])[0];
   const want = [...expected.entries()];
-  for (let off = 0; off < lastStart; off++) {
+  for (let off = 0; off < bytes.length; off++) {
     const what = `flip at ${off}/${bytes.length}`;
     const copy = mem.crashClone();
     copy.flipByte(manifest, off);
@@ -479,4 +525,10 @@ test('sweep: every single-byte flip of a MANIFEST (except its last record) → C
       await db.close();
     }
   }
+});
+
+test('no unhandled rejections or uncaught exceptions were recorded in this file', async () => {
+  await recorder.settle();
+  recorder.assertNone();
+  recorder.dispose();
 });

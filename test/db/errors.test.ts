@@ -5,10 +5,15 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import nodeFs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { open, LightningError, isLightningError, BATCH_OPS_MAX, KEY_BYTES_MAX, VALUE_BYTES_MAX, type OpenOptions } from '../../src/index.js';
 import type { Database } from '../../src/db/db.js';
 import { MemFs } from '../../src/env/mem-fs.js';
-import { collect, rejectsCode, throwsCode } from '../harness/api-helpers.js';
+import { ProcessErrorRecorder, collect, rejectsCode, throwsCode } from '../harness/api-helpers.js';
+
+const recorder = new ProcessErrorRecorder();
 
 /** Casts a deliberately ill-typed argument through the type checker. */
 function bad<T>(v: unknown): T {
@@ -129,6 +134,20 @@ test('open: a dir that is a file rejects with a LightningError', async () => {
   mem.writeFileRaw('/plain', Buffer.from('not a directory'));
   await rejectsCode(() => open('/plain', { fs: mem }), ['IO_ERROR', 'INVALID_ARGUMENT', 'NOT_FOUND'], 'dir is a file');
   assert.equal(mem.readFileRaw('/plain').toString(), 'not a directory', 'the file is left untouched');
+});
+
+test('open (real filesystem): a dir that is a file, or under a file, rejects with a LightningError and touches nothing', async () => {
+  const root = nodeFs.mkdtempSync(path.join(os.tmpdir(), 'ldb-errors-'));
+  try {
+    const file = path.join(root, 'plain');
+    nodeFs.writeFileSync(file, 'not a directory');
+    await rejectsCode(() => open(file), ['IO_ERROR', 'INVALID_ARGUMENT', 'NOT_FOUND'], 'dir is a file');
+    await rejectsCode(() => open(path.join(file, 'sub')), ['IO_ERROR', 'INVALID_ARGUMENT', 'NOT_FOUND'], 'dir under a file');
+    assert.equal(nodeFs.readFileSync(file, 'utf8'), 'not a directory');
+    assert.deepEqual(nodeFs.readdirSync(root), ['plain']);
+  } finally {
+    nodeFs.rmSync(root, { recursive: true, force: true });
+  }
 });
 
 // -------------------------------------------------------------------------- keys, values, writes
@@ -355,6 +374,30 @@ test('snapshot: bad keys and use after release are INVALID_ARGUMENT; get never t
   });
 });
 
+// ------------------------------------------------------------------- compactRange / idle / resume
+
+test('compactRange rejects bad keys with INVALID_ARGUMENT and READ_ONLY on a readOnly DB; idle/resume on a healthy DB resolve', async () => {
+  const mem = new MemFs();
+  await withDb(async (db) => {
+    await db.put('a', '1');
+    for (const [name, key] of badKeys) {
+      if (key === undefined) continue; // undefined means "unbounded"
+      await rejectsCode(() => db.compactRange(bad<string>(key)), 'INVALID_ARGUMENT', `compactRange start ${name}`);
+      await rejectsCode(() => db.compactRange('a', bad<string>(key)), 'INVALID_ARGUMENT', `compactRange end ${name}`);
+    }
+    await db.compactRange();
+    await db.idle();
+    await db.resume(); // nothing to resume: resolves
+    assert.equal((await db.get('a'))?.toString(), '1');
+  }, {});
+  const db = await open('/db', { fs: mem });
+  await db.put('x', 'y');
+  await db.close();
+  const ro = await open('/db', { fs: mem, readOnly: true });
+  await rejectsCode(() => ro.compactRange(), 'READ_ONLY', 'compactRange on a readOnly DB');
+  await ro.close();
+});
+
 // --------------------------------------------------------------------------- never a sync throw
 
 test('promise-returning methods never throw synchronously, whatever the arguments', async () => {
@@ -369,6 +412,8 @@ test('promise-returning methods never throw synchronously, whatever the argument
     ['get', (a) => db.get(bad<string>(a))],
     ['batch', (a) => db.batch(bad<[]>(a))],
     ['batch op', (a) => db.batch(bad<[]>([a]))],
+    ['compactRange', (a) => db.compactRange(bad<string>(a))],
+    ['snapshot get', (a) => db.snapshot().get(bad<string>(a))],
     ['open dir', (a) => open(bad<string>(a), { fs: mem })],
     ['open opts', (a) => open('/other', bad<OpenOptions>(a === undefined || a === null ? 'x' : { fs: mem, bogus: a }))],
   ];
@@ -399,4 +444,10 @@ test('promise-returning methods never throw synchronously, whatever the argument
   // After close: still no synchronous throw, just CLOSED.
   await rejectsCode(() => db.put(bad<string>(Symbol('x')), 'v'), ['CLOSED', 'INVALID_ARGUMENT'], 'put after close');
   await rejectsCode(() => db.get('a'), 'CLOSED', 'get after close');
+});
+
+test('no unhandled rejections or uncaught exceptions were recorded in this file', async () => {
+  await recorder.settle();
+  recorder.assertNone();
+  recorder.dispose();
 });

@@ -233,3 +233,9 @@ test('lock: a LOCK file held by a live other process is ELOCKED', () => {
     child.kill('SIGKILL');
   }
 });
+
+test('mkdir of a path that can never be created fails instead of looping (Node 20 mkdirSync recursive hangs on /proc)', () => {
+  if (!fs.existsSync('/proc/self')) return; // not Linux
+  const nfs = new NodeFs();
+  assert.throws(() => nfs.mkdir('/proc/lightning-db-cannot-exist/sub'), (e: unknown) => typeof (e as { code?: unknown }).code === 'string');
+});
