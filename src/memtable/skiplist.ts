@@ -38,6 +38,9 @@ export class SkipList {
   private nodes = 1; // the head
   private height = 1;
   private readonly prevScratch = new Int32Array(MAX_HEIGHT);
+  /** Per level, the node after which a key just above the last insert would go. */
+  private readonly hint = new Int32Array(MAX_HEIGHT);
+  private lastInserted = NIL;
   private readonly rng: Random;
 
   constructor(rng: Random) {
@@ -80,6 +83,14 @@ export class SkipList {
     return compareInternalKeyRanges(this.arena, off, off + (this.keyLen[node] as number), target, 0, target.length);
   }
 
+  /** Compares the internal keys of two nodes (no Buffer views: both live in the arena). */
+  private cmpNodes(a: number, b: number): number {
+    const aOff = this.keyOff[a] as number;
+    const bOff = this.keyOff[b] as number;
+    const arena = this.arena;
+    return compareInternalKeyRanges(arena, aOff, aOff + (this.keyLen[a] as number), arena, bOff, bOff + (this.keyLen[b] as number));
+  }
+
   private randomHeight(): number {
     let h = 1;
     while (h < MAX_HEIGHT && this.rng.nextUint32() % BRANCHING === 0) h++;
@@ -89,6 +100,10 @@ export class SkipList {
   /**
    * Inserts userKey ++ trailer(seq, kind) → value, copying the bytes into the arena.
    * Requires: no equal internal key already present (sequence numbers are unique).
+   *
+   * Keys that arrive in ascending order (sequential loads, sorted batches) start each level's walk
+   * from where the previous insert ended (`hint`), so they cost O(height) comparisons, not
+   * O(height × branching).
    */
   insert(userKey: Uint8Array, trailerLow: number, trailerHigh: number, value: Uint8Array): void {
     const klen = userKey.length + TRAILER_BYTES;
@@ -99,19 +114,25 @@ export class SkipList {
     a.writeUInt32LE(trailerLow, off + userKey.length);
     a.writeUInt32LE(trailerHigh, off + userKey.length + 4);
     a.set(value, off + klen);
-    const key = a.subarray(off, off + klen);
     const prev = this.prevScratch;
+    const hint = this.hint;
+    const useHint = this.lastInserted !== NIL && this.cmpNodes(this.lastInserted, node) < 0;
     let x = HEAD;
     for (let level = this.height - 1; level >= 0; level--) {
+      // hint[level] precedes the new key too; jump to it if it is further along than x.
+      if (useHint) {
+        const h = hint[level] as number;
+        if (h !== HEAD && (x === HEAD || this.cmpNodes(h, x) > 0)) x = h;
+      }
       for (;;) {
         const nx = this.links[x * MAX_HEIGHT + level] as number;
-        if (nx === NIL || this.cmp(nx, key) >= 0) break;
+        if (nx === NIL || this.cmpNodes(nx, node) >= 0) break;
         x = nx;
       }
       prev[level] = x;
     }
     const following = this.links[x * MAX_HEIGHT] as number;
-    assert(following === NIL || this.cmp(following, key) !== 0, 'duplicate key');
+    assert(following === NIL || this.cmpNodes(following, node) !== 0, 'duplicate key');
     const h = this.randomHeight();
     for (let level = this.height; level < h; level++) prev[level] = HEAD;
     if (h > this.height) this.height = h;
@@ -121,6 +142,11 @@ export class SkipList {
       links[node * MAX_HEIGHT + level] = links[p * MAX_HEIGHT + level] as number;
       links[p * MAX_HEIGHT + level] = node;
     }
+    // Levels above the list's height have no predecessor but the head.
+    for (let level = 0; level < MAX_HEIGHT; level++) {
+      hint[level] = level < h ? node : level < this.height ? (prev[level] as number) : HEAD;
+    }
+    this.lastInserted = node;
   }
 
   /** Reserves arena bytes and a node row; returns the node index. */
