@@ -31,7 +31,7 @@ import type { VersionSet } from '../version/version-set.js';
 import type { CompactionPick } from './picker.js';
 
 /** Entries merged between yields to the event loop. */
-const COMPACTION_YIELD_ENTRIES = 4096;
+const COMPACTION_YIELD_ENTRIES = 1024;
 
 /** What a compaction needs from the DB. */
 export interface CompactionContext {

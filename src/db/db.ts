@@ -35,6 +35,10 @@ import { TableCache } from './table-cache.js';
 import { getFromTables, newestSeqInTables } from './read-path.js';
 import { flushMemTable } from './flush.js';
 import { Snapshot, type SnapshotOwner } from './snapshot.js';
+import { TransactionManager } from '../txn/transaction-manager.js';
+import { runTransaction, type TransactionCallback } from '../txn/run-transaction.js';
+import type { Transaction } from '../txn/transaction.js';
+import type { RunTransactionOptions, TransactionOptions } from '../txn/transaction-options.js';
 import type { DbStats } from './stats.js';
 import { pickCompaction, withNextInputs, userKeyRange, type CompactionPick } from '../compaction/picker.js';
 import { runCompaction } from '../compaction/compaction-job.js';
@@ -93,6 +97,8 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
   private groupBuf: Buffer = Buffer.allocUnsafe(64 * 1024);
   private readonly iterators = new Set<LightningIterator>();
   private readonly snapshots = new Set<Snapshot>();
+  /** Active transactions and their lock table (src/txn/). */
+  private readonly txns: TransactionManager;
   private closePromise: Promise<void> | null = null;
   private readonly counters = {
     flushes: 0,
@@ -132,6 +138,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     this.blockCache = r.options.blockCacheSizeBytes > 0 ? new BlockCache(r.options.blockCacheSizeBytes) : null;
     this.tableCache = new TableCache(r.fs, r.dir, this.blockCache, r.options.maxOpenFiles);
     this.writeQueue = new WriteQueue(this);
+    this.txns = new TransactionManager(this, r.options.maxActiveTransactions, r.options.seed);
   }
 
   // ---------------------------------------------------------------- writes
@@ -207,7 +214,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
   /** @internal GroupCommitter: waits until the memtable has room for a group. */
   async makeRoom(): Promise<void> {
     let slowed = false;
-    if (this.compacting !== null || this.flushing !== null) await this.shareEventLoop();
+    await this.shareEventLoop();
     for (;;) {
       if (this.backgroundError !== null) throw this.backgroundError;
       const l0 = this.versions.current().files(0).length;
@@ -238,9 +245,10 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
   }
 
   /**
-   * Background work runs on this thread and advances only in macrotasks; a writer that awaits only
-   * non-durable writes never leaves the microtask queue. While flush or compaction runs, let the
-   * event loop turn at least every BACKGROUND_SHARE_MS so they keep up.
+   * Non-durable writes complete without I/O, so a caller awaiting them in a loop never leaves the
+   * microtask queue: the application's timers and I/O, and our own background flush and compaction
+   * (which advance in macrotasks), would starve. Let the event loop turn at least every
+   * BACKGROUND_SHARE_MS of writing.
    */
   private async shareEventLoop(): Promise<void> {
     const now = Date.now();
@@ -734,6 +742,27 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     return s;
   }
 
+  /**
+   * Runs `fn` in a transaction and commits it; re-runs it after CONFLICT or DEADLOCK (up to
+   * `retries`). Resolves with `fn`'s result. See docs/transactions.md.
+   */
+  transaction<T>(fn: TransactionCallback<T>, options?: RunTransactionOptions): Promise<T> {
+    return runTransaction(this.txns, fn, options);
+  }
+
+  /** Begins a transaction; finish it with `commit()` or `rollback()`. See docs/transactions.md. */
+  beginTransaction(options?: TransactionOptions): Transaction {
+    return this.txns.begin(options);
+  }
+
+  /** @internal A CommitCheck against what is applied now (read-only transactions commit with it). */
+  currentCheck(): CommitCheck {
+    return {
+      keyChangedSince: (key, seq) => this.newestSeqOf(key) > seq,
+      rangeChangedSince: (range, seq) => this.rangeChangedSince(range, seq),
+    };
+  }
+
   /** @internal IteratorOwner / SnapshotOwner */
   checkReadable(): void {
     if (this.state === 'closed') throw new LightningError('CLOSED', 'the database is closed');
@@ -807,6 +836,8 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
       oldestIteratorAgeMs,
       openSnapshots: this.snapshots.size,
       oldestSnapshotAgeMs,
+      activeTransactions: this.txns.activeCount,
+      oldestTransactionAgeMs: this.txns.oldestAgeMs(now),
       tableCache: { open: this.tableCache.openCount, opens: this.tableCache.opens },
       blockCache: this.blockCache === null ? null : this.blockCache.stats(),
     };
@@ -820,6 +851,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
 
   private async doClose(): Promise<void> {
     this.state = 'closing';
+    this.txns.close();
     let firstError: LightningError | null = null;
     try {
       await this.writeQueue.idle();

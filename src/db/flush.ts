@@ -20,7 +20,7 @@ import { VersionEdit } from '../version/version-edit.js';
 import type { ResolvedOptions } from './options.js';
 
 /** Entries written between yields to the event loop. */
-const FLUSH_YIELD_ENTRIES = 4096;
+const FLUSH_YIELD_ENTRIES = 1024;
 
 export interface FlushResult {
   fileNumber: number;
