@@ -26,7 +26,7 @@ import { encodeRecordInto, encodedRecordBytes } from '../wal/format.js';
 import type { VersionSet } from '../version/version-set.js';
 import type { Version } from '../version/version.js';
 import { NUM_LEVELS, type FileMetadata } from '../version/file-metadata.js';
-import { type BatchOp, EMPTY_VALUE, encodeOwnedBatch, encodedBatchBytes, setBatchSequence } from './write-batch.js';
+import { type BatchOp, EMPTY_VALUE, applyBatch, batchKeys, encodeBatchPayload, encodedBatchBytes, setBatchSequence } from './write-batch.js';
 import { WriteQueue, type CheckRange, type CommitCheck, type GroupCommitter, type PendingWrite } from './write-queue.js';
 import { resolveSync, type ResolvedOptions } from './options.js';
 import { type Bytes, type BatchOperation, type RangeOptions, toBatchOps, toKey, toRange, toValue } from './keys.js';
@@ -189,7 +189,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
   writeValidated(ops: BatchOp[], sync: boolean, validate: PendingWrite['validate']): Promise<void> {
     this.checkWritable();
     // Copy now: the caller may reuse its buffers as soon as this call returns.
-    const payload = encodeOwnedBatch(ops, encodedBatchBytes(ops));
+    const payload = encodeBatchPayload(ops, encodedBatchBytes(ops));
     return new Promise<void>((resolve, reject) => {
       this.writeQueue.enqueue({ ops, sync, payload, validate, resolve, reject });
     });
@@ -586,7 +586,8 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
         continue;
       }
       group[kept++] = w;
-      for (const op of w.ops) writtenInGroup.push(op.key);
+      // Keys from the payload: the caller's buffers may have changed since the call.
+      for (const key of batchKeys(w.payload)) writtenInGroup.push(key);
     }
     group.length = kept;
   }
@@ -626,13 +627,12 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     const mem = this.mem;
     let seq = this.lastSeq;
     for (const w of group) {
-      for (const op of w.ops) {
-        mem.add(++seq, op.kind, op.key, op.value);
-        this.counters.userBytesWritten += op.key.length + op.value.length;
-      }
+      this.counters.userBytesWritten += applyBatch(w.payload, seq + 1, mem);
+      seq += w.ops.length;
     }
     this.lastSeq = seq;
   }
+
 
   private groupBuffer(bytes: number): Buffer {
     if (this.groupBuf.length < bytes) {

@@ -8,6 +8,8 @@
  * A DELETE op has no value part. Sequence numbers are firstSeq, firstSeq+1, ... in op order.
  */
 import { assert } from '../util/assert.js';
+import { copyBytes } from '../util/copy-bytes.js';
+import type { MemTable } from '../memtable/memtable.js';
 import { getFixed64, getVarint, putFixed64, putVarint, varintLength } from '../util/coding.js';
 import { KIND_DELETE, KIND_VALUE } from '../base/internal-key.js';
 import { corruption } from '../base/errors.js';
@@ -34,11 +36,11 @@ export function encodedBatchBytes(ops: readonly BatchOp[]): number {
 }
 
 /**
- * Encodes `ops` into a new payload with sequence 0 (set later by `setBatchSequence`) and re-points
- * each op's key and value at its bytes inside the payload: from here on the batch owns its data and
- * the caller may reuse or mutate the buffers it passed.
+ * Encodes `ops` into a new payload with sequence 0 (set later by `setBatchSequence`). From here on
+ * the payload is the batch: it is what the WAL stores and what `applyBatch` inserts, so the caller
+ * may reuse or mutate the buffers it passed.
  */
-export function encodeOwnedBatch(ops: BatchOp[], payloadBytes: number): Buffer {
+export function encodeBatchPayload(ops: readonly BatchOp[], payloadBytes: number): Buffer {
   const out = Buffer.allocUnsafe(payloadBytes);
   let off = putFixed64(out, 0, 0);
   out.writeUInt32LE(ops.length, off);
@@ -46,18 +48,65 @@ export function encodeOwnedBatch(ops: BatchOp[], payloadBytes: number): Buffer {
   for (const op of ops) {
     out[off++] = op.kind;
     off = putVarint(out, off, op.key.length);
-    const keyStart = off;
-    off += op.key.copy(out, off);
-    op.key = out.subarray(keyStart, off);
+    off += copyBytes(op.key, 0, op.key.length, out, off);
     if (op.kind === KIND_VALUE) {
       off = putVarint(out, off, op.value.length);
-      const valueStart = off;
-      off += op.value.copy(out, off);
-      op.value = out.subarray(valueStart, off);
+      off += copyBytes(op.value, 0, op.value.length, out, off);
     }
   }
   assert(off === payloadBytes, 'encoded batch size mismatch');
   return out;
+}
+
+/**
+ * Inserts every operation of an encoded batch into `mem` with sequences firstSeq, firstSeq+1, ...
+ * straight from the payload bytes (no view per key or value). Returns the user bytes applied.
+ * Requires: a payload built by encodeBatchPayload (or verified by decodeBatch).
+ */
+export function applyBatch(payload: Buffer, firstSeq: number, mem: MemTable): number {
+  const count = payload.readUInt32LE(8);
+  const end = payload.length;
+  let off = BATCH_HEADER_BYTES;
+  let seq = firstSeq;
+  let bytes = 0;
+  for (let i = 0; i < count; i++) {
+    const kind = payload[off++] as number;
+    let d = getVarint(payload, off, end);
+    const keyStart = d.next;
+    const keyEnd = keyStart + d.value;
+    let valueStart = keyEnd;
+    let valueEnd = keyEnd;
+    if (kind === KIND_VALUE) {
+      d = getVarint(payload, keyEnd, end);
+      valueStart = d.next;
+      valueEnd = valueStart + d.value;
+    }
+    assert(keyStart > 0 && valueEnd <= end, 'applyBatch: malformed payload');
+    mem.addFrom(seq++, kind, payload, keyStart, keyEnd, payload, valueStart, valueEnd);
+    bytes += keyEnd - keyStart + (valueEnd - valueStart);
+    off = valueEnd;
+  }
+  assert(off === end, 'applyBatch: trailing bytes');
+  return bytes;
+}
+
+/** The keys of an encoded batch, as views into it (for commit-time validation). */
+export function batchKeys(payload: Buffer): Buffer[] {
+  const keys: Buffer[] = [];
+  const count = payload.readUInt32LE(8);
+  let off = BATCH_HEADER_BYTES;
+  for (let i = 0; i < count; i++) {
+    const kind = payload[off++] as number;
+    let d = getVarint(payload, off, payload.length);
+    const keyEnd = d.next + d.value;
+    keys.push(payload.subarray(d.next, keyEnd));
+    off = keyEnd;
+    if (kind === KIND_VALUE) {
+      d = getVarint(payload, keyEnd, payload.length);
+      off = d.next + d.value;
+    }
+  }
+  return keys;
 }
 
 /** Sets the first sequence number of an encoded batch. */

@@ -38,7 +38,7 @@ export interface PendingWrite {
    */
   validate?: ((check: CommitCheck) => LightningError | null) | undefined;
   sync: boolean;
-  /** The encoded batch (sequence set at commit); ops view into it. */
+  /** The encoded batch (sequence set at commit): what the WAL stores and the memtable applies. */
   payload: Buffer;
   resolve: () => void;
   reject: (e: LightningError) => void;

@@ -41,10 +41,29 @@ export class MemTable {
   }
 
   /** Inserts one entry; the bytes are copied, so callers may reuse their buffers. */
-  add(seq: number, kind: number, userKey: Uint8Array, value: Uint8Array): void {
+  add(seq: number, kind: number, userKey: Buffer, value: Buffer): void {
+    this.addFrom(seq, kind, userKey, 0, userKey.length, value, 0, value.length);
+  }
+
+  /**
+   * Inserts key `keySrc[keyStart, keyEnd)` with value `valueSrc[valueStart, valueEnd)` (ranges,
+   * so a whole encoded batch is applied without creating a view per key and value).
+   */
+  addFrom(
+    seq: number,
+    kind: number,
+    keySrc: Buffer,
+    keyStart: number,
+    keyEnd: number,
+    valueSrc: Buffer,
+    valueStart: number,
+    valueEnd: number,
+  ): void {
     assert(seq >= 0 && seq <= MAX_SEQ, 'sequence number out of range');
     const packed = seq * 256 + kind;
-    this.list.insert(userKey, packed % 0x100000000, Math.floor(packed / 0x100000000), value);
+    const low = packed % 0x100000000;
+    const high = Math.floor(packed / 0x100000000);
+    this.list.insert(keySrc, keyStart, keyEnd, low, high, valueSrc, valueStart, valueEnd);
     if (seq < this.minSeq) this.minSeq = seq;
     if (seq > this.maxSeq) this.maxSeq = seq;
   }

@@ -11,6 +11,7 @@
  * Heights come from the injected seeded Random so runs replay exactly.
  */
 import { assert } from '../util/assert.js';
+import { copyBytes } from '../util/copy-bytes.js';
 import type { Random } from '../util/random.js';
 import { TRAILER_BYTES, compareBytes, compareInternalKeyRanges, trailerOf } from '../base/internal-key.js';
 
@@ -98,22 +99,33 @@ export class SkipList {
   }
 
   /**
-   * Inserts userKey ++ trailer(seq, kind) → value, copying the bytes into the arena.
+   * Inserts keySrc[keyStart, keyEnd) ++ trailer → valueSrc[valueStart, valueEnd), copying both
+   * into the arena.
    * Requires: no equal internal key already present (sequence numbers are unique).
    *
    * Keys that arrive in ascending order (sequential loads, sorted batches) start each level's walk
    * from where the previous insert ended (`hint`), so they cost O(height) comparisons, not
    * O(height × branching).
    */
-  insert(userKey: Uint8Array, trailerLow: number, trailerHigh: number, value: Uint8Array): void {
-    const klen = userKey.length + TRAILER_BYTES;
-    const node = this.appendNode(klen, value.length);
+  insert(
+    keySrc: Buffer,
+    keyStart: number,
+    keyEnd: number,
+    trailerLow: number,
+    trailerHigh: number,
+    valueSrc: Buffer,
+    valueStart: number,
+    valueEnd: number,
+  ): void {
+    const ulen = keyEnd - keyStart;
+    const klen = ulen + TRAILER_BYTES;
+    const node = this.appendNode(klen, valueEnd - valueStart);
     const off = this.keyOff[node] as number;
     const a = this.arena;
-    a.set(userKey, off);
-    a.writeUInt32LE(trailerLow, off + userKey.length);
-    a.writeUInt32LE(trailerHigh, off + userKey.length + 4);
-    a.set(value, off + klen);
+    copyBytes(keySrc, keyStart, keyEnd, a, off);
+    a.writeUInt32LE(trailerLow, off + ulen);
+    a.writeUInt32LE(trailerHigh, off + ulen + 4);
+    copyBytes(valueSrc, valueStart, valueEnd, a, off + klen);
     const prev = this.prevScratch;
     const hint = this.hint;
     const useHint = this.lastInserted !== NIL && this.cmpNodes(this.lastInserted, node) < 0;

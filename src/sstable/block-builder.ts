@@ -14,7 +14,7 @@
 import { assert, invariants } from '../util/assert.js';
 import { putVarint } from '../util/coding.js';
 import { TRAILER_BYTES } from '../base/internal-key.js';
-import { copyBytes } from './copy-bytes.js';
+import { copyBytes } from '../util/copy-bytes.js';
 import { compareInternalKeyRanges } from '../base/internal-key.js';
 
 /** Entries between restart points in data blocks: a seek scans at most this many entries. */

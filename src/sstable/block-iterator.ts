@@ -18,7 +18,7 @@ import { TRAILER_BYTES } from '../base/internal-key.js';
 import { corruption } from '../base/errors.js';
 import type { InternalIterator } from '../iter/internal-iterator.js';
 import { compareInternalKeyRanges } from '../base/internal-key.js';
-import { copyBytes } from './copy-bytes.js';
+import { copyBytes } from '../util/copy-bytes.js';
 
 const RESTART_BYTES = 4;
 const EMPTY_BLOCK = Buffer.from([0, 0, 0, 0, 1, 0, 0, 0]);

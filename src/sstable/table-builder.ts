@@ -27,7 +27,7 @@ import { BloomFilterBuilder } from './bloom-filter.js';
 import { FOOTER_BYTES, putFooter, TABLE_FORMAT_VERSION } from './footer.js';
 import { findShortestSeparator } from './index-separator.js';
 import { encodeProperties, type TableProperties } from './properties.js';
-import { copyBytes } from './copy-bytes.js';
+import { copyBytes } from '../util/copy-bytes.js';
 import { compareInternalKeyRanges, compareBytes as compareUserKeyRanges } from '../base/internal-key.js';
 
 /** Target size of each file write: amortises syscalls while keeping the staging buffer small. */

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { copyBytes } from '../../src/sstable/copy-bytes.js';
+import { copyBytes } from '../../src/util/copy-bytes.js';
 import {
   compareBytes as compareUserKeyRanges,
   compareInternalKeyRanges,
