@@ -48,6 +48,8 @@ export interface OpenOptions {
   fs?: FileSystem;
   /** Seed for the engine's internal randomness (skiplist heights). Default 0x5eed. */
   seed?: number;
+  /** Most transactions active at once; beyond it beginTransaction throws BUSY. Default 10,000. */
+  maxActiveTransactions?: number;
 }
 
 export interface ResolvedOptions {
@@ -62,6 +64,7 @@ export interface ResolvedOptions {
   maxOpenFiles: number;
   walRecovery: 'strict' | 'skip-corrupt';
   seed: number;
+  maxActiveTransactions: number;
   compaction: CompactionConfig;
 }
 
@@ -87,6 +90,7 @@ const NUMERIC: Record<string, Range> = {
   levelBaseSize: [1024, 1024 * 1024 * MiB],
   levelMultiplier: [2, 100],
   targetFileSize: [1024, 1024 * MiB],
+  maxActiveTransactions: [1, 1_000_000],
 };
 const BOOLEAN = ['createIfMissing', 'errorIfExists', 'readOnly', 'sync'];
 
@@ -135,6 +139,7 @@ export function resolveOptions(options: unknown): ResolvedOptions {
     maxOpenFiles: num(o, 'maxOpenFiles', 500),
     walRecovery,
     seed: num(o, 'seed', 0x5eed),
+    maxActiveTransactions: num(o, 'maxActiveTransactions', 10_000),
     compaction: {
       l0CompactionTrigger: num(o, 'l0CompactionTrigger', COMPACTION_DEFAULTS.l0CompactionTrigger),
       l0SlowdownTrigger: num(o, 'l0SlowdownTrigger', COMPACTION_DEFAULTS.l0SlowdownTrigger),

@@ -51,6 +51,9 @@ export interface DbStats {
   oldestIteratorAgeMs: number;
   openSnapshots: number;
   oldestSnapshotAgeMs: number;
+  /** Transactions begun and not yet committed or rolled back, and the age of the oldest. */
+  activeTransactions: number;
+  oldestTransactionAgeMs: number;
   tableCache: { open: number; opens: number };
   blockCache: { hits: number; misses: number; usedBytes: number; capacityBytes: number; entries: number } | null;
 }
