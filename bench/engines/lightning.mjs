@@ -1,10 +1,11 @@
 // Adapter for our engine (Lightning DB), loaded from the built library (../dist/index.js by default).
 // Variant 'getSync' uses getSync() and synchronous iteration instead of get() and `for await`.
-import { ScanTally } from './common.mjs';
+import { ScanTally, planTransfer } from './common.mjs';
+import { balanceBytes, parseBalance } from '../workloads.mjs';
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-export const info = { name: 'lightning-db', variants: ['default', 'getSync'], ours: true, txn: false };
+export const info = { name: 'lightning-db', variants: ['default', 'getSync'], ours: true, txn: true };
 
 let lib = null;
 let libUrl = null;
@@ -52,6 +53,20 @@ export async function open(dir, { cacheBytes }) {
       const t = new ScanTally();
       for (const [k, v] of db.iterator()) t.add(k, v);
       return t.result();
+    },
+    // Optimistic snapshot-isolation transaction (the default), retried on CONFLICT; non-durable
+    // like the other engines' txn runs.
+    transfer(from, to, amount) {
+      return db.transaction(
+        async (tx) => {
+          const w = planTransfer(parseBalance(await tx.get(from)), parseBalance(await tx.get(to)), amount, balanceBytes);
+          if (w === null) return false;
+          tx.put(from, w[0]);
+          tx.put(to, w[1]);
+          return true;
+        },
+        { sync: false, retries: 50 },
+      );
     },
     stats: () => db.stats(),
     close: () => db.close(),

@@ -571,12 +571,14 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
    * validator sees every applied write plus the writes accepted before it in this group.
    */
   private validateGroup(group: PendingWrite[]): void {
-    const writtenInGroup: Buffer[] = [];
+    // Keys accepted earlier in this group, as latin1 strings (one byte per char: exact identity).
+    const writtenInGroup = new Set<string>();
     const check: CommitCheck = {
-      keyChangedSince: (key, seq) =>
-        writtenInGroup.some((k) => k.equals(key)) || this.newestSeqOf(key) > seq,
-      rangeChangedSince: (range, seq) =>
-        writtenInGroup.some((k) => inCheckRange(k, range)) || this.rangeChangedSince(range, seq),
+      keyChangedSince: (key, seq) => writtenInGroup.has(key.toString('latin1')) || this.newestSeqOf(key) > seq,
+      rangeChangedSince: (range, seq) => {
+        for (const k of writtenInGroup) if (inCheckRange(Buffer.from(k, 'latin1'), range)) return true;
+        return this.rangeChangedSince(range, seq);
+      },
     };
     let kept = 0;
     for (const w of group) {
@@ -587,7 +589,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
       }
       group[kept++] = w;
       // Keys from the payload: the caller's buffers may have changed since the call.
-      for (const key of batchKeys(w.payload)) writtenInGroup.push(key);
+      for (const key of batchKeys(w.payload)) writtenInGroup.add(key.toString('latin1'));
     }
     group.length = kept;
   }
