@@ -24,7 +24,7 @@ import { TableBuilder } from '../sstable/table-builder.js';
 import type { TableReader } from '../sstable/table-reader.js';
 import { assert } from '../util/assert.js';
 import type { FileMetadata } from '../version/file-metadata.js';
-import { NUM_LEVELS } from '../version/file-metadata.js';
+import { NUM_LEVELS, metadataOfBuiltTable } from '../version/file-metadata.js';
 import { VersionEdit } from '../version/version-edit.js';
 import type { Version } from '../version/version.js';
 import type { VersionSet } from '../version/version-set.js';
@@ -212,15 +212,7 @@ class OutputWriter {
     const file = this.file;
     assert(builder !== null && file !== null, 'finish without an open output');
     const info = builder.finish();
-    const meta: FileMetadata = {
-      number: this.number,
-      sizeBytes: info.fileSizeBytes,
-      smallest: info.smallest,
-      largest: info.largest,
-      smallestSeq: info.smallestSeq,
-      largestSeq: info.largestSeq,
-      entryCount: info.entryCount,
-    };
+    const meta = metadataOfBuiltTable(this.number, info);
     this.outputs.push(meta);
     this.pendingSync.push({ file, meta });
     this.builder = null;

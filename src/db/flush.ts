@@ -17,6 +17,7 @@ import type { MemTable } from '../memtable/memtable.js';
 import { TableBuilder } from '../sstable/table-builder.js';
 import type { VersionSet } from '../version/version-set.js';
 import { VersionEdit } from '../version/version-edit.js';
+import { metadataOfBuiltTable } from '../version/file-metadata.js';
 import type { ResolvedOptions } from './options.js';
 
 /** Entries written between yields to the event loop. */
@@ -91,15 +92,7 @@ export async function flushMemTable(
     throw fromIoError(e, 'flush', path);
   }
   const edit = new VersionEdit();
-  edit.addFile(0, {
-    number: fileNumber,
-    sizeBytes: info.fileSizeBytes,
-    smallest: info.smallest,
-    largest: info.largest,
-    smallestSeq: info.smallestSeq,
-    largestSeq: info.largestSeq,
-    entryCount: info.entryCount,
-  });
+  edit.addFile(0, metadataOfBuiltTable(fileNumber, info));
   edit.logNumber = logNumber;
   edit.lastSequence = lastSeq;
   await versions.logAndApply(edit);

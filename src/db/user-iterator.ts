@@ -81,20 +81,27 @@ export class LightningIterator implements AsyncIterableIterator<Entry> {
 
   /** Synchronous protocol, for `for...of`. */
   [Symbol.iterator](): IterableIterator<Entry> {
-    const self = this;
-    const sync: IterableIterator<Entry> = {
-      next(): IteratorResult<Entry, undefined> {
-        const e = self.nextSync();
-        return e === undefined ? DONE : { done: false, value: e };
-      },
-      return(): IteratorResult<Entry, undefined> {
-        self.close();
-        return DONE;
-      },
-      [Symbol.iterator]() {
-        return sync;
-      },
-    };
-    return sync;
+    return syncIterableOf(this);
   }
+}
+
+/**
+ * The synchronous iteration protocol over anything with nextSync()/close(): leaving a `for...of`
+ * early calls return(), which closes the source. Shared by DB and transaction iterators.
+ */
+export function syncIterableOf(source: { nextSync(): Entry | undefined; close(): void }): IterableIterator<Entry> {
+  const sync: IterableIterator<Entry> = {
+    next(): IteratorResult<Entry, undefined> {
+      const e = source.nextSync();
+      return e === undefined ? DONE : { done: false, value: e };
+    },
+    return(): IteratorResult<Entry, undefined> {
+      source.close();
+      return DONE;
+    },
+    [Symbol.iterator]() {
+      return sync;
+    },
+  };
+  return sync;
 }

@@ -11,7 +11,7 @@
 import { LightningError } from '../base/errors.js';
 import type { UserRange } from '../iter/db-iterator.js';
 import type { CheckRange } from '../db/write-queue.js';
-import type { Entry, LightningIterator } from '../db/user-iterator.js';
+import { syncIterableOf, type Entry, type LightningIterator } from '../db/user-iterator.js';
 import type { BufferedWrite } from './write-buffer.js';
 
 /** What the iterator needs from its transaction. */
@@ -93,21 +93,7 @@ export class TransactionIterator implements AsyncIterableIterator<Entry> {
   }
 
   [Symbol.iterator](): IterableIterator<Entry> {
-    const self = this;
-    const sync: IterableIterator<Entry> = {
-      next(): IteratorResult<Entry, undefined> {
-        const e = self.nextSync();
-        return e === undefined ? DONE : { done: false, value: e };
-      },
-      return(): IteratorResult<Entry, undefined> {
-        self.close();
-        return DONE;
-      },
-      [Symbol.iterator]() {
-        return sync;
-      },
-    };
-    return sync;
+    return syncIterableOf(this);
   }
 
   /** One merged step. Own writes win over the snapshot on equal keys. */

@@ -22,6 +22,29 @@ export interface FileMetadata {
   readonly entryCount: number;
 }
 
+/** What a table builder reports about a finished table (sstable's TableInfo has this shape). */
+export interface BuiltTable {
+  fileSizeBytes: number;
+  entryCount: number;
+  smallest: Buffer;
+  largest: Buffer;
+  smallestSeq: number;
+  largestSeq: number;
+}
+
+/** Metadata for table `number` just written (flush and compaction outputs). */
+export function metadataOfBuiltTable(number: number, t: BuiltTable): FileMetadata {
+  return {
+    number,
+    sizeBytes: t.fileSizeBytes,
+    smallest: t.smallest,
+    largest: t.largest,
+    smallestSeq: t.smallestSeq,
+    largestSeq: t.largestSeq,
+    entryCount: t.entryCount,
+  };
+}
+
 /**
  * Returns a description of what is wrong with `meta`, or undefined if it is well formed: keys are
  * internal keys, smallest <= largest, seq range ordered, counters non-negative safe integers.
