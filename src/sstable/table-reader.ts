@@ -17,12 +17,12 @@ import type { FileHandle } from '../env/file-system.js';
 import type { InternalIterator } from '../iter/internal-iterator.js';
 import type { BlockCache } from './block-cache.js';
 import { BlockIterator } from './block-iterator.js';
-import { getBlockHandle, type BlockHandle } from './block-handle.js';
 import { BLOCK_TRAILER_BYTES, checkBlockTrailer } from './block-trailer.js';
 import { mayContain } from './bloom-filter.js';
 import { decodeFooter, FOOTER_BYTES, TABLE_FORMAT_VERSION, type Footer } from './footer.js';
 import { decodeProperties, type TableProperties } from './properties.js';
 import { TableIterator, type TableBlockSource } from './table-iterator.js';
+import { IndexArray } from './index-array.js';
 
 /** An entry found by a point lookup. Both are views; see TableReader.seekGE for lifetimes. */
 export interface TableEntry {
@@ -42,7 +42,10 @@ export class TableReader implements TableBlockSource {
   private readonly props: TableProperties;
   /** Data blocks lie in [0, dataEndOffset): the filter block starts there. */
   private readonly dataEndOffset: number;
-  private readonly pointIterator: TableIterator;
+  /** The index decoded for point lookups; the index block itself serves iterators. */
+  private readonly indexArray: IndexArray;
+  /** Reused by point lookups: a lookup allocates no iterator. */
+  private readonly pointData = new BlockIterator();
   private closed = false;
 
   private constructor(
@@ -51,7 +54,7 @@ export class TableReader implements TableBlockSource {
     fileSizeBytes: number,
     cache: BlockCache | null,
     footer: Footer,
-    blocks: { filter: Buffer; index: Buffer; props: TableProperties },
+    blocks: { filter: Buffer; index: Buffer; props: TableProperties; indexArray: IndexArray },
   ) {
     this.file = file;
     this.path = file.path;
@@ -63,7 +66,7 @@ export class TableReader implements TableBlockSource {
     this.indexBlock = blocks.index;
     this.indexOffset = footer.index.offset;
     this.dataEndOffset = footer.filter.offset;
-    this.pointIterator = new TableIterator(this, true);
+    this.indexArray = blocks.indexArray;
   }
 
   /**
@@ -92,8 +95,8 @@ export class TableReader implements TableBlockSource {
     const props = decodeProperties(meta, file.path, footer.meta.offset);
     const index = readVerifiedBlock(file, footer.index.offset, footer.index.sizeBytes);
     checkProperties(props, file.path, footer.meta.offset);
-    checkIndex(index, props, footer, file.path);
-    const blocks = { filter, index, props };
+    const indexArray = IndexArray.decode(index, file.path, footer.index.offset, footer.filter.offset, props.dataBlockCount);
+    const blocks = { filter, index, props, indexArray };
     return new TableReader(file, fileNumber, fileSizeBytes, cache, footer, blocks);
   }
 
@@ -111,12 +114,21 @@ export class TableReader implements TableBlockSource {
   seekGE(seekKey: Buffer, out: TableEntry): boolean {
     assert(!this.closed, 'table reader used after close');
     assert(seekKey.length >= TRAILER_BYTES, 'seek key must be an internal key');
-    const it = this.pointIterator;
-    it.seekGE(seekKey);
-    if (!it.valid()) return false;
-    out.key = it.key();
-    out.value = it.value();
-    return true;
+    const index = this.indexArray;
+    const data = this.pointData;
+    // The first block whose separator is >= seekKey holds the answer, unless every key in it is
+    // below seekKey (separators may exceed a block's last key): then it is the next block's first.
+    for (let i = index.findGE(seekKey); i < index.count; i++) {
+      const offset = index.blockOffsets[i] as number;
+      data.reset(this.readDataBlock(offset, index.blockSizes[i] as number), this.path, offset);
+      data.seekGE(seekKey);
+      if (data.valid()) {
+        out.key = data.key();
+        out.value = data.value();
+        return true;
+      }
+    }
+    return false;
   }
 
   /** Allocating convenience over seekGE: a fresh result (key still a view, same lifetime rule). */
@@ -162,7 +174,7 @@ export class TableReader implements TableBlockSource {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.pointIterator.close();
+    this.pointData.close();
     this.file.close();
   }
 }
@@ -208,28 +220,3 @@ function checkProperties(props: TableProperties, path: string, metaOffset: numbe
   }
 }
 
-/**
- * Walks the (in-memory) index once: every handle must decode, lie in the data area after the
- * previous one, and the count must match the meta block. Cost: one pass over the index.
- */
-function checkIndex(index: Buffer, props: TableProperties, footer: Footer, path: string): void {
-  const it = new BlockIterator(index, path, footer.index.offset);
-  const handle: BlockHandle = { offset: 0, sizeBytes: 0 };
-  let count = 0;
-  let previousEnd = 0;
-  for (it.first(); it.valid(); it.next()) {
-    const indexOffset = footer.index.offset;
-    getBlockHandle(it.valueBlock(), it.valueStart(), it.valueEnd(), handle, path, indexOffset);
-    const end = handle.offset + handle.sizeBytes + BLOCK_TRAILER_BYTES;
-    if (handle.offset < previousEnd || end > footer.filter.offset) {
-      throw corruption(path, indexOffset, `index entry ${count} points outside the data area`);
-    }
-    previousEnd = end;
-    count++;
-  }
-  it.close();
-  if (count !== props.dataBlockCount) {
-    const what = `index has ${count} blocks, meta block says ${props.dataBlockCount}`;
-    throw corruption(path, footer.index.offset, what);
-  }
-}
