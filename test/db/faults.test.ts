@@ -678,7 +678,7 @@ async function sweep(code: FaultCode, expected: ErrorCode, filter: FaultFilter, 
     const ctx: SweepContext = { phase: 'workload', mem: undefined, crashed: undefined };
     const injector = recordingNth(i, code, filter);
     try {
-      await sweepOne(i, what, ctx, injector);
+      await sweepOne(what, ctx, injector);
     } catch (e) {
       result.failures.push({
         i,
@@ -691,7 +691,7 @@ async function sweep(code: FaultCode, expected: ErrorCode, filter: FaultFilter, 
   }
   return result;
 
-  async function sweepOne(i: number, what: string, ctx: SweepContext, injector: RecordingNth): Promise<void> {
+  async function sweepOne(what: string, ctx: SweepContext, injector: RecordingNth): Promise<void> {
     const mem = new MemFs();
     ctx.mem = mem;
     const issued: Issued[] = [];
