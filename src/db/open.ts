@@ -135,14 +135,19 @@ async function recover(
   if (!opts.readOnly) {
     const walNumber = versions.newFileNumber();
     wal = await createWal(fs, dir, walNumber);
-    if (mem.entryCount > 0) {
-      await flushMemTable(fs, dir, versions, mem, walNumber, replayed.lastSeq, opts);
-      mem = new MemTable(opts.seed);
-    } else {
-      const edit = new VersionEdit();
-      edit.logNumber = walNumber;
-      edit.lastSequence = replayed.lastSeq;
-      await versions.logAndApply(edit);
+    try {
+      if (mem.entryCount > 0) {
+        await flushMemTable(fs, dir, versions, mem, walNumber, replayed.lastSeq, opts);
+        mem = new MemTable(opts.seed);
+      } else {
+        const edit = new VersionEdit();
+        edit.logNumber = walNumber;
+        edit.lastSequence = replayed.lastSeq;
+        await versions.logAndApply(edit);
+      }
+    } catch (e) {
+      wal.close(); // the open fails; the replayed WALs stay for the next attempt
+      throw e;
     }
     deleteObsoleteWals(fs, dir, walNumber);
     orphansRemoved = removeOrphans(fs, dir, versions);
