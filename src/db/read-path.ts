@@ -20,6 +20,9 @@ interface LookupState {
   entry: TableEntry;
 }
 
+/** Reused by every lookup (reads are synchronous and never re-enter): no allocation per get. */
+const scratch: LookupState = { value: undefined, entry: { key: Buffer.alloc(0), value: Buffer.alloc(0) } };
+
 /** Newest visible value of `userKey` at `seq` in the tables of `version`, or undefined. */
 export function getFromTables(
   version: Version,
@@ -28,7 +31,8 @@ export function getFromTables(
   seq: number,
 ): Buffer | undefined {
   let seekKey: Buffer | null = null;
-  const out: LookupState = { value: undefined, entry: { key: userKey, value: userKey } };
+  const out = scratch;
+  out.value = undefined;
   for (const meta of version.files(0)) {
     if (!inRange(meta, userKey)) continue;
     seekKey ??= makeInternalKey(userKey, seq, KIND_SEEK);

@@ -14,12 +14,14 @@ import type { FileMetadata } from '../version/file-metadata.js';
 class CachedTable {
   refs = 1; // the cache's own reference
   evicted = false;
+  /** Logical time of the last acquire: eviction takes the least recent (rare: only on opens). */
+  lastUse = 0;
   constructor(readonly reader: TableReader) {}
 }
 
 export class TableCache {
-  /** Insertion order of a Map = LRU order: re-inserted on every hit. */
   private readonly open = new Map<number, CachedTable>();
+  private clock = 0;
   /** Every reader not yet closed, including evicted ones still in use. */
   private readonly byReader = new Map<TableReader, CachedTable>();
   private readonly fs: FileSystem;
@@ -43,14 +45,15 @@ export class TableCache {
   /** A reader for `meta`, opened if needed. Requires: pair with release(). Throws LightningError. */
   acquire(meta: FileMetadata): TableReader {
     let t = this.open.get(meta.number);
-    if (t !== undefined) {
-      this.open.delete(meta.number);
-      this.open.set(meta.number, t);
-    } else {
+    if (t === undefined) {
       t = new CachedTable(this.openTable(meta));
+      t.lastUse = ++this.clock; // the newest: never the one evicted to make room for itself
       this.open.set(meta.number, t);
       this.byReader.set(t.reader, t);
       this.evictOverflow();
+      assert(this.open.get(meta.number) === t, 'a table was evicted as it opened');
+    } else {
+      t.lastUse = ++this.clock;
     }
     t.refs++;
     return t.reader;
@@ -95,11 +98,17 @@ export class TableCache {
     }
   }
 
+  /** Closes least recently used tables beyond the capacity (a scan: runs only when opening). */
   private evictOverflow(): void {
     while (this.open.size > this.capacity) {
-      const oldest = this.open.keys().next();
-      if (oldest.done === true) return;
-      const n = oldest.value;
+      let n = -1;
+      let oldest = Infinity;
+      for (const [number, c] of this.open) {
+        if (c.lastUse < oldest) {
+          oldest = c.lastUse;
+          n = number;
+        }
+      }
       const t = this.open.get(n) as CachedTable;
       this.open.delete(n);
       t.evicted = true;
