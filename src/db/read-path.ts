@@ -8,6 +8,7 @@ import type { FileMetadata } from '../version/file-metadata.js';
 import { NUM_LEVELS } from '../version/file-metadata.js';
 import type { TableCache } from './table-cache.js';
 import type { TableEntry } from '../sstable/table-reader.js';
+import { bloomHash } from '../sstable/bloom-filter.js';
 
 const enum Lookup {
   Missing,
@@ -18,10 +19,12 @@ const enum Lookup {
 interface LookupState {
   value: Buffer | undefined;
   entry: TableEntry;
+  /** bloomHash of the user key, computed at the first table (-1 until then). */
+  hash: number;
 }
 
 /** Reused by every lookup (reads are synchronous and never re-enter): no allocation per get. */
-const scratch: LookupState = { value: undefined, entry: { key: Buffer.alloc(0), value: Buffer.alloc(0) } };
+const scratch: LookupState = { value: undefined, entry: { key: Buffer.alloc(0), value: Buffer.alloc(0) }, hash: -1 };
 
 /** Newest visible value of `userKey` at `seq` in the tables of `version`, or undefined. */
 export function getFromTables(
@@ -33,6 +36,7 @@ export function getFromTables(
   let seekKey: Buffer | null = null;
   const out = scratch;
   out.value = undefined;
+  out.hash = -1;
   for (const meta of version.files(0)) {
     if (!inRange(meta, userKey)) continue;
     seekKey ??= makeInternalKey(userKey, seq, KIND_SEEK);
@@ -66,7 +70,8 @@ function lookupInTable(
 ): Lookup {
   const reader = tables.acquire(meta);
   try {
-    if (!reader.mayContain(userKey)) return Lookup.Missing;
+    if (out.hash < 0) out.hash = bloomHash(userKey);
+    if (!reader.mayContainHash(out.hash)) return Lookup.Missing;
     const hit = out.entry;
     if (!reader.seekGE(seekKey, hit)) return Lookup.Missing;
     const k = hit.key;

@@ -134,12 +134,20 @@ export class BloomFilterBuilder {
  * whose probe count is outside [1, 30] (a future encoding), answers true.
  */
 export function mayContain(filter: Buffer, key: Uint8Array, start = 0, end = key.length): boolean {
+  return mayContainHash(filter, bloomHash(key, start, end));
+}
+
+/**
+ * mayContain for a key whose bloomHash the caller already computed: a point read hashes its key
+ * once and probes the filter of every table it visits.
+ */
+export function mayContainHash(filter: Buffer, hash: number): boolean {
   if (filter.length < 2) return true;
   const bytes = filter.length - 1;
   const k = filter[bytes] as number;
   if (k < BLOOM_PROBES_MIN || k > BLOOM_PROBES_MAX) return true;
   const bits = bytes * 8;
-  let h = bloomHash(key, start, end);
+  let h = hash;
   const delta = ((h >>> 17) | (h << 15)) >>> 0;
   for (let j = 0; j < k; j++) {
     const bit = h % bits;

@@ -18,7 +18,7 @@ import type { InternalIterator } from '../iter/internal-iterator.js';
 import type { BlockCache } from './block-cache.js';
 import { BlockIterator } from './block-iterator.js';
 import { BLOCK_TRAILER_BYTES, checkBlockTrailer } from './block-trailer.js';
-import { mayContain } from './bloom-filter.js';
+import { mayContain, mayContainHash } from './bloom-filter.js';
 import { decodeFooter, FOOTER_BYTES, TABLE_FORMAT_VERSION, type Footer } from './footer.js';
 import { decodeProperties, type TableProperties } from './properties.js';
 import { TableIterator, type TableBlockSource } from './table-iterator.js';
@@ -104,6 +104,12 @@ export class TableReader implements TableBlockSource {
   mayContain(userKey: Buffer): boolean {
     assert(!this.closed, 'table reader used after close');
     return mayContain(this.filter, userKey);
+  }
+
+  /** mayContain for a user key whose `bloomHash` is `hash`. */
+  mayContainHash(hash: number): boolean {
+    assert(!this.closed, 'table reader used after close');
+    return mayContainHash(this.filter, hash);
   }
 
   /**
