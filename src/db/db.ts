@@ -84,6 +84,8 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
   /** Highest sequence number applied to the memtable (visible to new reads). */
   private lastSeq: number;
   private flushing: Promise<void> | null = null;
+  /** The memtable rotation in progress (WAL fsync + new WAL), if any. */
+  private rotating: Promise<void> | null = null;
   private compacting: Promise<void> | null = null;
   private lastShareMs = 0;
   /** Per level: largest user key of the last compaction there (round-robin cursor). */
@@ -269,7 +271,18 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
    * first: a later durable write to the new WAL must never survive a crash that loses an earlier
    * non-durable write in the old one (the prefix property).
    */
-  private async rotateMemTable(): Promise<void> {
+  private rotateMemTable(): Promise<void> {
+    // One rotation at a time: a second caller (a write's makeRoom, compactRange, close) that
+    // arrives while one awaits its fsyncs shares it instead of rotating the new memtable again.
+    if (this.rotating === null) {
+      this.rotating = this.doRotateMemTable().finally(() => {
+        this.rotating = null;
+      });
+    }
+    return this.rotating;
+  }
+
+  private async doRotateMemTable(): Promise<void> {
     const oldWal = this.wal;
     assert(oldWal !== null, 'rotate requires a WAL');
     assert(this.imm === null, 'rotate requires no immutable memtable');
@@ -402,6 +415,8 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
       if (this.mem.entryCount > 0) await this.flushNow();
       for (let level = 0; level < NUM_LEVELS - 1; level++) {
         while (this.compacting !== null) await this.compacting;
+        // close() may have started meanwhile: stop between steps rather than race it.
+        if (this.state !== 'open') throw new LightningError('CLOSED', 'the database was closed during compactRange');
         if (this.backgroundError !== null) throw this.backgroundError;
         const v = this.versions.current();
         const inputs = v.overlappingFiles(level, lo, hi);
@@ -436,7 +451,9 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
 
   /** Rotates and flushes the memtable now, waiting for the flush. */
   private async flushNow(): Promise<void> {
-    while (this.flushing !== null) await this.flushing;
+    while (this.rotating !== null || this.flushing !== null) await (this.rotating ?? this.flushing);
+    // A failed flush leaves its memtable in `imm`: report why instead of rotating again.
+    if (this.backgroundError !== null) throw this.backgroundError;
     if (this.mem.entryCount === 0) return;
     await this.rotateMemTable();
     while (this.flushing !== null) await this.flushing;
