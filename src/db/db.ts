@@ -613,11 +613,10 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
 
   /** Sequence number of the newest version of `userKey` (a value or a deletion), or -1. */
   private newestSeqOf(userKey: Buffer): number {
-    for (const m of [this.mem, this.imm]) {
-      if (m === null) continue;
-      const seq = m.newestSeq(userKey);
-      if (seq >= 0) return seq;
-    }
+    const inMem = this.mem.newestSeq(userKey);
+    if (inMem >= 0) return inMem;
+    const inImm = this.imm === null ? -1 : this.imm.newestSeq(userKey);
+    if (inImm >= 0) return inImm;
     return newestSeqInTables(this.versions.current(), this.tableCache, userKey);
   }
 
@@ -687,11 +686,10 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
 
   /** @internal Point read at a sequence number (snapshots use this). Returns a copy. */
   getAt(userKey: Buffer, seq: number): Buffer | undefined {
-    for (const m of [this.mem, this.imm]) {
-      if (m === null) continue;
-      const r = m.get(userKey, seq);
-      if (r.found) return r.deleted ? undefined : Buffer.from(r.value);
-    }
+    // mem first (newest), then imm; no array per read on this hot path.
+    let r = this.mem.get(userKey, seq);
+    if (!r.found && this.imm !== null) r = this.imm.get(userKey, seq);
+    if (r.found) return r.deleted ? undefined : Buffer.from(r.value);
     const version = this.versions.current();
     return getFromTables(version, this.tableCache, userKey, seq);
   }
