@@ -42,6 +42,8 @@ import type { RunTransactionOptions, TransactionOptions } from '../txn/transacti
 import type { DbStats } from './stats.js';
 import { pickCompaction, withNextInputs, userKeyRange, type CompactionPick } from '../compaction/picker.js';
 import { runCompaction } from '../compaction/compaction-job.js';
+import { CompactionThread } from '../compaction/compaction-thread.js';
+import { mergeTables, type MergeOutcome, type MergeSpec } from '../compaction/merge-tables.js';
 import { tableFileName } from '../base/file-names.js';
 import { deleteObsoleteWals, hasFreeSpace, removeQuietly } from './flush.js';
 import { BackgroundErrorState, type BackgroundSource } from './background-error.js';
@@ -53,6 +55,8 @@ type State = 'open' | 'closing' | 'closed';
 const BACKGROUND_SHARE_MS = 2;
 /** Free space a DISK_FULL recovery wants beyond the memtables it flushes. */
 const RECOVERY_HEADROOM_BYTES = 64 * 1024;
+/** Entries a main-thread compaction merge processes between yields to the event loop. */
+const MAIN_THREAD_MERGE_SLICE_ENTRIES = 1024;
 
 /** Everything open() hands over once recovery is done. */
 export interface RecoveredState {
@@ -87,6 +91,8 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
   /** The memtable rotation in progress (WAL fsync + new WAL), if any. */
   private rotating: Promise<void> | null = null;
   private compacting: Promise<void> | null = null;
+  /** Runs compaction merges off the event loop (option compactionThread 'worker'); started lazily. */
+  private compactionThread: CompactionThread | null = null;
   private lastShareMs = 0;
   /** Per level: largest user key of the last compaction there (round-robin cursor). */
   private readonly compactCursor: (Buffer | undefined)[] = [];
@@ -354,8 +360,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
           fs: this.fs,
           dir: this.dir,
           versions: this.versions,
-          acquireTable: (m) => this.tableCache.acquire(m),
-          releaseTable: (t) => this.tableCache.release(t),
+          merge: (spec) => this.merge(spec),
           hasFreeSpace: (bytes) => hasFreeSpace(this.fs, this.dir, bytes),
           smallestSnapshot: this.smallestSnapshot(),
           blockSizeBytes: this.options.blockSizeBytes,
@@ -381,6 +386,15 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
       version.unref();
     }
     this.collectObsoleteTables();
+  }
+
+  /** Runs a compaction merge in the worker thread, or here in slices (other filesystems, or after the worker failed). */
+  private merge(spec: MergeSpec): Promise<MergeOutcome> {
+    if (this.options.compactionThread === 'worker') {
+      this.compactionThread ??= new CompactionThread();
+      if (!this.compactionThread.broken) return this.compactionThread.run(spec);
+    }
+    return mergeTables(this.fs, spec, MAIN_THREAD_MERGE_SLICE_ENTRIES);
   }
 
   /** Oldest sequence number any reader may still ask for. */
@@ -887,6 +901,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     this.snapshots.clear();
     this.wal?.close();
     this.tableCache.closeAll();
+    await this.compactionThread?.close();
     await this.versions.close();
     this.releaseLock();
     if (firstError !== null) throw firstError;

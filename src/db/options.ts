@@ -4,6 +4,7 @@
  */
 import { LightningError, invalidArgument } from '../base/errors.js';
 import type { FileSystem } from '../env/file-system.js';
+import { NodeFs } from '../env/node-fs.js';
 import { COMPACTION_DEFAULTS, type CompactionConfig } from '../compaction/config.js';
 
 /** Options accepted by `open()`. */
@@ -46,6 +47,12 @@ export interface OpenOptions {
   targetFileSize?: number;
   /** Filesystem implementation; tests pass an in-memory, fault-injecting one. Default: node:fs. */
   fs?: FileSystem;
+  /**
+   * Where compaction merges run: 'worker' (a worker thread; only with the default node:fs
+   * filesystem) keeps their CPU off the event loop; 'main' runs them on the main thread in slices.
+   * Default 'worker' with node:fs, 'main' with any other filesystem.
+   */
+  compactionThread?: 'worker' | 'main';
   /** Seed for the engine's internal randomness (skiplist heights). Default 0x5eed. */
   seed?: number;
   /** Most transactions active at once; beyond it beginTransaction throws BUSY. Default 10,000. */
@@ -66,6 +73,7 @@ export interface ResolvedOptions {
   seed: number;
   maxActiveTransactions: number;
   compaction: CompactionConfig;
+  compactionThread: 'worker' | 'main';
 }
 
 /** Limits on user data (documented in README "Limits"). */
@@ -115,7 +123,7 @@ export function resolveOptions(options: unknown): ResolvedOptions {
   if (options === undefined || options === null) options = {};
   if (typeof options !== 'object') throw invalidArgument('options must be an object');
   const o = options as Record<string, unknown>;
-  const known = new Set([...Object.keys(NUMERIC), ...BOOLEAN, 'walRecovery', 'fs']);
+  const known = new Set([...Object.keys(NUMERIC), ...BOOLEAN, 'walRecovery', 'fs', 'compactionThread']);
   for (const k of Object.keys(o)) {
     if (!known.has(k)) throw invalidArgument(`unknown option ${JSON.stringify(k)}`);
   }
@@ -126,6 +134,14 @@ export function resolveOptions(options: unknown): ResolvedOptions {
   const fs = o['fs'];
   if (fs !== undefined && (typeof fs !== 'object' || fs === null || !('open' in fs))) {
     throw invalidArgument('option fs must implement the FileSystem interface');
+  }
+  const nodeFs = fs === undefined || fs instanceof NodeFs;
+  const compactionThread = o['compactionThread'] ?? (nodeFs ? 'worker' : 'main');
+  if (compactionThread !== 'worker' && compactionThread !== 'main') {
+    throw invalidArgument("option compactionThread must be 'worker' or 'main'");
+  }
+  if (compactionThread === 'worker' && !nodeFs) {
+    throw invalidArgument("compactionThread 'worker' opens files with node:fs: it needs the default filesystem (option fs unset or a NodeFs)");
   }
   const resolved: ResolvedOptions = {
     createIfMissing: bool(o, 'createIfMissing', true),
@@ -148,6 +164,7 @@ export function resolveOptions(options: unknown): ResolvedOptions {
       levelMultiplier: num(o, 'levelMultiplier', COMPACTION_DEFAULTS.levelMultiplier),
       targetFileBytes: num(o, 'targetFileSize', COMPACTION_DEFAULTS.targetFileBytes),
     },
+    compactionThread,
   };
   const c = resolved.compaction;
   if (!(c.l0CompactionTrigger <= c.l0SlowdownTrigger && c.l0SlowdownTrigger <= c.l0StopTrigger)) {

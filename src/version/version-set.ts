@@ -166,6 +166,14 @@ export class VersionSet {
     return this.nextFile++;
   }
 
+  /** Allocates `count` consecutive file numbers and returns the first. Unused ones are skipped. */
+  reserveFileNumbers(count: number): number {
+    assert(Number.isSafeInteger(count) && count > 0, 'bad file number count');
+    const first = this.nextFile;
+    this.nextFile += count;
+    return first;
+  }
+
   /** The number newFileNumber() will return next. */
   peekNextFileNumber(): number {
     return this.nextFile;

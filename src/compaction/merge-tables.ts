@@ -1,0 +1,282 @@
+/**
+ * The CPU- and I/O-heavy half of a compaction: merge the input tables into new, fsynced output
+ * tables, applying the drop rules. It needs no Version, VersionSet or cache — only a filesystem and
+ * a `MergeSpec` of plain data — so the same code runs on the main thread (in slices, for in-memory
+ * filesystems) or in the compaction worker (compaction-worker.ts, for node:fs). Installing the
+ * result (the version edit) stays with the caller (compaction-job.ts).
+ *
+ * What may be dropped (S = `smallestSnapshot`, the oldest sequence any reader can read at):
+ *   - a version of a user key when a newer version of the same key with seq <= S exists (every
+ *     reader sees that newer one instead);
+ *   - a tombstone with seq <= S when no level below the output holds the key (nothing left to
+ *     hide) and, by the first rule, nothing older survives in this merge.
+ * Outputs are cut near `targetFileBytes`, only where the user key changes, so one user key never
+ * spans two files of a level (point reads binary-search a level by user key).
+ *
+ * On failure every output created is closed and unlinked (an unlink that fails leaves an orphan
+ * the next open removes) and the error is rethrown.
+ */
+import { fromIoError } from '../base/errors.js';
+import { tableFileName } from '../base/file-names.js';
+import { KIND_DELETE, TRAILER_BYTES, compareBytes, kindOfTrailer, seqOfTrailer, trailerOf } from '../base/internal-key.js';
+import { joinPath, type FileHandle, type FileSystem } from '../env/file-system.js';
+import type { InternalIterator } from '../iter/internal-iterator.js';
+import { MergingIterator } from '../iter/merging-iterator.js';
+import { TableBuilder } from '../sstable/table-builder.js';
+import { TableReader } from '../sstable/table-reader.js';
+import { assert } from '../util/assert.js';
+import { metadataOfBuiltTable, type FileMetadata } from '../version/file-metadata.js';
+
+/**
+ * User-key ranges of the files of one level below the output, packed so that posting a spec to
+ * a worker copies one buffer per level: `keys` holds smallest0, largest0, smallest1, largest1, ...
+ * back to back and `ends[i]` is where key i ends. Files are in key order (levels >= 1).
+ */
+export interface PackedLevelRanges {
+  keys: Uint8Array;
+  ends: number[];
+}
+
+/** Everything a merge needs; plain data (structured-clonable). */
+export interface MergeSpec {
+  dir: string;
+  /** Input tables (any order: internal keys are unique). */
+  inputs: { number: number; sizeBytes: number }[];
+  /** Output tables take the numbers [firstOutputNumber, firstOutputNumber + outputNumberCount). */
+  firstOutputNumber: number;
+  outputNumberCount: number;
+  smallestSnapshot: number;
+  /** Key ranges of the levels below the output level (for the tombstone rule). */
+  deeperLevels: PackedLevelRanges[];
+  blockSizeBytes: number;
+  bloomBitsPerKey: number;
+  targetFileBytes: number;
+}
+
+export interface MergeOutcome {
+  outputs: FileMetadata[];
+  entriesDropped: number;
+}
+
+/** Packs user-key ranges (as [smallest, largest] pairs in key order) for a MergeSpec. */
+export function packLevelRanges(ranges: readonly (readonly [Buffer, Buffer])[]): PackedLevelRanges {
+  let total = 0;
+  for (const [a, b] of ranges) total += a.length + b.length;
+  // Not from the shared pool: structured clone copies a view's whole ArrayBuffer.
+  const keys = Buffer.allocUnsafeSlow(total);
+  const ends: number[] = [];
+  let at = 0;
+  for (const [a, b] of ranges) {
+    at += a.copy(keys, at);
+    ends.push(at);
+    at += b.copy(keys, at);
+    ends.push(at);
+  }
+  return { keys, ends };
+}
+
+/** Answers "does any level below the output hold this user key's range?" by binary search. */
+class DeeperLevels {
+  private readonly levels: { keys: Buffer; starts: number[]; ends: number[] }[] = [];
+
+  constructor(packed: readonly PackedLevelRanges[]) {
+    for (const p of packed) {
+      if (p.ends.length === 0) continue;
+      const keys = Buffer.from(p.keys.buffer, p.keys.byteOffset, p.keys.byteLength);
+      const starts = p.ends.map((_, i) => (i === 0 ? 0 : (p.ends[i - 1] as number)));
+      this.levels.push({ keys, starts, ends: p.ends });
+    }
+  }
+
+  contains(userKey: Buffer): boolean {
+    for (const l of this.levels) {
+      // First file whose largest key (entry 2i+1) is >= userKey.
+      let lo = 0;
+      let hi = l.ends.length / 2;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        const j = 2 * mid + 1;
+        if (compareBytes(l.keys, l.starts[j] as number, l.ends[j] as number, userKey, 0, userKey.length) < 0) lo = mid + 1;
+        else hi = mid;
+      }
+      if (lo === l.ends.length / 2) continue;
+      const j = 2 * lo;
+      if (compareBytes(l.keys, l.starts[j] as number, l.ends[j] as number, userKey, 0, userKey.length) <= 0) return true;
+    }
+    return false;
+  }
+}
+
+/**
+ * Merges `spec.inputs` into new tables in `spec.dir` and fsyncs them and the directory.
+ * `yieldEveryEntries` > 0 awaits `yieldToEventLoop` that often (main-thread runs); 0 never yields.
+ */
+export async function mergeTables(
+  fs: FileSystem,
+  spec: MergeSpec,
+  yieldEveryEntries: number,
+): Promise<MergeOutcome> {
+  const readers: TableReader[] = [];
+  const writer = new OutputWriter(fs, spec);
+  try {
+    const children: InternalIterator[] = [];
+    for (const input of spec.inputs) {
+      const path = joinPath(spec.dir, tableFileName(input.number));
+      let file: FileHandle;
+      try {
+        file = fs.open(path, 'r');
+      } catch (e) {
+        throw fromIoError(e, 'open', path);
+      }
+      try {
+        readers.push(TableReader.open(file, input.number, input.sizeBytes, null));
+      } catch (e) {
+        file.close();
+        throw e;
+      }
+      children.push((readers[readers.length - 1] as TableReader).iterator(false));
+    }
+    const merged = new MergingIterator(children);
+    let dropped: number;
+    try {
+      dropped = await mergeInto(merged, writer, spec.smallestSnapshot, new DeeperLevels(spec.deeperLevels), yieldEveryEntries);
+    } finally {
+      merged.close();
+    }
+    await writer.finishAll();
+    return { outputs: writer.outputs, entriesDropped: dropped };
+  } catch (e) {
+    writer.abandon();
+    throw e;
+  } finally {
+    for (const r of readers) r.close();
+  }
+}
+
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** Streams the merge into the writer, applying the drop rules. Returns entries dropped. */
+async function mergeInto(
+  it: InternalIterator,
+  out: OutputWriter,
+  smallestSnapshot: number,
+  deeper: DeeperLevels,
+  yieldEveryEntries: number,
+): Promise<number> {
+  // The current user key, copied into a reusable buffer (no allocation per key).
+  let current = Buffer.allocUnsafe(64);
+  let currentLen = -1;
+  /** Sequence of the previous (newer) version of the current user key; Infinity if none. */
+  let newerSeq = Infinity;
+  let dropped = 0;
+  let n = 0;
+  for (it.first(); it.valid(); it.next()) {
+    const k = it.key();
+    const ulen = k.length - TRAILER_BYTES;
+    if (currentLen !== ulen || compareBytes(k, 0, ulen, current, 0, ulen) !== 0) {
+      if (ulen > current.length) current = Buffer.allocUnsafe(Math.max(ulen, 2 * current.length));
+      k.copy(current, 0, 0, ulen);
+      currentLen = ulen;
+      newerSeq = Infinity;
+      out.maybeCut();
+    }
+    const t = trailerOf(k, k.length);
+    const seq = seqOfTrailer(t);
+    let drop = false;
+    if (newerSeq <= smallestSnapshot) drop = true;
+    else if (kindOfTrailer(t) === KIND_DELETE && seq <= smallestSnapshot && !deeper.contains(current.subarray(0, currentLen))) drop = true;
+    newerSeq = seq;
+    if (drop) dropped++;
+    else out.add(k, it.value());
+    if (yieldEveryEntries > 0 && ++n % yieldEveryEntries === 0) await yieldToEventLoop();
+  }
+  return dropped;
+}
+
+/** Writes merge outputs, cutting files near the target size at user-key boundaries. */
+class OutputWriter {
+  readonly outputs: FileMetadata[] = [];
+  private readonly paths: string[] = [];
+  private builder: TableBuilder | null = null;
+  private file: FileHandle | null = null;
+  private number = 0;
+  private numbersUsed = 0;
+  private readonly pendingSync: FileHandle[] = [];
+
+  constructor(
+    private readonly fs: FileSystem,
+    private readonly spec: MergeSpec,
+  ) {}
+
+  /** Called at each new user key: closes the current output if it is big enough. */
+  maybeCut(): void {
+    if (this.builder !== null && this.builder.estimatedSizeBytes() >= this.spec.targetFileBytes) this.finishCurrent();
+  }
+
+  add(key: Buffer, value: Buffer): void {
+    if (this.builder === null) this.openNext();
+    (this.builder as TableBuilder).add(key, value);
+  }
+
+  private openNext(): void {
+    assert(this.numbersUsed < this.spec.outputNumberCount, 'compaction ran out of reserved output file numbers');
+    this.number = this.spec.firstOutputNumber + this.numbersUsed++;
+    const path = joinPath(this.spec.dir, tableFileName(this.number));
+    try {
+      this.file = this.fs.open(path, 'create-excl');
+    } catch (e) {
+      throw fromIoError(e, 'create', path);
+    }
+    this.paths.push(path);
+    this.builder = new TableBuilder(this.file, {
+      blockSizeBytes: this.spec.blockSizeBytes,
+      bloomBitsPerKey: this.spec.bloomBitsPerKey,
+    });
+  }
+
+  private finishCurrent(): void {
+    const builder = this.builder;
+    const file = this.file;
+    assert(builder !== null && file !== null, 'finish without an open output');
+    const info = builder.finish();
+    this.builder = null;
+    this.file = null;
+    this.pendingSync.push(file);
+    this.outputs.push(metadataOfBuiltTable(this.number, info));
+  }
+
+  /** Closes and unlinks every output (after a failure). */
+  abandon(): void {
+    this.builder?.abandon();
+    this.file?.close();
+    for (const f of this.pendingSync) f.close();
+    this.builder = null;
+    this.file = null;
+    this.pendingSync.length = 0;
+    for (const p of this.paths) {
+      try {
+        this.fs.unlink(p);
+      } catch {
+        // an orphan output is removed at the next open
+      }
+    }
+  }
+
+  /** Finishes the last output, then makes every output durable (files and directory). */
+  async finishAll(): Promise<void> {
+    if (this.builder !== null) this.finishCurrent();
+    try {
+      while (this.pendingSync.length > 0) {
+        const f = this.pendingSync[0] as FileHandle;
+        await f.sync();
+        f.close();
+        this.pendingSync.shift();
+      }
+      await this.fs.syncDir(this.spec.dir);
+    } catch (e) {
+      throw fromIoError(e, 'sync', this.spec.dir);
+    }
+  }
+}

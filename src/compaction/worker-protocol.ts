@@ -1,0 +1,56 @@
+/**
+ * Messages between the main thread and the compaction worker, and their (de)serialisation.
+ * Structured clone turns a Buffer into a plain Uint8Array and copies the view's WHOLE backing
+ * ArrayBuffer, so keys cross as exact-size copies and are turned back into Buffers on arrival.
+ */
+import { LightningError, type ErrorCode } from '../base/errors.js';
+import type { FileMetadata } from '../version/file-metadata.js';
+import type { MergeOutcome } from './merge-tables.js';
+
+export interface WireError {
+  name: string;
+  message: string;
+  /** Set for LightningError. */
+  code?: string;
+  stack?: string;
+}
+
+export type WorkerReply = { ok: true; outcome: MergeOutcome } | { ok: false; error: WireError };
+
+export function outcomeToWire(o: MergeOutcome): MergeOutcome {
+  const outputs = o.outputs.map((f) => ({
+    ...f,
+    smallest: new Uint8Array(f.smallest) as Buffer,
+    largest: new Uint8Array(f.largest) as Buffer,
+  }));
+  return { outputs, entriesDropped: o.entriesDropped };
+}
+
+function toBuffer(u: Uint8Array): Buffer {
+  return Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+}
+
+export function outcomeFromWire(o: MergeOutcome): MergeOutcome {
+  const outputs: FileMetadata[] = o.outputs.map((f) => ({ ...f, smallest: toBuffer(f.smallest), largest: toBuffer(f.largest) }));
+  return { outputs, entriesDropped: o.entriesDropped };
+}
+
+export function errorToWire(e: unknown): WireError {
+  if (e instanceof LightningError) return { name: e.name, message: e.message, code: e.code, ...(e.stack === undefined ? {} : { stack: e.stack }) };
+  if (e instanceof Error) return { name: e.name, message: e.message, ...(e.stack === undefined ? {} : { stack: e.stack }) };
+  return { name: 'Error', message: String(e) };
+}
+
+/** The worker's error as thrown on the main thread: a LightningError keeps its code. */
+export function errorFromWire(w: WireError): Error {
+  let err: Error;
+  if (w.code !== undefined) {
+    const prefix = `${w.code}: `;
+    const message = w.message.startsWith(prefix) ? w.message.slice(prefix.length) : w.message;
+    err = new LightningError(w.code as ErrorCode, message);
+  } else {
+    err = new Error(`${w.name} in the compaction worker: ${w.message}`);
+  }
+  if (w.stack !== undefined) err.stack = `${err.stack ?? ''}\n--- in the compaction worker ---\n${w.stack}`;
+  return err;
+}
