@@ -855,6 +855,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
         bytesWritten: c.compactionBytesWritten,
         entriesDropped: c.compactionEntriesDropped,
         running: this.compacting !== null,
+        thread: this.options.compactionThread === 'worker' && this.compactionThread?.broken !== true ? 'worker' : 'main',
         tablesDeleted: c.tablesDeleted,
         obsoleteTablesPending: this.obsoleteTables.size,
       },

@@ -38,6 +38,11 @@ export interface DbStats {
     bytesWritten: number;
     entriesDropped: number;
     running: boolean;
+    /**
+     * Where merges run: 'worker' (a worker thread), or 'main' (option compactionThread 'main', a
+     * non-node:fs filesystem, or after the worker failed and the DB fell back to the main thread).
+     */
+    thread: 'worker' | 'main';
     tablesDeleted: number;
     obsoleteTablesPending: number;
   };
