@@ -42,6 +42,7 @@ import type { RunTransactionOptions, TransactionOptions } from '../txn/transacti
 import type { DbStats } from './stats.js';
 import { pickCompaction, withNextInputs, userKeyRange, type CompactionPick } from '../compaction/picker.js';
 import { runCompaction } from '../compaction/compaction-job.js';
+import { copyOfRange } from '../util/copy-bytes.js';
 import { CompactionThread } from '../compaction/compaction-thread.js';
 import { mergeTables, type MergeOutcome, type MergeSpec } from '../compaction/merge-tables.js';
 import { tableFileName } from '../base/file-names.js';
@@ -703,7 +704,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     // mem first (newest), then imm; no array per read on this hot path.
     let r = this.mem.get(userKey, seq);
     if (!r.found && this.imm !== null) r = this.imm.get(userKey, seq);
-    if (r.found) return r.deleted ? undefined : Buffer.from(r.value);
+    if (r.found) return r.deleted ? undefined : copyOfRange(r.value, 0, r.value.length);
     const version = this.versions.current();
     return getFromTables(version, this.tableCache, userKey, seq);
   }

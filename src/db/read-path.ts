@@ -9,6 +9,7 @@ import { NUM_LEVELS } from '../version/file-metadata.js';
 import type { TableCache } from './table-cache.js';
 import type { TableEntry } from '../sstable/table-reader.js';
 import { bloomHash } from '../sstable/bloom-filter.js';
+import { copyOfRange } from '../util/copy-bytes.js';
 
 const enum Lookup {
   Missing,
@@ -80,7 +81,7 @@ function lookupInTable(
       out.value = undefined;
       return Lookup.Deleted;
     }
-    out.value = Buffer.from(hit.value);
+    out.value = copyOfRange(hit.value, 0, hit.value.length);
     return Lookup.Found;
   } finally {
     tables.release(reader);

@@ -14,6 +14,7 @@ import {
   trailerOf,
 } from '../base/internal-key.js';
 import type { InternalIterator } from './internal-iterator.js';
+import { copyOfRange } from '../util/copy-bytes.js';
 
 export interface UserRange {
   /** Inclusive lower bound (user key), or undefined. */
@@ -120,12 +121,13 @@ export class DbIterator {
       }
       if (this.aboveUpper(k)) return false;
       if (kindOfTrailer(t) === KIND_DELETE || this.belowLower(k)) {
-        skip = Buffer.from(k.subarray(0, k.length - TRAILER_BYTES));
+        skip = copyOfRange(k, 0, k.length - TRAILER_BYTES);
         it.next();
         continue;
       }
-      this.key = Buffer.from(k.subarray(0, k.length - TRAILER_BYTES));
-      this.value = Buffer.from(it.value());
+      this.key = copyOfRange(k, 0, k.length - TRAILER_BYTES);
+      const v = it.value();
+      this.value = copyOfRange(v, 0, v.length);
       it.next();
       return true;
     }
@@ -138,7 +140,7 @@ export class DbIterator {
     while (it.valid()) {
       const k0 = it.key();
       if (this.belowLower(k0)) return false;
-      const userKey = Buffer.from(k0.subarray(0, k0.length - TRAILER_BYTES));
+      const userKey = copyOfRange(k0, 0, k0.length - TRAILER_BYTES);
       let bestValue: Buffer | null = null;
       let bestDeleted = true;
       while (it.valid()) {
@@ -147,7 +149,7 @@ export class DbIterator {
         const t = trailerOf(k, k.length);
         if (seqOfTrailer(t) <= this.seq) {
           bestDeleted = kindOfTrailer(t) === KIND_DELETE;
-          bestValue = bestDeleted ? null : Buffer.from(it.value());
+          bestValue = bestDeleted ? null : copyOfRange(it.value(), 0, it.value().length);
         }
         it.prev();
       }

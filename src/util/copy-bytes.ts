@@ -20,3 +20,10 @@ export function copyBytes(
   for (let i = 0; i < n; i++) dst[dstStart + i] = src[srcStart + i] as number;
   return n;
 }
+
+/** A new Buffer holding a copy of `src[start, end)` (small ones come from Node's buffer pool). */
+export function copyOfRange(src: Buffer, start: number, end: number): Buffer {
+  const out = Buffer.allocUnsafe(end - start);
+  copyBytes(src, start, end, out, 0);
+  return out;
+}
