@@ -144,7 +144,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     this.counters.walRecordsReplayed = r.recovery.walRecordsReplayed;
     this.counters.walBytesSkipped = r.recovery.walBytesSkipped;
     this.counters.orphansRemoved = r.recovery.orphansRemoved;
-    this.blockCache = r.options.blockCacheSizeBytes > 0 ? new BlockCache(r.options.blockCacheSizeBytes) : null;
+    this.blockCache = r.options.blockCacheSizeBytes > 0 ? new BlockCache(r.options.blockCacheSizeBytes, cacheSlotBytes(r.options.blockSizeBytes)) : null;
     this.tableCache = new TableCache(r.fs, r.dir, this.blockCache, r.options.maxOpenFiles);
     this.writeQueue = new WriteQueue(this);
     this.txns = new TransactionManager(this, r.options.maxActiveTransactions, r.options.seed);
@@ -954,6 +954,16 @@ class ReleasingIterator implements InternalIterator {
     this.inner.close();
     this.onClose();
   }
+}
+
+/**
+ * Block-cache slot size for tables with this block size: a block is cut once it reaches the
+ * target, so it overshoots by at most one entry; blocks with a bigger last entry get a buffer of
+ * their own.
+ */
+function cacheSlotBytes(blockSizeBytes: number): number {
+  const bytes = blockSizeBytes + Math.max(blockSizeBytes >>> 4, 128);
+  return Math.ceil(bytes / 64) * 64;
 }
 
 /** Creates, headers and makes durable (file and directory entry) a new WAL. */

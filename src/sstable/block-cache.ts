@@ -9,8 +9,14 @@
  *
  * Keyed by (file number, block offset) through two Map levels, so a lookup builds no string and
  * allocates nothing; evicting a deleted file drops its inner map. Recency lists are doubly linked
- * through the entries (O(1) get, insert, evict). Cached blocks are immutable: readers may hand out
- * views into them, and an evicted block simply becomes garbage once those views die.
+ * through the entries (O(1) get, insert, evict).
+ *
+ * Memory: blocks up to `slotBytes` live in fixed-size slots carved from a few large buffers that
+ * the cache allocates once (lazily, up to its capacity) and reuses, so a miss costs a copy, not a
+ * fresh ArrayBuffer (allocating one per miss, plus the GC work it causes, was ~20% of a random
+ * read). A slot is charged its full size. Larger blocks (big values) get a buffer of their own.
+ * Because slots are reused, a block returned by get() or insert() is a view that is only valid
+ * until the next insert() or evictFile() on this cache: callers use it at once or copy it.
  * Capacity 0 disables caching (every get misses, insert does nothing).
  */
 import { assert, invariants } from '../util/assert.js';
@@ -21,6 +27,11 @@ const PROTECTED_SHARE = 0.8;
 const PROBATION = 0;
 const PROTECTED = 1;
 
+/** Slots per slab buffer (one allocation serves this many cached blocks). */
+const SLOTS_PER_SLAB = 64;
+/** `slot` of an entry whose block has a buffer of its own. */
+const NO_SLOT = -1;
+
 class CacheEntry {
   prev: CacheEntry | null = null;
   next: CacheEntry | null = null;
@@ -28,7 +39,12 @@ class CacheEntry {
   constructor(
     readonly fileNumber: number,
     readonly offset: number,
+    /** View of the cached bytes (in a slot, or a buffer of its own). */
     public block: Buffer,
+    /** Slot index, or NO_SLOT. */
+    public slot: number,
+    /** Bytes charged against the budget: the slot size, or the block's length. */
+    public charge: number,
   ) {}
 }
 
@@ -44,7 +60,7 @@ class LruList {
     if (this.head !== null) this.head.prev = entry;
     this.head = entry;
     if (this.tail === null) this.tail = entry;
-    this.bytes += entry.block.length;
+    this.bytes += entry.charge;
   }
 
   unlink(entry: CacheEntry): void {
@@ -54,7 +70,7 @@ class LruList {
     else this.tail = entry.prev;
     entry.prev = null;
     entry.next = null;
-    this.bytes -= entry.block.length;
+    this.bytes -= entry.charge;
   }
 }
 
@@ -76,10 +92,27 @@ export class BlockCache {
   private hits = 0;
   private misses = 0;
 
-  constructor(readonly capacityBytes: number) {
+  /** Slab buffers, each holding SLOTS_PER_SLAB slots (the last may hold fewer). */
+  private readonly slabs: Buffer[] = [];
+  private slotCount = 0;
+  /** Most slots the budget can ever hold. */
+  private readonly maxSlots: number;
+  /** Stack of free slot indices. */
+  private freeSlots: number[] = [];
+
+  /**
+   * `slotBytes` > 0 stores blocks up to that size in reusable slots (use a little more than the
+   * tables' block size); 0 gives every block a buffer of its own.
+   */
+  constructor(
+    readonly capacityBytes: number,
+    readonly slotBytes = 0,
+  ) {
     assert(Number.isSafeInteger(capacityBytes), 'cache capacity must be an integer');
     assert(capacityBytes >= 0, 'cache capacity must be non-negative');
+    assert(Number.isSafeInteger(slotBytes) && slotBytes >= 0, 'slot size must be a non-negative integer');
     this.protectedCapacityBytes = Math.floor(capacityBytes * PROTECTED_SHARE);
+    this.maxSlots = slotBytes === 0 ? 0 : Math.floor(capacityBytes / slotBytes);
   }
 
   private get usedBytes(): number {
@@ -104,45 +137,74 @@ export class BlockCache {
   }
 
   /**
-   * Caches `block` (which must never be modified afterwards) in probation, replacing any block at
-   * the same key, then evicts until the budget holds. A block larger than the capacity is not
-   * cached.
+   * Caches a copy of `block` in probation, replacing any block at the same key, evicting until the
+   * budget holds. Returns the cached copy (a view valid until the next insert/evictFile), or
+   * `block` itself if it is not cached (capacity 0, or larger than the whole budget).
    */
-  insert(fileNumber: number, offset: number, block: Buffer): void {
+  insert(fileNumber: number, offset: number, block: Buffer): Buffer {
     assert(Number.isSafeInteger(fileNumber) && fileNumber >= 0, 'bad file number');
     assert(Number.isSafeInteger(offset) && offset >= 0, 'bad block offset');
-    if (this.capacityBytes === 0) return;
+    if (this.capacityBytes === 0) return block;
+    const inSlot = block.length <= this.slotBytes && this.maxSlots > 0;
+    const charge = inSlot ? this.slotBytes : block.length;
     // A block larger than the whole budget would only flush everything else.
-    if (block.length > this.capacityBytes) return;
-    let inner = this.files.get(fileNumber);
-    if (inner === undefined) {
-      inner = new Map();
-      this.files.set(fileNumber, inner);
-    }
-    const existing = inner.get(offset);
-    if (existing !== undefined) {
-      this.lists[existing.segment as 0 | 1].unlink(existing);
-      existing.block = block;
-      existing.segment = PROBATION;
-      this.lists[PROBATION].pushFront(existing);
+    if (charge > this.capacityBytes) return block;
+    const inner = this.files.get(fileNumber);
+    const existing = inner?.get(offset);
+    if (inner !== undefined && existing !== undefined) this.remove(existing, inner);
+    this.evictToBudget(this.capacityBytes - charge);
+    let slot = NO_SLOT;
+    let copy: Buffer;
+    if (inSlot) {
+      slot = this.takeSlot();
+      const slab = this.slabs[Math.floor(slot / SLOTS_PER_SLAB)] as Buffer;
+      const start = (slot % SLOTS_PER_SLAB) * this.slotBytes;
+      block.copy(slab, start);
+      copy = slab.subarray(start, start + block.length);
     } else {
-      const entry = new CacheEntry(fileNumber, offset, block);
-      inner.set(offset, entry);
-      this.lists[PROBATION].pushFront(entry);
-      this.entryCount++;
+      copy = Buffer.allocUnsafeSlow(block.length);
+      block.copy(copy);
     }
-    this.evictToBudget();
+    let files = this.files.get(fileNumber);
+    if (files === undefined) {
+      files = new Map();
+      this.files.set(fileNumber, files);
+    }
+    const entry = new CacheEntry(fileNumber, offset, copy, slot, charge);
+    files.set(offset, entry);
+    this.lists[PROBATION].pushFront(entry);
+    this.entryCount++;
     this.checkInvariants();
+    return copy;
+  }
+
+  /** A free slot; the budget check before guarantees one exists or can be allocated. */
+  private takeSlot(): number {
+    const free = this.freeSlots.pop();
+    if (free !== undefined) return free;
+    assert(this.slotCount < this.maxSlots, 'no free cache slot within the budget');
+    const n = Math.min(SLOTS_PER_SLAB, this.maxSlots - this.slotCount);
+    this.slabs.push(Buffer.allocUnsafeSlow(n * this.slotBytes));
+    for (let i = n - 1; i >= 1; i--) this.freeSlots.push(this.slotCount + i);
+    const slot = this.slotCount;
+    this.slotCount += n;
+    return slot;
+  }
+
+  /** Unlinks `entry` from its list and maps and frees its slot. */
+  private remove(entry: CacheEntry, inner: Map<number, CacheEntry>): void {
+    this.lists[entry.segment as 0 | 1].unlink(entry);
+    inner.delete(entry.offset);
+    if (inner.size === 0) this.files.delete(entry.fileNumber);
+    if (entry.slot !== NO_SLOT) this.freeSlots.push(entry.slot);
+    this.entryCount--;
   }
 
   /** Drops every block of a file (called when it is deleted; file numbers are never reused). */
   evictFile(fileNumber: number): void {
     const inner = this.files.get(fileNumber);
     if (inner === undefined) return;
-    for (const entry of inner.values()) {
-      this.lists[entry.segment as 0 | 1].unlink(entry);
-      this.entryCount--;
-    }
+    for (const entry of [...inner.values()]) this.remove(entry, inner);
     this.files.delete(fileNumber);
     this.checkInvariants();
   }
@@ -169,16 +231,14 @@ export class BlockCache {
     }
   }
 
-  private evictToBudget(): void {
-    while (this.usedBytes > this.capacityBytes) {
+  /** Evicts least recently used blocks (probation first) until at most `budget` bytes are used. */
+  private evictToBudget(budget: number): void {
+    while (this.usedBytes > budget) {
       const victim = this.lists[PROBATION].tail ?? this.lists[PROTECTED].tail;
       assert(victim !== null, 'cache over budget with no entries');
-      this.lists[victim.segment as 0 | 1].unlink(victim);
       const inner = this.files.get(victim.fileNumber);
       assert(inner !== undefined, 'cached entry without its file map');
-      inner.delete(victim.offset);
-      if (inner.size === 0) this.files.delete(victim.fileNumber);
-      this.entryCount--;
+      this.remove(victim, inner);
     }
     assert(this.usedBytes >= 0, 'cache byte count went negative');
   }
@@ -191,13 +251,17 @@ export class BlockCache {
       let bytes = 0;
       for (let e = this.lists[segment].head; e !== null; e = e.next) {
         count++;
-        bytes += e.block.length;
+        bytes += e.charge;
+        assert(e.charge === (e.slot === NO_SLOT ? e.block.length : this.slotBytes), 'entry charge mismatch');
         assert(e.segment === segment, 'entry in the wrong segment list');
         assert(this.files.get(e.fileNumber)?.get(e.offset) === e, 'list entry missing from the maps');
       }
       assert(bytes === this.lists[segment].bytes, 'segment byte count mismatch');
     }
     assert(count === this.entryCount, 'cache entry count mismatch');
+    let slotted = 0;
+    for (const inner of this.files.values()) for (const e of inner.values()) if (e.slot !== NO_SLOT) slotted++;
+    assert(slotted + this.freeSlots.length === this.slotCount, 'slots leaked or double-freed');
     assert(this.usedBytes <= this.capacityBytes, 'cache over budget');
     assert(this.lists[PROTECTED].bytes <= this.protectedCapacityBytes, 'protected segment over its share');
   }

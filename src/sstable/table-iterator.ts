@@ -19,9 +19,9 @@ export interface TableBlockSource {
   readonly indexBlock: Buffer;
   readonly indexOffset: number;
   /**
-   * A verified data block, from the cache or the file. With `useCache` false the cache is neither
-   * read nor filled (compaction streams: they must not flush the hot set). Throws CORRUPTION /
-   * IO_ERROR.
+   * A verified data block, from the cache or the file, as a view valid only until the next block
+   * read. With `useCache` false the cache is neither read nor filled (compaction streams: they must
+   * not flush the hot set). Throws CORRUPTION / IO_ERROR.
    */
   readDataBlock(offset: number, sizeBytes: number, useCache: boolean): Buffer;
 }
@@ -34,6 +34,12 @@ export class TableIterator implements InternalIterator {
   /** File offset of the block in `data`, to skip reloading it; -1 when none. */
   private loadedOffset = -1;
   private readonly handle: BlockHandle = { offset: 0, sizeBytes: 0 };
+  /**
+   * This iterator's copy of its current block: what readDataBlock returns is only valid until the
+   * next block read anywhere (cache slots and the read buffer are reused), and the iterator keeps
+   * its position across other reads. Reused from block to block.
+   */
+  private blockCopy: Buffer | null = null;
   private closed = false;
 
   constructor(
@@ -102,6 +108,7 @@ export class TableIterator implements InternalIterator {
     if (this.closed) return;
     this.closed = true;
     this.dataLoaded = false;
+    this.blockCopy = null;
     this.index.close();
     this.data.close();
   }
@@ -141,7 +148,14 @@ export class TableIterator implements InternalIterator {
     if (offset !== this.loadedOffset) {
       this.loadedOffset = -1;
       const block = source.readDataBlock(offset, handle.sizeBytes, this.useCache);
-      this.data.reset(block, path, offset);
+      let copy = this.blockCopy;
+      // Grow to fit, but do not keep a buffer sized for one huge block.
+      if (copy === null || copy.length < block.length || copy.length > 4 * block.length + 65536) {
+        copy = Buffer.allocUnsafeSlow(block.length);
+        this.blockCopy = copy;
+      }
+      block.copy(copy, 0, 0, block.length);
+      this.data.reset(copy.subarray(0, block.length), path, offset);
       this.loadedOffset = offset;
     }
     this.dataLoaded = true;

@@ -114,8 +114,8 @@ export class TableReader implements TableBlockSource {
 
   /**
    * Finds the first entry with internal key >= seekKey. Returns false if there is none; otherwise
-   * fills `out` with views of its key and value. `out.key` is valid until the next seekGE/get on
-   * this reader; `out.value` views an immutable block and stays valid as long as it is referenced.
+   * fills `out` with views of its key and value, valid until the next block read through any
+   * table or the block cache (see readDataBlock): copy what you keep.
    */
   seekGE(seekKey: Buffer, out: TableEntry): boolean {
     assert(!this.closed, 'table reader used after close');
@@ -137,10 +137,11 @@ export class TableReader implements TableBlockSource {
     return false;
   }
 
-  /** Allocating convenience over seekGE: a fresh result (key still a view, same lifetime rule). */
+  /** Allocating convenience over seekGE: a fresh result with copies of the key and value. */
   get(seekKey: Buffer): TableEntry | undefined {
     const out: TableEntry = { key: seekKey, value: seekKey };
-    return this.seekGE(seekKey, out) ? out : undefined;
+    if (!this.seekGE(seekKey, out)) return undefined;
+    return { key: Buffer.from(out.key), value: Buffer.from(out.value) };
   }
 
   /**
@@ -158,7 +159,9 @@ export class TableReader implements TableBlockSource {
   }
 
   /**
-   * A verified data block from the cache, or read from the file (and then cached). Throws
+   * A verified data block from the cache, or read from the file (and then cached). The result is
+   * a view that is only valid until the next block read through any table or the block cache:
+   * use it at once or copy it (TableIterator copies it into a buffer of its own). Throws
    * CORRUPTION if the handle points outside the data area, the read is short or the CRC is wrong.
    */
   readDataBlock(offset: number, sizeBytes: number, useCache = true): Buffer {
@@ -171,9 +174,8 @@ export class TableReader implements TableBlockSource {
       const cached = cache.get(this.fileNumber, offset);
       if (cached !== undefined) return cached;
     }
-    const block = readVerifiedBlock(this.file, offset, sizeBytes);
-    if (cache !== null) cache.insert(this.fileNumber, offset, block);
-    return block;
+    const block = readVerifiedBlockShared(this.file, offset, sizeBytes);
+    return cache !== null ? cache.insert(this.fileNumber, offset, block) : block;
   }
 
   /** Closes the file. Cached blocks stay (they are still valid); the DB evicts them on delete. */
@@ -202,9 +204,28 @@ function readFully(
   if (n < length) throw corruption(file.path, position, `${what} truncated (short read)`);
 }
 
+/** Blocks up to this size are read into one shared buffer; larger ones get their own. */
+const SHARED_READ_BYTES_MAX = 256 * 1024;
+/** The shared read buffer (reads are synchronous and never re-enter; one per thread). */
+let sharedRead = Buffer.allocUnsafeSlow(16 * 1024);
+
 /**
- * Reads a block and its trailer into a buffer of its own (cached blocks must not pin a shared
- * pool slab) and checks the trailer. Returns the block bytes without the trailer.
+ * Reads a data block and its trailer into the shared read buffer and checks the trailer. Returns
+ * a view of the block bytes (without the trailer), valid until the next call.
+ */
+function readVerifiedBlockShared(file: FileHandle, offset: number, sizeBytes: number): Buffer {
+  const total = sizeBytes + BLOCK_TRAILER_BYTES;
+  if (total > SHARED_READ_BYTES_MAX) return readVerifiedBlock(file, offset, sizeBytes);
+  if (total > sharedRead.length) sharedRead = Buffer.allocUnsafeSlow(Math.min(SHARED_READ_BYTES_MAX, Math.max(total, 2 * sharedRead.length)));
+  const buf = sharedRead.subarray(0, total);
+  readFully(file, buf, total, offset, 'block');
+  checkBlockTrailer(buf, sizeBytes, file.path, offset);
+  return buf.subarray(0, sizeBytes);
+}
+
+/**
+ * Reads a block and its trailer into a buffer of its own and checks the trailer. Returns the block
+ * bytes without the trailer.
  */
 function readVerifiedBlock(file: FileHandle, offset: number, sizeBytes: number): Buffer {
   const buf = Buffer.allocUnsafeSlow(sizeBytes + BLOCK_TRAILER_BYTES);

@@ -88,7 +88,7 @@ test('capacity 0 disables caching', () => {
   assert.deepEqual(c.stats(), { hits: 0, misses: 1, usedBytes: 0, capacityBytes: 0, entries: 0, protectedBytes: 0 });
 });
 
-test('matches a segmented-LRU model under random operations (property)', () => {
+for (const slotBytes of [0, 64]) test(`matches a segmented-LRU model under random operations (property, slotBytes ${slotBytes})`, () => {
   const op = fc.oneof(
     fc.record({ t: fc.constant('get' as const), file: fc.nat(3), off: fc.nat(5) }),
     fc.record({
@@ -99,13 +99,16 @@ test('matches a segmented-LRU model under random operations (property)', () => {
     }),
     fc.record({ t: fc.constant('evict' as const), file: fc.nat(3) }),
   );
-  type E = { file: number; off: number; size: number };
-  const bytes = (l: E[]): number => l.reduce((sum, e) => sum + e.size, 0);
+  type E = { file: number; off: number; size: number; fill: number };
+  // A block that fits a slot is charged the whole slot.
+  const charge = (size: number): number => (slotBytes > 0 && size <= slotBytes ? slotBytes : size);
+  const bytes = (l: E[]): number => l.reduce((sum, e) => sum + charge(e.size), 0);
+  let fills = 0;
   fc.assert(
     fc.property(fc.array(op, { maxLength: 200 }), (ops) => {
       const capacity = 300;
       const protectedCap = Math.floor(capacity * 0.8);
-      const c = new BlockCache(capacity);
+      const c = new BlockCache(capacity, slotBytes);
       // Model: two lists, most recently used first.
       let probation: E[] = [];
       let prot: E[] = [];
@@ -125,12 +128,16 @@ test('matches a segmented-LRU model under random operations (property)', () => {
             prot = [e, ...prot.filter((x) => x !== e)];
             while (bytes(prot) > protectedCap) probation.unshift(prot.pop() as E);
             assert.equal(got?.length, e.size);
+            // The bytes are the ones inserted: slot reuse never clobbers a live block.
+            assert.ok(got?.every((b) => b === e.fill), 'cached bytes intact');
           }
         } else if (o.t === 'insert') {
-          c.insert(o.file, o.off, block(o.size));
+          const fill = ++fills & 0xff;
+          const copy = c.insert(o.file, o.off, block(o.size, fill));
+          assert.ok(copy.length === o.size && copy.every((b) => b === fill), 'insert returns the block');
           probation = probation.filter((e) => !same(o)(e));
           prot = prot.filter((e) => !same(o)(e));
-          probation.unshift({ file: o.file, off: o.off, size: o.size });
+          if (charge(o.size) <= capacity) probation.unshift({ file: o.file, off: o.off, size: o.size, fill });
           while (bytes(probation) + bytes(prot) > capacity) {
             if (probation.length > 0) probation.pop();
             else prot.pop();
