@@ -130,18 +130,25 @@ export class SkipList {
     const hint = this.hint;
     const useHint = this.lastInserted !== NIL && this.cmpNodes(this.lastInserted, node) < 0;
     let x = HEAD;
-    for (let level = this.height - 1; level >= 0; level--) {
-      // hint[level] precedes the new key too; jump to it if it is further along than x.
-      if (useHint) {
-        const h = hint[level] as number;
-        if (h !== HEAD && (x === HEAD || this.cmpNodes(h, x) > 0)) x = h;
+    if (useHint && this.links[this.lastInserted * MAX_HEIGHT] === NIL) {
+      // Appending after the tail (a sequential load): the previous insert was the last node, so
+      // on every level the last node, hint[level], is the predecessor. No comparisons.
+      for (let level = this.height - 1; level >= 0; level--) prev[level] = hint[level] as number;
+      x = prev[0] as number;
+    } else {
+      for (let level = this.height - 1; level >= 0; level--) {
+        // hint[level] precedes the new key too; jump to it if it is further along than x.
+        if (useHint) {
+          const h = hint[level] as number;
+          if (h !== HEAD && (x === HEAD || this.cmpNodes(h, x) > 0)) x = h;
+        }
+        for (;;) {
+          const nx = this.links[x * MAX_HEIGHT + level] as number;
+          if (nx === NIL || this.cmpNodes(nx, node) >= 0) break;
+          x = nx;
+        }
+        prev[level] = x;
       }
-      for (;;) {
-        const nx = this.links[x * MAX_HEIGHT + level] as number;
-        if (nx === NIL || this.cmpNodes(nx, node) >= 0) break;
-        x = nx;
-      }
-      prev[level] = x;
     }
     const following = this.links[x * MAX_HEIGHT] as number;
     assert(following === NIL || this.cmpNodes(following, node) !== 0, 'duplicate key');
