@@ -13,7 +13,7 @@
 import { assert } from '../util/assert.js';
 import { copyBytes } from '../util/copy-bytes.js';
 import type { Random } from '../util/random.js';
-import { TRAILER_BYTES, compareBytes, compareInternalKeyRanges, trailerOf } from '../base/internal-key.js';
+import { TRAILER_BYTES, compareBytes, compareBytesView, compareInternalKeyViews, trailerOf } from '../base/internal-key.js';
 
 export const MAX_HEIGHT = 12;
 /** One in BRANCHING nodes is promoted to the next level. */
@@ -29,8 +29,13 @@ const INITIAL_ARENA_BYTES = 64 * 1024;
 
 export class SkipList {
   /** Key bytes (user key + trailer) followed by value bytes, per node. */
-  private arena: Buffer = Buffer.allocUnsafe(INITIAL_ARENA_BYTES);
+  private arena: Buffer = Buffer.allocUnsafeSlow(INITIAL_ARENA_BYTES);
+  /** The arena as a DataView: comparisons read four bytes at a time (compareBytesView). */
+  private view = new DataView(this.arena.buffer, this.arena.byteOffset, this.arena.length);
   private arenaUsed = 0;
+  /** Search keys are copied here once per search, so every comparison is view against view. */
+  private target: Buffer = Buffer.allocUnsafeSlow(256);
+  private targetView = new DataView(this.target.buffer, this.target.byteOffset, this.target.length);
   private keyOff = new Int32Array(INITIAL_NODES);
   private keyLen = new Int32Array(INITIAL_NODES);
   private valueLen = new Int32Array(INITIAL_NODES);
@@ -78,18 +83,28 @@ export class SkipList {
     return this.next(HEAD);
   }
 
-  /** Compares node's internal key with `target`. */
-  private cmp(node: number, target: Buffer): number {
+  /** Copies a search key into `target`; returns its length. */
+  private setTarget(key: Buffer): number {
+    if (key.length > this.target.length) {
+      this.target = Buffer.allocUnsafeSlow(Math.max(key.length, 2 * this.target.length));
+      this.targetView = new DataView(this.target.buffer, this.target.byteOffset, this.target.length);
+    }
+    copyBytes(key, 0, key.length, this.target, 0);
+    return key.length;
+  }
+
+  /** Compares node's internal key with the internal key in `target` (setTarget). */
+  private cmp(node: number, targetLength: number): number {
     const off = this.keyOff[node] as number;
-    return compareInternalKeyRanges(this.arena, off, off + (this.keyLen[node] as number), target, 0, target.length);
+    return compareInternalKeyViews(this.view, off, off + (this.keyLen[node] as number), this.targetView, 0, targetLength);
   }
 
   /** Compares the internal keys of two nodes (no Buffer views: both live in the arena). */
   private cmpNodes(a: number, b: number): number {
     const aOff = this.keyOff[a] as number;
     const bOff = this.keyOff[b] as number;
-    const arena = this.arena;
-    return compareInternalKeyRanges(arena, aOff, aOff + (this.keyLen[a] as number), arena, bOff, bOff + (this.keyLen[b] as number));
+    const v = this.view;
+    return compareInternalKeyViews(v, aOff, aOff + (this.keyLen[a] as number), v, bOff, bOff + (this.keyLen[b] as number));
   }
 
   private randomHeight(): number {
@@ -172,9 +187,10 @@ export class SkipList {
   private appendNode(klen: number, vlen: number): number {
     const bytes = klen + vlen;
     if (this.arenaUsed + bytes > this.arena.length) {
-      const grown = Buffer.allocUnsafe(Math.max(this.arena.length * 2, this.arenaUsed + bytes));
+      const grown = Buffer.allocUnsafeSlow(Math.max(this.arena.length * 2, this.arenaUsed + bytes));
       this.arena.copy(grown, 0, 0, this.arenaUsed);
       this.arena = grown;
+      this.view = new DataView(grown.buffer, grown.byteOffset, grown.length);
     }
     if (this.nodes === this.keyOff.length) this.growNodes();
     const node = this.nodes++;
@@ -200,11 +216,12 @@ export class SkipList {
 
   /** First node with key >= target, or NIL. */
   findGE(target: Buffer): number {
+    const tlen = this.setTarget(target);
     let x = HEAD;
     for (let level = this.height - 1; level >= 0; level--) {
       for (;;) {
         const nx = this.links[x * MAX_HEIGHT + level] as number;
-        if (nx === NIL || this.cmp(nx, target) >= 0) break;
+        if (nx === NIL || this.cmp(nx, tlen) >= 0) break;
         x = nx;
       }
     }
@@ -216,16 +233,18 @@ export class SkipList {
    * (i.e. the newest version visible at that sequence). Avoids building a seek key for point reads.
    */
   findVisible(userKey: Buffer, seekTrailer: number): number {
+    const ulen = this.setTarget(userKey);
     let x = HEAD;
-    const ulen = userKey.length;
     const a = this.arena;
+    const v = this.view;
+    const t = this.targetView;
     for (let level = this.height - 1; level >= 0; level--) {
       for (;;) {
         const nx = this.links[x * MAX_HEIGHT + level] as number;
         if (nx === NIL) break;
         const off = this.keyOff[nx] as number;
         const end = off + (this.keyLen[nx] as number);
-        const c = compareBytes(a, off, end - TRAILER_BYTES, userKey, 0, ulen);
+        const c = compareBytesView(v, off, end - TRAILER_BYTES, t, 0, ulen);
         if (c > 0 || (c === 0 && trailerOf(a, end) <= seekTrailer)) break;
         x = nx;
       }
@@ -235,11 +254,12 @@ export class SkipList {
 
   /** Last node with key < target, or NIL. */
   findLT(target: Buffer): number {
+    const tlen = this.setTarget(target);
     let x = HEAD;
     for (let level = this.height - 1; level >= 0; level--) {
       for (;;) {
         const nx = this.links[x * MAX_HEIGHT + level] as number;
-        if (nx === NIL || this.cmp(nx, target) >= 0) break;
+        if (nx === NIL || this.cmp(nx, tlen) >= 0) break;
         x = nx;
       }
     }

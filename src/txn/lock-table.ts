@@ -137,12 +137,12 @@ export class LockTable {
     });
   }
 
-  /** Stops `owner`'s wait, if any, rejecting it with `err`. */
-  cancelWait(owner: LockOwner, err: LightningError): void {
+  /** Stops `owner`'s wait, if any, rejecting it with the error `makeError` builds. */
+  cancelWait(owner: LockOwner, makeError: () => LightningError): void {
     const w = this.waiting.get(owner);
     if (w === undefined) return;
     this.removeWaiter(w);
-    w.reject(err);
+    w.reject(makeError());
   }
 
   /** Releases every key `owner` holds, handing each to its first waiter. */

@@ -65,6 +65,10 @@ export type TransactionState = 'active' | 'committing' | 'committed' | 'rolled-b
 /** Stable messages of INVALID_ARGUMENT for use of a finished transaction. */
 export const TXN_COMMITTED_MESSAGE = 'transaction already committed';
 export const TXN_ROLLED_BACK_MESSAGE = 'transaction already rolled back';
+
+function rolledBackError(): LightningError {
+  return invalidArgument(TXN_ROLLED_BACK_MESSAGE);
+}
 export const TXN_COMMITTING_MESSAGE = 'transaction is committing';
 
 /** Most distinct keys a transaction may read with validation (serializable, getForUpdate). */
@@ -349,7 +353,8 @@ export class Transaction implements LockOwner, IteratorTransaction {
     this.txState = state;
     for (const it of [...this.iterators]) it.close();
     const locks = this.registry.locks;
-    locks.cancelWait(this, invalidArgument(TXN_ROLLED_BACK_MESSAGE));
+    // The error is built only if a wait is pending: constructing one (its stack) is costly.
+    locks.cancelWait(this, rolledBackError);
     locks.releaseAll(this);
     if (this.floor !== this.snap) this.floor?.release();
     this.snap?.release();
