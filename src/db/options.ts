@@ -15,7 +15,7 @@ export interface OpenOptions {
   errorIfExists?: boolean;
   /** Open without writing anything; writes fail with READ_ONLY. Default false. */
   readOnly?: boolean;
-  /** Memtable size in bytes that triggers a flush to an SSTable. Default 4 MiB. */
+  /** Memtable size in bytes that triggers a flush to an SSTable. Default 16 MiB. */
   memtableSize?: number;
   /** Target uncompressed size of an SSTable data block in bytes. Default 4096. */
   blockSize?: number;
@@ -39,11 +39,11 @@ export interface OpenOptions {
   l0SlowdownTrigger?: number;
   /** L0 file count at which writes wait for compaction. Default 12. */
   l0StopTrigger?: number;
-  /** Target size of L1 in bytes; each deeper level is levelMultiplier times larger. Default 10 MiB. */
+  /** Target size of L1 in bytes; each deeper level is levelMultiplier times larger. Default 64 MiB. */
   levelBaseSize?: number;
   /** Size ratio between adjacent levels. Default 10. */
   levelMultiplier?: number;
-  /** Compaction output file size in bytes. Default 2 MiB. */
+  /** Compaction output file size in bytes. Default 8 MiB. */
   targetFileSize?: number;
   /** Filesystem implementation; tests pass an in-memory, fault-injecting one. Default: node:fs. */
   fs?: FileSystem;
@@ -147,7 +147,7 @@ export function resolveOptions(options: unknown): ResolvedOptions {
     createIfMissing: bool(o, 'createIfMissing', true),
     errorIfExists: bool(o, 'errorIfExists', false),
     readOnly: bool(o, 'readOnly', false),
-    memtableSizeBytes: num(o, 'memtableSize', 4 * MiB),
+    memtableSizeBytes: num(o, 'memtableSize', 16 * MiB),
     blockSizeBytes: num(o, 'blockSize', 4096),
     bloomBitsPerKey: num(o, 'bloomBitsPerKey', 10),
     sync: bool(o, 'sync', true),
