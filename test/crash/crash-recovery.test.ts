@@ -111,7 +111,8 @@ function matchingPrefix(issued: Issued[], state: ModelState, minPrefix: number):
 }
 
 async function oneCycle(rng: Random): Promise<void> {
-  const mem = new MemFs();
+  // Half the cycles preallocate WAL space as on a real disk: records overwrite synced zeros.
+  const mem = new MemFs({ logPreallocation: rng.nextInt(2) === 0 });
   const crashOpts = { rng, tearLastWrite: rng.nextInt(2) === 0, keepUnsyncedProbability: rng.nextInt(3) === 0 ? 0.5 : 0 };
   const crash = new CrashAtOp(mem, 1 + rng.nextInt(400), crashOpts);
   const issued = await runWorkload(new FaultFs(mem, crash), crash, rng, 60 + rng.nextInt(200));
