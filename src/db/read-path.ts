@@ -69,23 +69,20 @@ function lookupInTable(
   seekKey: Buffer,
   out: LookupState,
 ): Lookup {
-  const reader = tables.acquire(meta);
-  try {
-    if (out.hash < 0) out.hash = bloomHash(userKey);
-    if (!reader.mayContainHash(out.hash)) return Lookup.Missing;
-    const hit = out.entry;
-    if (!reader.seekGE(seekKey, hit)) return Lookup.Missing;
-    const k = hit.key;
-    if (compareUserKeyOf(k, userKey) !== 0) return Lookup.Missing;
-    if (kindOfTrailer(trailerOf(k, k.length)) === KIND_DELETE) {
-      out.value = undefined;
-      return Lookup.Deleted;
-    }
-    out.value = copyOfRange(hit.value, 0, hit.value.length);
-    return Lookup.Found;
-  } finally {
-    tables.release(reader);
+  // Synchronous from here to the copy of the value: a peeked reader cannot be closed under us.
+  const reader = tables.peek(meta);
+  if (out.hash < 0) out.hash = bloomHash(userKey);
+  if (!reader.mayContainHash(out.hash)) return Lookup.Missing;
+  const hit = out.entry;
+  if (!reader.seekGE(seekKey, hit)) return Lookup.Missing;
+  const k = hit.key;
+  if (compareUserKeyOf(k, userKey) !== 0) return Lookup.Missing;
+  if (kindOfTrailer(trailerOf(k, k.length)) === KIND_DELETE) {
+    out.value = undefined;
+    return Lookup.Deleted;
   }
+  out.value = copyOfRange(hit.value, 0, hit.value.length);
+  return Lookup.Found;
 }
 
 /**
@@ -99,13 +96,9 @@ export function newestSeqInTables(version: Version, tables: TableCache, userKey:
     const candidates = level === 0 ? version.files(0) : [version.findFile(level, userKey)];
     for (const meta of candidates) {
       if (meta === undefined || !inRange(meta, userKey)) continue;
-      const reader = tables.acquire(meta);
-      try {
-        if (!reader.mayContain(userKey) || !reader.seekGE(seekKey, entry)) continue;
-        if (compareUserKeyOf(entry.key, userKey) === 0) return seqOfTrailer(trailerOf(entry.key, entry.key.length));
-      } finally {
-        tables.release(reader);
-      }
+      const reader = tables.peek(meta);
+      if (!reader.mayContain(userKey) || !reader.seekGE(seekKey, entry)) continue;
+      if (compareUserKeyOf(entry.key, userKey) === 0) return seqOfTrailer(trailerOf(entry.key, entry.key.length));
     }
   }
   return -1;

@@ -59,6 +59,22 @@ export class TableCache {
     return t.reader;
   }
 
+  /**
+   * A reader for `meta` for immediate, synchronous use, without a reference: valid only until the
+   * next call into this cache (which may evict and close it). Point reads use it — they finish
+   * before anything else can touch the cache — and skip the acquire/release bookkeeping.
+   */
+  peek(meta: FileMetadata): TableReader {
+    const t = this.open.get(meta.number);
+    if (t !== undefined) {
+      t.lastUse = ++this.clock;
+      return t.reader;
+    }
+    const reader = this.acquire(meta);
+    this.release(reader); // the cache's own reference keeps it open
+    return reader;
+  }
+
   release(reader: TableReader): void {
     const t = this.byReader.get(reader);
     assert(t !== undefined, 'release of a reader the cache does not know');
