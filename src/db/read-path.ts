@@ -2,14 +2,14 @@
  * Point reads in SSTables: L0 files newest first (they overlap), then at most one file per deeper
  * level. A table whose key range or bloom filter excludes the key costs no disk read.
  */
-import { KIND_DELETE, KIND_SEEK, MAX_SEQ, compareUserKeyOf, kindOfTrailer, makeInternalKey, seqOfTrailer, trailerOf } from '../base/internal-key.js';
+import { KIND_DELETE, KIND_SEEK, MAX_SEQ, TRAILER_BYTES, compareUserKeyOf, kindOfTrailer, makeInternalKey, putTrailer, seqOfTrailer, trailerOf } from '../base/internal-key.js';
 import type { Version } from '../version/version.js';
 import type { FileMetadata } from '../version/file-metadata.js';
 import { NUM_LEVELS } from '../version/file-metadata.js';
 import type { TableCache } from './table-cache.js';
 import type { TableEntry } from '../sstable/table-reader.js';
 import { bloomHash } from '../sstable/bloom-filter.js';
-import { copyOfRange } from '../util/copy-bytes.js';
+import { copyBytes, copyOfRange } from '../util/copy-bytes.js';
 
 const enum Lookup {
   Missing,
@@ -40,18 +40,30 @@ export function getFromTables(
   out.hash = -1;
   for (const meta of version.files(0)) {
     if (!inRange(meta, userKey)) continue;
-    seekKey ??= makeInternalKey(userKey, seq, KIND_SEEK);
+    seekKey ??= seekKeyFor(userKey, seq);
     const r = lookupInTable(tables, meta, userKey, seekKey, out);
     if (r !== Lookup.Missing) return out.value;
   }
   for (let level = 1; level < NUM_LEVELS; level++) {
     const meta = version.findFile(level, userKey);
     if (meta === undefined) continue;
-    seekKey ??= makeInternalKey(userKey, seq, KIND_SEEK);
+    seekKey ??= seekKeyFor(userKey, seq);
     const r = lookupInTable(tables, meta, userKey, seekKey, out);
     if (r !== Lookup.Missing) return out.value;
   }
   return undefined;
+}
+
+/** Reused seek-key buffer (lookups are synchronous and never re-enter). */
+let seekKeyBuffer = Buffer.allocUnsafeSlow(256);
+
+/** The internal seek key (userKey, seq, KIND_SEEK), in a buffer valid until the next call. */
+function seekKeyFor(userKey: Buffer, seq: number): Buffer {
+  const n = userKey.length + TRAILER_BYTES;
+  if (n > seekKeyBuffer.length) seekKeyBuffer = Buffer.allocUnsafeSlow(Math.max(n, 2 * seekKeyBuffer.length));
+  copyBytes(userKey, 0, userKey.length, seekKeyBuffer, 0);
+  putTrailer(seekKeyBuffer, userKey.length, seq, KIND_SEEK);
+  return seekKeyBuffer.subarray(0, n);
 }
 
 function inRange(meta: FileMetadata, userKey: Buffer): boolean {

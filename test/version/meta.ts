@@ -5,8 +5,8 @@ import type { FileMetadata } from '../../src/version/file-metadata.js';
 /** A table over user keys [smallest, largest] and sequence numbers [smallestSeq, largestSeq]. */
 export function fileMeta(
   number: number,
-  smallest: string,
-  largest: string,
+  smallest: string | Buffer,
+  largest: string | Buffer,
   smallestSeq = number,
   largestSeq = smallestSeq,
 ): FileMetadata {

@@ -155,3 +155,22 @@ test('ref/unref calls the owner back when the last reference goes', () => {
   v.unref();
   assert.deepEqual(released, [v]);
 });
+
+test('findFile agrees with a linear scan for multi-byte keys of mixed lengths (word-wise compare)', () => {
+  const key = fc.array(fc.constantFrom(0x00, 0x30, 0x31, 0x7f, 0x80, 0xff), { minLength: 1, maxLength: 11 }).map((a) => Buffer.from(a));
+  fc.assert(
+    fc.property(fc.uniqueArray(key, { minLength: 2, maxLength: 40, comparator: (x, y) => x.equals(y) }), fc.array(key, { maxLength: 30 }), (keys, probes) => {
+      const sorted = keys.slice().sort(Buffer.compare);
+      const files: FileMetadata[] = [];
+      for (let i = 0; i + 1 < sorted.length; i += 2) files.push(fileMeta(files.length + 1, sorted[i] as Buffer, sorted[i + 1] as Buffer));
+      const levels = emptyLevels();
+      levels[2] = files;
+      const v = new Version(levels);
+      for (const p of [...probes, ...sorted]) {
+        const containing: FileMetadata | undefined = files.find((f) => userKeyOf(f.smallest).compare(p) <= 0 && userKeyOf(f.largest).compare(p) >= 0);
+        assert.equal(v.findFile(2, p), containing, `probe ${p.toString('hex')}`);
+      }
+    }),
+    { numRuns: 300 },
+  );
+});
