@@ -11,6 +11,7 @@
  * Heights come from the injected seeded Random so runs replay exactly.
  */
 import { assert } from '../util/assert.js';
+import { KeyProbe, viewOf } from '../base/key-probe.js';
 import { copyBytes } from '../util/copy-bytes.js';
 import type { Random } from '../util/random.js';
 import { TRAILER_BYTES, compareBytes, compareBytesView, compareInternalKeyViews, trailerOf } from '../base/internal-key.js';
@@ -31,11 +32,10 @@ export class SkipList {
   /** Key bytes (user key + trailer) followed by value bytes, per node. */
   private arena: Buffer = Buffer.allocUnsafeSlow(INITIAL_ARENA_BYTES);
   /** The arena as a DataView: comparisons read four bytes at a time (compareBytesView). */
-  private view = new DataView(this.arena.buffer, this.arena.byteOffset, this.arena.length);
+  private view = viewOf(this.arena);
   private arenaUsed = 0;
   /** Search keys are copied here once per search, so every comparison is view against view. */
-  private target: Buffer = Buffer.allocUnsafeSlow(256);
-  private targetView = new DataView(this.target.buffer, this.target.byteOffset, this.target.length);
+  private readonly target = new KeyProbe();
   private keyOff = new Int32Array(INITIAL_NODES);
   private keyLen = new Int32Array(INITIAL_NODES);
   private valueLen = new Int32Array(INITIAL_NODES);
@@ -85,18 +85,14 @@ export class SkipList {
 
   /** Copies a search key into `target`; returns its length. */
   private setTarget(key: Buffer): number {
-    if (key.length > this.target.length) {
-      this.target = Buffer.allocUnsafeSlow(Math.max(key.length, 2 * this.target.length));
-      this.targetView = new DataView(this.target.buffer, this.target.byteOffset, this.target.length);
-    }
-    copyBytes(key, 0, key.length, this.target, 0);
+    this.target.set(key);
     return key.length;
   }
 
   /** Compares node's internal key with the internal key in `target` (setTarget). */
   private cmp(node: number, targetLength: number): number {
     const off = this.keyOff[node] as number;
-    return compareInternalKeyViews(this.view, off, off + (this.keyLen[node] as number), this.targetView, 0, targetLength);
+    return compareInternalKeyViews(this.view, off, off + (this.keyLen[node] as number), this.target.view, 0, targetLength);
   }
 
   /** Compares the internal keys of two nodes (no Buffer views: both live in the arena). */
@@ -190,7 +186,7 @@ export class SkipList {
       const grown = Buffer.allocUnsafeSlow(Math.max(this.arena.length * 2, this.arenaUsed + bytes));
       this.arena.copy(grown, 0, 0, this.arenaUsed);
       this.arena = grown;
-      this.view = new DataView(grown.buffer, grown.byteOffset, grown.length);
+      this.view = viewOf(grown);
     }
     if (this.nodes === this.keyOff.length) this.growNodes();
     const node = this.nodes++;
@@ -237,7 +233,7 @@ export class SkipList {
     let x = HEAD;
     const a = this.arena;
     const v = this.view;
-    const t = this.targetView;
+    const t = this.target.view;
     for (let level = this.height - 1; level >= 0; level--) {
       for (;;) {
         const nx = this.links[x * MAX_HEIGHT + level] as number;

@@ -8,15 +8,20 @@
  * previous one; the count matches the meta block), so a bad index is CORRUPTION at open.
  */
 import { corruption } from '../base/errors.js';
-import { compareInternalKeyRanges } from '../base/internal-key.js';
+import { compareInternalKeyViews } from '../base/internal-key.js';
+import { KeyProbe, viewOf } from '../base/key-probe.js';
 import { assert } from '../util/assert.js';
 import { BlockIterator } from './block-iterator.js';
 import { getBlockHandle, type BlockHandle } from './block-handle.js';
 import { BLOCK_TRAILER_BYTES } from './block-trailer.js';
 
+/** The search key of findGE (searches are synchronous and never re-enter). */
+const probe = new KeyProbe();
+
 export class IndexArray {
   readonly count: number;
-  private readonly keys: Buffer;
+  /** The separator keys as a DataView: searches compare four bytes at a time. */
+  private readonly keysView: DataView;
   /** keys of entry i are keys[keyOffsets[i], keyOffsets[i + 1]). */
   private readonly keyOffsets: Int32Array;
   readonly blockOffsets: Float64Array;
@@ -24,7 +29,7 @@ export class IndexArray {
 
   private constructor(count: number, keys: Buffer, keyOffsets: Int32Array, offsets: Float64Array, sizes: Int32Array) {
     this.count = count;
-    this.keys = keys;
+    this.keysView = viewOf(keys);
     this.keyOffsets = keyOffsets;
     this.blockOffsets = offsets;
     this.blockSizes = sizes;
@@ -76,11 +81,14 @@ export class IndexArray {
   findGE(target: Buffer): number {
     let lo = 0;
     let hi = this.count;
-    const keys = this.keys;
+    const keys = this.keysView;
     const ko = this.keyOffsets;
+    probe.set(target);
+    const t = probe.view;
+    const tlen = target.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      const c = compareInternalKeyRanges(keys, ko[mid] as number, ko[mid + 1] as number, target, 0, target.length);
+      const c = compareInternalKeyViews(keys, ko[mid] as number, ko[mid + 1] as number, t, 0, tlen);
       if (c < 0) lo = mid + 1;
       else hi = mid;
     }

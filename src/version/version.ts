@@ -13,6 +13,7 @@
  */
 import { TRAILER_BYTES, compareBytes, compareBytesView, userKeyOf } from '../base/internal-key.js';
 import { assert, invariants } from '../util/assert.js';
+import { KeyProbe, viewOf } from '../base/key-probe.js';
 import { checkFileMetadata, describeFile, NUM_LEVELS, type FileMetadata } from './file-metadata.js';
 
 export type Levels = readonly (readonly FileMetadata[])[];
@@ -190,9 +191,8 @@ export function checkLevels(levels: Levels, deep: boolean): string | undefined {
   return undefined;
 }
 
-/** The search key of LevelBounds.find, copied so that it can be read through a DataView. */
-let probe = Buffer.allocUnsafeSlow(256);
-let probeView = new DataView(probe.buffer, probe.byteOffset, probe.length);
+/** The search key of LevelBounds.find (finds are synchronous and never re-enter). */
+const probe = new KeyProbe();
 
 /**
  * The user-key bounds of one sorted, disjoint level (L1+), packed into one buffer and compared
@@ -220,18 +220,15 @@ class LevelBounds {
         this.ends[j] = at;
       }
     });
-    this.view = new DataView(keys.buffer, keys.byteOffset, keys.length);
+    this.view = viewOf(keys);
     this.count = files.length;
   }
 
   /** Index of the file whose user-key range holds `userKey`, or -1. */
   find(userKey: Uint8Array): number {
-    const n = userKey.length;
-    if (n > probe.length) {
-      probe = Buffer.allocUnsafeSlow(Math.max(n, 2 * probe.length));
-      probeView = new DataView(probe.buffer, probe.byteOffset, probe.length);
-    }
-    for (let i = 0; i < n; i++) probe[i] = userKey[i] as number;
+    probe.set(userKey);
+    const n = probe.length;
+    const probeView = probe.view;
     const v = this.view;
     const starts = this.starts;
     const ends = this.ends;
