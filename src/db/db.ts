@@ -56,8 +56,6 @@ type State = 'open' | 'closing' | 'closed';
 const BACKGROUND_SHARE_MS = 2;
 /** Free space a DISK_FULL recovery wants beyond the memtables it flushes. */
 const RECOVERY_HEADROOM_BYTES = 64 * 1024;
-/** Zeros a WAL keeps ahead of its records once durable writes sync it repeatedly. */
-const WAL_PREALLOCATE_BYTES = 1024 * 1024;
 /** Entries a main-thread compaction merge processes between yields to the event loop. */
 const MAIN_THREAD_MERGE_SLICE_ENTRIES = 1024;
 
@@ -302,7 +300,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
       throw e;
     }
     const walNumber = this.versions.newFileNumber();
-    const wal = await createWal(this.fs, this.dir, walNumber, this.options);
+    const wal = await createWal(this.fs, this.dir, walNumber);
     oldWal.close();
     this.wal = wal;
     this.imm = this.mem;
@@ -548,7 +546,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
   /** New WAL; the memtable (whose tail the failed WAL may have lost) goes to an SSTable. */
   private async replaceFailedWal(failed: RecordWriter): Promise<void> {
     const walNumber = this.versions.newFileNumber();
-    this.wal = await createWal(this.fs, this.dir, walNumber, this.options);
+    this.wal = await createWal(this.fs, this.dir, walNumber);
     failed.close();
     if (this.mem.entryCount > 0) {
       this.imm = this.mem;
@@ -969,7 +967,7 @@ function cacheSlotBytes(blockSizeBytes: number): number {
 }
 
 /** Creates, headers and makes durable (file and directory entry) a new WAL. */
-export async function createWal(fs: FileSystem, dir: string, walNumber: number, options: ResolvedOptions): Promise<RecordWriter> {
+export async function createWal(fs: FileSystem, dir: string, walNumber: number): Promise<RecordWriter> {
   const path = joinPath(dir, logFileName(walNumber));
   let file;
   try {
@@ -978,11 +976,7 @@ export async function createWal(fs: FileSystem, dir: string, walNumber: number, 
     throw fromIoError(e, 'create', path);
   }
   try {
-    // Zeros ahead of the records make each fdatasync of durable writes cheaper on a real disk
-    // (record-writer.ts); in-memory filesystems do it only when a test asks.
-    // A WAL holds about one memtable of records: preallocating more than that is waste.
-    const preallocateBytes = fs.logPreallocation === true ? Math.min(WAL_PREALLOCATE_BYTES, options.memtableSizeBytes) : 0;
-    const wal = RecordWriter.create(file, walNumber, 'wal', { preallocateBytes });
+    const wal = RecordWriter.create(file, walNumber, 'wal');
     await wal.sync();
     await fs.syncDir(dir).catch((e: unknown) => {
       throw fromIoError(e, 'fsync directory', dir);

@@ -134,7 +134,7 @@ async function recover(
   let orphansRemoved = 0;
   if (!opts.readOnly) {
     const walNumber = versions.newFileNumber();
-    wal = await createWal(fs, dir, walNumber, opts);
+    wal = await createWal(fs, dir, walNumber);
     try {
       if (mem.entryCount > 0) {
         await flushMemTable(fs, dir, versions, mem, walNumber, replayed.lastSeq, opts);

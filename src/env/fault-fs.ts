@@ -59,10 +59,6 @@ export class FaultFs implements FileSystem {
   private readonly shortWrite: boolean;
   private readonly rng: Random | undefined;
 
-  get logPreallocation(): boolean {
-    return this.inner.logPreallocation === true;
-  }
-
   constructor(inner: FileSystem, injector: FaultInjector, options: FaultFsOptions = {}) {
     this.inner = inner;
     this.injector = injector;

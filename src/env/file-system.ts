@@ -77,11 +77,6 @@ export interface FileSystem {
    * died is free. Returns the function that releases it.
    */
   lock(path: string): () => void;
-  /**
-   * True if log writers should keep zeros ahead of their records (real disks: overwriting
-   * allocated blocks makes each fdatasync flush data only, not the file size). Default false.
-   */
-  readonly logPreallocation?: boolean;
 }
 
 /** Joins path segments with '/'. The engine only ever builds paths inside the DB directory. */

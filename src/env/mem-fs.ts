@@ -225,8 +225,6 @@ class MemState {
 export interface MemFsOptions {
   /** Size of the simulated disk; writes past it throw ENOSPC. Default 1 GiB. */
   capacityBytes?: number;
-  /** Ask log writers to preallocate (FileSystem.logPreallocation), to test that path. Default false. */
-  logPreallocation?: boolean;
 }
 
 export interface CrashOptions {
@@ -240,10 +238,8 @@ export interface CrashOptions {
 
 export class MemFs implements FileSystem {
   private state: MemState;
-  readonly logPreallocation: boolean;
 
   constructor(options: MemFsOptions = {}) {
-    this.logPreallocation = options.logPreallocation ?? false;
     const capacityBytes = options.capacityBytes ?? capacityBytesDefault;
     assert(Number.isSafeInteger(capacityBytes) && capacityBytes >= 0, 'capacityBytes is valid');
     this.state = new MemState(capacityBytes);

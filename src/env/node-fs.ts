@@ -130,8 +130,6 @@ interface LockHolder {
 }
 
 export class NodeFs implements FileSystem {
-  readonly logPreallocation = true;
-
   open(path: string, mode: OpenMode): FileHandle {
     const fd = fs.openSync(path, openFlags(mode), 0o644);
     return new NodeFileHandle(path, fd);

@@ -221,16 +221,8 @@ export class RecordReader {
     return rec.payload;
   }
 
-  /**
-   * The record at `pos` is not valid: clean end, torn tail or mid-file corruption, by what follows
-   * it. Only zero bytes from `pos` on is a clean end: the writer preallocates log space with
-   * zeros (record-writer.ts), and a write that never reached the disk leaves them as they were.
-   */
+  /** The record at `pos` is not valid: torn tail or mid-file corruption, by what follows it. */
   private onBadFraming(pos: number, reason: string): void {
-    if (this.allZeroFrom(pos)) {
-      this.state = 'done';
-      return;
-    }
     const next = this.findValidRecord(pos + 1);
     if (next === undefined) {
       this.torn = pos;
@@ -246,17 +238,6 @@ export class RecordReader {
     this.skippedBytesTotal += next - pos;
     this.skippedRegions++;
     this.offset = next;
-  }
-
-  /** True if every byte from `pos` to the end of the file is zero. */
-  private allZeroFrom(pos: number): boolean {
-    for (let q = pos; q < this.fileSizeBytes; ) {
-      const n = Math.min(this.window.length, this.fileSizeBytes - q);
-      const v = this.view(q, n);
-      for (let i = 0; i < n; i++) if (v[i] !== 0) return false;
-      q += n;
-    }
-    return true;
   }
 
   /** First offset >= `from` where a record with valid framing and checksum starts. */

@@ -4,12 +4,6 @@
  * Every `add`/`addMany`/`addEncoded` is exactly one `FileHandle.write`, so a crash tears at most
  * the records of the last write, and a torn write is always at the tail (see the reader).
  *
- * Preallocation (WALs on real disks): a log synced again and again (durable writes) extends the
- * file with zeros ahead of its records, `preallocateBytes` at a time, inside a sync it does anyway.
- * Records then overwrite blocks that already exist, so each fdatasync flushes data only, not the
- * file size (a journal commit on ext4: ~15-20% more synced writes per second, measured). Readers
- * treat an all-zero tail as the clean end of the log (record type 0 is invalid).
- *
  * Failure: once a write or a sync throws, the bytes on disk past the last successful sync are
  * unknown (a short write may have landed, and after a failed fsync the page cache may have dropped
  * dirty pages). The writer then refuses every later call with the same error; the owner must roll
@@ -27,24 +21,12 @@ import {
   type LogFileKind,
 } from './format.js';
 
-let zeroChunkBuffer: Buffer | null = null;
-
-/** 64 KiB of zeros, allocated once. */
-function zeroChunk(): Buffer {
-  zeroChunkBuffer ??= Buffer.alloc(64 * 1024);
-  return zeroChunkBuffer;
-}
-
 export class RecordWriter {
   private readonly file: FileHandle;
   readonly fileNumber: number;
   readonly kind: LogFileKind;
-  /** Bytes of records written so far. */
+  /** Bytes written so far (= file size while healthy). */
   private offsetBytes: number;
-  /** The file's length: records, then zeros up to here (preallocation). */
-  private fileEndBytes: number;
-  private syncs = 0;
-  private preallocationFailed = false;
   private failure: LightningError | undefined = undefined;
 
   private constructor(
@@ -52,13 +34,11 @@ export class RecordWriter {
     fileNumber: number,
     kind: LogFileKind,
     offsetBytes: number,
-    private readonly preallocateBytes: number,
   ) {
     this.file = file;
     this.fileNumber = fileNumber;
     this.kind = kind;
     this.offsetBytes = offsetBytes;
-    this.fileEndBytes = offsetBytes;
   }
 
   /**
@@ -66,17 +46,10 @@ export class RecordWriter {
    * makes it durable together with the first records).
    * Requires: `file` is empty and open for writing. Throws LightningError (IO_ERROR/DISK_FULL).
    */
-  static create(
-    file: FileHandle,
-    fileNumber: number,
-    kind: LogFileKind = 'wal',
-    options: { preallocateBytes?: number } = {},
-  ): RecordWriter {
+  static create(file: FileHandle, fileNumber: number, kind: LogFileKind = 'wal'): RecordWriter {
     assert(Number.isSafeInteger(fileNumber) && fileNumber > 0, 'file number must be positive');
     assert(file.size() === 0, 'RecordWriter.create requires an empty file');
-    const preallocateBytes = options.preallocateBytes ?? 0;
-    assert(Number.isSafeInteger(preallocateBytes) && preallocateBytes >= 0, 'bad preallocation size');
-    const writer = new RecordWriter(file, fileNumber, kind, 0, preallocateBytes);
+    const writer = new RecordWriter(file, fileNumber, kind, 0);
     const header = encodeRecord(encodeFileHeaderPayload(kind, fileNumber), RECORD_TYPE_FILE_HEADER);
     assert(header.length === FILE_HEADER_RECORD_BYTES, 'file header record size');
     writer.addEncoded(header);
@@ -107,39 +80,15 @@ export class RecordWriter {
       throw this.fail(e, 'write');
     }
     this.offsetBytes += framed.length;
-    if (this.offsetBytes > this.fileEndBytes) this.fileEndBytes = this.offsetBytes;
   }
 
   /** Makes every record added so far durable. */
   async sync(): Promise<void> {
     this.throwIfFailed();
     try {
-      // From the second sync on (the first comes with creation), keep zeros ahead of the records.
-      if (++this.syncs >= 2 && this.preallocateBytes > 0 && !this.preallocationFailed && this.fileEndBytes - this.offsetBytes < this.preallocateBytes / 2) {
-        this.extendWithZeros();
-      }
       await this.file.sync();
     } catch (e) {
       throw this.fail(e, 'sync');
-    }
-  }
-
-  /**
-   * Writes zeros from the end of the file to `preallocateBytes` past the last record. Only an
-   * optimisation: if a write fails (a full disk), preallocation stops for this log and the error
-   * is left to the record writes that matter. Zeros, whole or partly written, read as a clean end.
-   */
-  private extendWithZeros(): void {
-    const target = this.offsetBytes + this.preallocateBytes;
-    const zeros = zeroChunk();
-    try {
-      while (this.fileEndBytes < target) {
-        const n = Math.min(zeros.length, target - this.fileEndBytes);
-        this.file.write(zeros, 0, n, this.fileEndBytes);
-        this.fileEndBytes += n;
-      }
-    } catch {
-      this.preallocationFailed = true;
     }
   }
 

@@ -111,8 +111,7 @@ function matchingPrefix(issued: Issued[], state: ModelState, minPrefix: number):
 }
 
 async function oneCycle(rng: Random): Promise<void> {
-  // Half the cycles preallocate WAL space as on a real disk: records overwrite synced zeros.
-  const mem = new MemFs({ logPreallocation: rng.nextInt(2) === 0 });
+  const mem = new MemFs();
   const crashOpts = { rng, tearLastWrite: rng.nextInt(2) === 0, keepUnsyncedProbability: rng.nextInt(3) === 0 ? 0.5 : 0 };
   const crash = new CrashAtOp(mem, 1 + rng.nextInt(400), crashOpts);
   const issued = await runWorkload(new FaultFs(mem, crash), crash, rng, 60 + rng.nextInt(200));

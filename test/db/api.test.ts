@@ -830,7 +830,7 @@ test('maxOpenFiles and tiny block caches: with 100+ tables, reads and pinned ite
       l0StopTrigger: 1000,
     });
     const expected = new Map<string, string>();
-    for (let i = 0; i < 1800; i++) {
+    for (let i = 0; i < 3000; i++) {
       const key = k((i * 7919) % 500);
       await db.put(key, `v${i}`, { sync: false });
       expected.set(key, `v${i}`);
