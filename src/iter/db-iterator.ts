@@ -39,6 +39,8 @@ export class DbIterator {
   private started = false;
   private done = false;
   private emitted = 0;
+  /** Forward iteration has reached the lower bound (see findNext). */
+  private pastLower = false;
   /** Output of the last successful step. */
   key: Buffer = Buffer.alloc(0);
   value: Buffer = Buffer.alloc(0);
@@ -120,7 +122,16 @@ export class DbIterator {
         continue;
       }
       if (this.aboveUpper(k)) return false;
-      if (kindOfTrailer(t) === KIND_DELETE || this.belowLower(k)) {
+      // Forward order: once one key is at or above the lower bound, every later one is too.
+      if (!this.pastLower) {
+        if (this.belowLower(k)) {
+          skip = copyOfRange(k, 0, k.length - TRAILER_BYTES);
+          it.next();
+          continue;
+        }
+        this.pastLower = true;
+      }
+      if (kindOfTrailer(t) === KIND_DELETE) {
         skip = copyOfRange(k, 0, k.length - TRAILER_BYTES);
         it.next();
         continue;

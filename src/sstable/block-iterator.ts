@@ -19,9 +19,13 @@ import { corruption } from '../base/errors.js';
 import type { InternalIterator } from '../iter/internal-iterator.js';
 import { compareInternalKeyRanges } from '../base/internal-key.js';
 import { copyBytes } from '../util/copy-bytes.js';
+import { BufferPool } from '../util/buffer-pool.js';
 
 const RESTART_BYTES = 4;
 const EMPTY_BLOCK = Buffer.from([0, 0, 0, 0, 1, 0, 0, 0]);
+/** Key buffers of closed iterators, reused (a scan opens a few iterators per table it reads). */
+const keyBuffers = new BufferPool(64, 256);
+const NO_TARGET_COPY = Buffer.alloc(0);
 
 export class BlockIterator implements InternalIterator {
   private block: Buffer = EMPTY_BLOCK;
@@ -43,14 +47,14 @@ export class BlockIterator implements InternalIterator {
   private valueOffset = 0;
   private valueLength = 0;
 
-  private keyBuf: Buffer = Buffer.allocUnsafeSlow(64);
+  private keyBuf: Buffer = keyBuffers.take();
   /** keyBuf's own ArrayBuffer (allocUnsafeSlow: never shared), to detect aliased seek targets. */
   private keyArrayBuffer: ArrayBufferLike = this.keyBuf.buffer;
   private keyLength = 0;
   /** keyBuf[0, keyLength) as a view, recreated only when the length changes. */
   private keyView: Buffer = this.keyBuf.subarray(0, 0);
   /** Copy of a seek target that was a view of keyBuf (see copyIfAliased). */
-  private targetCopy: Buffer = Buffer.allocUnsafeSlow(0);
+  private targetCopy: Buffer = NO_TARGET_COPY;
   private closed = false;
 
   constructor(block?: Buffer, filePath?: string, blockOffset?: number) {
@@ -176,10 +180,13 @@ export class BlockIterator implements InternalIterator {
   }
 
   close(): void {
+    if (this.closed) return;
     this.closed = true;
     this.block = EMPTY_BLOCK;
     this.restartsOffset = 0;
     this.current = 0;
+    // Views of keyBuf handed out by key() are only valid until the next move, so none is live.
+    keyBuffers.give(this.keyBuf);
   }
 
   private compareKeyWith(target: Buffer): number {

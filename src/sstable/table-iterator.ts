@@ -10,6 +10,7 @@
 import { assert } from '../util/assert.js';
 import type { InternalIterator } from '../iter/internal-iterator.js';
 import { BlockIterator } from './block-iterator.js';
+import { BufferPool } from '../util/buffer-pool.js';
 import { getBlockHandle, type BlockHandle } from './block-handle.js';
 
 /** What the iterator needs from its table: the reader implements it. */
@@ -25,6 +26,9 @@ export interface TableBlockSource {
    */
   readDataBlock(offset: number, sizeBytes: number, useCache: boolean): Buffer;
 }
+
+/** Block copies of closed table iterators, reused (sized for the default 4 KiB blocks). */
+const blockCopies = new BufferPool(8192, 64);
 
 export class TableIterator implements InternalIterator {
   private readonly index: BlockIterator;
@@ -108,6 +112,7 @@ export class TableIterator implements InternalIterator {
     if (this.closed) return;
     this.closed = true;
     this.dataLoaded = false;
+    if (this.blockCopy !== null) blockCopies.give(this.blockCopy);
     this.blockCopy = null;
     this.index.close();
     this.data.close();
@@ -151,7 +156,8 @@ export class TableIterator implements InternalIterator {
       let copy = this.blockCopy;
       // Grow to fit, but do not keep a buffer sized for one huge block.
       if (copy === null || copy.length < block.length || copy.length > 4 * block.length + 65536) {
-        copy = Buffer.allocUnsafeSlow(block.length);
+        if (copy !== null) blockCopies.give(copy);
+        copy = block.length <= blockCopies.bytes ? blockCopies.take() : Buffer.allocUnsafeSlow(block.length);
         this.blockCopy = copy;
       }
       block.copy(copy, 0, 0, block.length);
