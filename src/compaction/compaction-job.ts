@@ -21,6 +21,7 @@ import type { VersionSet } from '../version/version-set.js';
 import { packLevelRanges, type MergeOutcome, type MergeSpec } from './merge-tables.js';
 import type { CompactionPick } from './picker.js';
 import { userKeyOf } from '../base/internal-key.js';
+import type { TableCompression } from '../sstable/table-builder.js';
 
 /** What a compaction needs from the DB. */
 export interface CompactionContext {
@@ -35,6 +36,8 @@ export interface CompactionContext {
   smallestSnapshot: number;
   blockSizeBytes: number;
   bloomBitsPerKey: number;
+  /** Data block compression of the output tables. */
+  compression: TableCompression;
   targetFileBytes: number;
 }
 
@@ -76,6 +79,7 @@ export async function runCompaction(ctx: CompactionContext, pick: CompactionPick
     deeperLevels,
     blockSizeBytes: ctx.blockSizeBytes,
     bloomBitsPerKey: ctx.bloomBitsPerKey,
+    compression: ctx.compression,
     targetFileBytes: ctx.targetFileBytes,
   };
   const { outputs, entriesDropped } = await ctx.merge(spec);

@@ -22,7 +22,7 @@ import { KIND_DELETE, TRAILER_BYTES, compareBytes, kindOfTrailer, seqOfTrailer, 
 import { joinPath, type FileHandle, type FileSystem } from '../env/file-system.js';
 import type { InternalIterator } from '../iter/internal-iterator.js';
 import { MergingIterator } from '../iter/merging-iterator.js';
-import { TableBuilder } from '../sstable/table-builder.js';
+import { TableBuilder, type TableCompression } from '../sstable/table-builder.js';
 import { TableReader } from '../sstable/table-reader.js';
 import { assert } from '../util/assert.js';
 import { metadataOfBuiltTable, type FileMetadata } from '../version/file-metadata.js';
@@ -50,6 +50,8 @@ export interface MergeSpec {
   deeperLevels: PackedLevelRanges[];
   blockSizeBytes: number;
   bloomBitsPerKey: number;
+  /** Data block compression of the outputs. */
+  compression: TableCompression;
   targetFileBytes: number;
 }
 
@@ -233,6 +235,7 @@ class OutputWriter {
     this.builder = new TableBuilder(this.file, {
       blockSizeBytes: this.spec.blockSizeBytes,
       bloomBitsPerKey: this.spec.bloomBitsPerKey,
+      compression: this.spec.compression,
     });
   }
 

@@ -366,6 +366,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
           smallestSnapshot: this.smallestSnapshot(),
           blockSizeBytes: this.options.blockSizeBytes,
           bloomBitsPerKey: this.options.bloomBitsPerKey,
+          compression: this.options.compression,
           targetFileBytes: this.options.compaction.targetFileBytes,
         },
         pick,

@@ -74,6 +74,7 @@ export async function flushMemTable(
     const builder = new TableBuilder(file, {
       blockSizeBytes: options.blockSizeBytes,
       bloomBitsPerKey: options.bloomBitsPerKey,
+      compression: options.compression,
     });
     const it = mem.iterator();
     let n = 0;

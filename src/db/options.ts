@@ -6,6 +6,7 @@ import { LightningError, invalidArgument } from '../base/errors.js';
 import type { FileSystem } from '../env/file-system.js';
 import { NodeFs } from '../env/node-fs.js';
 import { COMPACTION_DEFAULTS, type CompactionConfig } from '../compaction/config.js';
+import type { TableCompression } from '../sstable/table-builder.js';
 
 /** Options accepted by `open()`. */
 export interface OpenOptions {
@@ -21,6 +22,14 @@ export interface OpenOptions {
   blockSize?: number;
   /** Bloom filter bits per key; 0 disables filters. Default 10. */
   bloomBitsPerKey?: number;
+  /**
+   * How new SSTable data blocks are stored: 'lz' compresses each block (a fast LZ77 codec; a block
+   * is stored raw unless that saves at least 12.5%), 'none' stores them raw. Applies to tables
+   * written from now on (flushes and compactions); tables of either kind are always readable.
+   * Blocks are decompressed when read from disk, so the block cache holds them uncompressed.
+   * Default 'lz'.
+   */
+  compression?: 'none' | 'lz';
   /** Default durability of writes: true = fsync before the promise resolves. Default true. */
   sync?: boolean;
   /** Byte budget of the block cache; 0 disables it. Default 32 MiB. */
@@ -66,6 +75,7 @@ export interface ResolvedOptions {
   memtableSizeBytes: number;
   blockSizeBytes: number;
   bloomBitsPerKey: number;
+  compression: TableCompression;
   sync: boolean;
   blockCacheSizeBytes: number;
   maxOpenFiles: number;
@@ -123,13 +133,17 @@ export function resolveOptions(options: unknown): ResolvedOptions {
   if (options === undefined || options === null) options = {};
   if (typeof options !== 'object') throw invalidArgument('options must be an object');
   const o = options as Record<string, unknown>;
-  const known = new Set([...Object.keys(NUMERIC), ...BOOLEAN, 'walRecovery', 'fs', 'compactionThread']);
+  const known = new Set([...Object.keys(NUMERIC), ...BOOLEAN, 'walRecovery', 'fs', 'compactionThread', 'compression']);
   for (const k of Object.keys(o)) {
     if (!known.has(k)) throw invalidArgument(`unknown option ${JSON.stringify(k)}`);
   }
   const walRecovery = o['walRecovery'] ?? 'strict';
   if (walRecovery !== 'strict' && walRecovery !== 'skip-corrupt') {
     throw invalidArgument("option walRecovery must be 'strict' or 'skip-corrupt'");
+  }
+  const compression = o['compression'] === undefined ? 'lz' : o['compression'];
+  if (compression !== 'none' && compression !== 'lz') {
+    throw invalidArgument("option compression must be 'none' or 'lz'");
   }
   const fs = o['fs'];
   if (fs !== undefined && (typeof fs !== 'object' || fs === null || !('open' in fs))) {
@@ -150,6 +164,7 @@ export function resolveOptions(options: unknown): ResolvedOptions {
     memtableSizeBytes: num(o, 'memtableSize', 16 * MiB),
     blockSizeBytes: num(o, 'blockSize', 4096),
     bloomBitsPerKey: num(o, 'bloomBitsPerKey', 10),
+    compression,
     sync: bool(o, 'sync', true),
     blockCacheSizeBytes: num(o, 'blockCacheSize', 32 * MiB),
     maxOpenFiles: num(o, 'maxOpenFiles', 500),

@@ -5,7 +5,7 @@
  *   0   fixed64 filter block offset     8   fixed64 filter block size
  *   16  fixed64 meta block offset       24  fixed64 meta block size
  *   32  fixed64 index block offset      40  fixed64 index block size
- *   48  fixed32 format version (1)      52  fixed32 masked CRC-32 of bytes [0, 52)
+ *   48  fixed32 format version (1, 2)   52  fixed32 masked CRC-32 of bytes [0, 52)
  *   56  magic "LTNGSST1" (8 bytes)
  *
  * The magic comes last so that a file can be identified from its final bytes; the version is
@@ -19,8 +19,18 @@ import { BLOCK_TRAILER_BYTES } from './block-trailer.js';
 import type { BlockHandle } from './block-handle.js';
 
 export const FOOTER_BYTES = 64;
-/** Table format version. On disk: a new layout gets a new number; readers keep reading old ones. */
-export const TABLE_FORMAT_VERSION = 1;
+/**
+ * Table format versions. On disk: a new layout gets a new number; readers keep reading old ones.
+ * Version 1: every block is stored raw. Version 2: the same layout, but data blocks may be stored
+ * LZ-compressed (block trailer type 1). A writer uses version 2 only for a table that has at least
+ * one compressed block, so tables without any stay readable by version-1-only readers, and such a
+ * reader rejects a table with compressed blocks at open ("unsupported version") instead of failing
+ * later, block by block, with checksum-valid blocks it calls corrupt.
+ */
+export const TABLE_FORMAT_VERSION_1 = 1;
+export const TABLE_FORMAT_VERSION_2 = 2;
+/** The newest version: readers accept 1 up to this. */
+export const TABLE_FORMAT_VERSION = TABLE_FORMAT_VERSION_2;
 export const TABLE_MAGIC = Buffer.from('LTNGSST1', 'latin1');
 
 const VERSION_OFFSET = 48;
@@ -31,18 +41,21 @@ export interface Footer {
   filter: BlockHandle;
   meta: BlockHandle;
   index: BlockHandle;
+  /** Table format version (TABLE_FORMAT_VERSION_1 or _2). */
+  version: number;
 }
 
 /** Writes the footer into `buf` at `off`; returns the offset after it. */
 export function putFooter(buf: Buffer, off: number, footer: Footer): number {
   assert(off + FOOTER_BYTES <= buf.length, 'no room for the footer');
+  assert(footer.version >= TABLE_FORMAT_VERSION_1 && footer.version <= TABLE_FORMAT_VERSION, 'unknown table format version');
   putFixed64(buf, off, footer.filter.offset);
   putFixed64(buf, off + 8, footer.filter.sizeBytes);
   putFixed64(buf, off + 16, footer.meta.offset);
   putFixed64(buf, off + 24, footer.meta.sizeBytes);
   putFixed64(buf, off + 32, footer.index.offset);
   putFixed64(buf, off + 40, footer.index.sizeBytes);
-  buf.writeUInt32LE(TABLE_FORMAT_VERSION, off + VERSION_OFFSET);
+  buf.writeUInt32LE(footer.version, off + VERSION_OFFSET);
   buf.writeUInt32LE(maskCrc(crc32Of(buf, off, off + CRC_OFFSET)), off + CRC_OFFSET);
   TABLE_MAGIC.copy(buf, off + MAGIC_OFFSET);
   return off + FOOTER_BYTES;
@@ -59,7 +72,7 @@ export function decodeFooter(buf: Buffer, filePath: string, footerOffset: number
     throw corruption(filePath, footerOffset + MAGIC_OFFSET, 'bad table magic (not an SSTable)');
   }
   const version = buf.readUInt32LE(VERSION_OFFSET);
-  if (version !== TABLE_FORMAT_VERSION) {
+  if (version < TABLE_FORMAT_VERSION_1 || version > TABLE_FORMAT_VERSION) {
     const what = `unsupported table format version ${version}`;
     throw corruption(filePath, footerOffset + VERSION_OFFSET, what);
   }
@@ -70,6 +83,7 @@ export function decodeFooter(buf: Buffer, filePath: string, footerOffset: number
     filter: { offset: getFixed64(buf, 0), sizeBytes: getFixed64(buf, 8) },
     meta: { offset: getFixed64(buf, 16), sizeBytes: getFixed64(buf, 24) },
     index: { offset: getFixed64(buf, 32), sizeBytes: getFixed64(buf, 40) },
+    version,
   };
   const filterEnd = footer.filter.offset + footer.filter.sizeBytes + BLOCK_TRAILER_BYTES;
   const metaEnd = footer.meta.offset + footer.meta.sizeBytes + BLOCK_TRAILER_BYTES;

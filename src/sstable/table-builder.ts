@@ -1,10 +1,14 @@
 /**
  * Writes one SSTable: sorted internal keys and values in data blocks, then a bloom filter block, a
  * meta (properties) block, an index block and a fixed-size footer.
- * File format: docs/formats/sstable.md (frozen; format version 1).
+ * File format: docs/formats/sstable.md (format version 1, or 2 once a data block is compressed).
  *
  *   [data block 0][trailer] ... [data block n-1][trailer]
  *   [filter block][trailer] [meta block][trailer] [index block][trailer] [footer, 64 bytes]
+ *
+ * With `compression: 'lz'` each data block is compressed (lz-codec.ts) straight into the staging
+ * buffer and stored with trailer type LZ if that saves at least 12.5%; otherwise it is stored raw.
+ * Filter, meta and index blocks are always raw. Block sizes (`blockSizeBytes`) are uncompressed.
  *
  * Blocks are written from a staging buffer in writes of about WRITE_BATCH_BYTES rather than one
  * write per block. The builder never fsyncs and never closes the file: the caller does both.
@@ -22,9 +26,10 @@ import {
 import type { FileHandle } from '../env/file-system.js';
 import { BlockBuilder, RESTART_INTERVAL_DEFAULT } from './block-builder.js';
 import { BLOCK_HANDLE_BYTES_MAX, putBlockHandle, type BlockHandle } from './block-handle.js';
-import { BLOCK_TRAILER_BYTES, putBlockTrailer } from './block-trailer.js';
+import { BLOCK_TRAILER_BYTES, COMPRESSION_LZ, COMPRESSION_NONE, putBlockTrailer } from './block-trailer.js';
 import { BloomFilterBuilder } from './bloom-filter.js';
-import { FOOTER_BYTES, putFooter, TABLE_FORMAT_VERSION } from './footer.js';
+import { FOOTER_BYTES, putFooter, TABLE_FORMAT_VERSION_1, TABLE_FORMAT_VERSION_2 } from './footer.js';
+import { compressBlock } from './lz-codec.js';
 import { findShortestSeparator } from './index-separator.js';
 import { encodeProperties, type TableProperties } from './properties.js';
 import { copyBytes } from '../util/copy-bytes.js';
@@ -38,6 +43,9 @@ export const BLOCK_SIZE_BYTES_MAX = 16 * 1024 * 1024;
 /** Index blocks restart at every entry so their binary search lands exactly on the entry. */
 const INDEX_RESTART_INTERVAL = 1;
 
+/** How data blocks are stored: 'none' = raw; 'lz' = LZ-compressed where that saves >= 12.5%. */
+export type TableCompression = 'none' | 'lz';
+
 export interface TableBuilderOptions {
   /** Uncompressed size at which a data block is closed (it may exceed it by one entry). */
   blockSizeBytes: number;
@@ -45,6 +53,8 @@ export interface TableBuilderOptions {
   bloomBitsPerKey: number;
   /** Entries between restart points in data blocks (default 16). */
   restartInterval?: number;
+  /** Data block compression (default 'none'). */
+  compression?: TableCompression;
 }
 
 export interface TableInfo {
@@ -68,6 +78,7 @@ export class TableBuilder {
   private readonly dataBlock: BlockBuilder;
   private readonly indexBlock: BlockBuilder;
   private readonly bloom: BloomFilterBuilder;
+  private readonly compress: boolean;
 
   /** Staging buffer for file writes; `stagedBytes` of it are pending. */
   private staging: Buffer = Buffer.allocUnsafeSlow(WRITE_BATCH_BYTES);
@@ -87,6 +98,8 @@ export class TableBuilder {
   private entryCount = 0;
   private deletionCount = 0;
   private dataBlockCount = 0;
+  /** Data blocks stored compressed: any makes the table format version 2. */
+  private compressedBlockCount = 0;
   private rawKeyBytes = 0;
   private rawValueBytes = 0;
   private smallestSeq = Number.MAX_SAFE_INTEGER;
@@ -99,6 +112,9 @@ export class TableBuilder {
     assert(Number.isInteger(opts.blockSizeBytes), 'blockSizeBytes must be an integer');
     assert(opts.blockSizeBytes >= BLOCK_SIZE_BYTES_MIN, 'blockSizeBytes below minimum');
     assert(opts.blockSizeBytes <= BLOCK_SIZE_BYTES_MAX, 'blockSizeBytes above maximum');
+    const compression = opts.compression ?? 'none';
+    assert(compression === 'none' || compression === 'lz', 'unknown table compression');
+    this.compress = compression === 'lz';
     this.file = file;
     this.blockSizeBytes = opts.blockSizeBytes;
     this.restartInterval = restartInterval;
@@ -162,7 +178,7 @@ export class TableBuilder {
       const meta = this.stageBlock(encodeProperties(this.properties(smallest, largest)));
       const index = this.stageBlock(this.indexBlock.finish());
       this.reserveStaging(FOOTER_BYTES);
-      this.stagedBytes = putFooter(this.staging, this.stagedBytes, { filter, meta, index });
+      this.stagedBytes = putFooter(this.staging, this.stagedBytes, { filter, meta, index, version: this.formatVersion() });
       this.writeStaged();
     } catch (e) {
       this.fail(e);
@@ -191,9 +207,14 @@ export class TableBuilder {
     this.stagedBytes = 0;
   }
 
+  /** Version 2 only if needed: a table without compressed blocks is a plain version 1 table. */
+  private formatVersion(): number {
+    return this.compressedBlockCount > 0 ? TABLE_FORMAT_VERSION_2 : TABLE_FORMAT_VERSION_1;
+  }
+
   private properties(smallest: Buffer, largest: Buffer): TableProperties {
     return {
-      formatVersion: TABLE_FORMAT_VERSION,
+      formatVersion: this.formatVersion(),
       entryCount: this.entryCount,
       rawKeyBytes: this.rawKeyBytes,
       rawValueBytes: this.rawValueBytes,
@@ -254,7 +275,9 @@ export class TableBuilder {
     assert(!this.dataBlock.isEmpty(), 'flushing an empty data block');
     assert(!this.pendingIndexEntry, 'previous block still lacks its index entry');
     try {
-      this.stageBlock(this.dataBlock.finish(), this.pendingHandle);
+      const block = this.dataBlock.finish();
+      if (this.compress) this.stageDataBlockCompressed(block, this.pendingHandle);
+      else this.stageBlock(block, this.pendingHandle);
     } catch (e) {
       this.fail(e);
     }
@@ -296,9 +319,29 @@ export class TableBuilder {
     handle.offset = this.writtenBytes + start;
     handle.sizeBytes = block.length;
     block.copy(this.staging, start);
-    this.stagedBytes = putBlockTrailer(this.staging, start, block.length);
+    this.stagedBytes = putBlockTrailer(this.staging, start, block.length, COMPRESSION_NONE);
     if (this.stagedBytes >= WRITE_BATCH_BYTES) this.writeStaged();
     return handle;
+  }
+
+  /**
+   * Compresses a finished data block straight into the staging buffer, plus its trailer (type
+   * LZ); if it does not shrink enough, stages it raw instead. Fills `handle` (stored size).
+   */
+  private stageDataBlockCompressed(block: Buffer, handle: BlockHandle): void {
+    // The compressed form is never longer than the block (else it is stored raw): reserve that.
+    this.reserveStaging(block.length + BLOCK_TRAILER_BYTES);
+    const start = this.stagedBytes;
+    const stored = compressBlock(block, 0, block.length, this.staging, start);
+    if (stored < 0) {
+      this.stageBlock(block, handle);
+      return;
+    }
+    handle.offset = this.writtenBytes + start;
+    handle.sizeBytes = stored;
+    this.stagedBytes = putBlockTrailer(this.staging, start, stored, COMPRESSION_LZ);
+    this.compressedBlockCount++;
+    if (this.stagedBytes >= WRITE_BATCH_BYTES) this.writeStaged();
   }
 
   /** Makes room for `bytes` more staged bytes, writing out what is staged if needed. */

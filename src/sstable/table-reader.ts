@@ -3,8 +3,9 @@
  *
  * open() reads and checks the footer, then loads the filter, meta and index blocks into memory
  * (each CRC-checked) and cross-checks the index against the meta block. Data blocks are read on
- * demand with positioned reads, CRC-checked on every read from disk, and kept in the shared
- * BlockCache when one is given. All reads are synchronous (see env/file-system.ts).
+ * demand with positioned reads, CRC-checked on every read from disk, decompressed if they are
+ * stored compressed (format version 2), and kept — uncompressed — in the shared BlockCache when
+ * one is given. All reads are synchronous (see env/file-system.ts).
  *
  * Point lookups: the DB calls mayContain(userKey) and then seekGE(makeInternalKey(userKey,
  * snapshotSeq, KIND_SEEK), out), and checks that out.key has the same user key. seekGE reuses one
@@ -17,9 +18,10 @@ import type { FileHandle } from '../env/file-system.js';
 import type { InternalIterator } from '../iter/internal-iterator.js';
 import type { BlockCache } from './block-cache.js';
 import { BlockIterator } from './block-iterator.js';
-import { BLOCK_TRAILER_BYTES, checkBlockTrailer } from './block-trailer.js';
+import { BLOCK_TRAILER_BYTES, checkBlockTrailer, COMPRESSION_NONE } from './block-trailer.js';
 import { mayContain, mayContainHash } from './bloom-filter.js';
-import { decodeFooter, FOOTER_BYTES, TABLE_FORMAT_VERSION, type Footer } from './footer.js';
+import { decodeFooter, FOOTER_BYTES, TABLE_FORMAT_VERSION_1, type Footer } from './footer.js';
+import { decompressBlock, lzErrorMessage, lzUncompressedLength } from './lz-codec.js';
 import { decodeProperties, type TableProperties } from './properties.js';
 import { TableIterator, type TableBlockSource } from './table-iterator.js';
 import { IndexArray } from './index-array.js';
@@ -36,6 +38,8 @@ export class TableReader implements TableBlockSource {
   readonly fileSizeBytes: number;
   readonly indexBlock: Buffer;
   readonly indexOffset: number;
+  /** Table format version (footer): 1 = every block raw; 2 = data blocks may be compressed. */
+  readonly formatVersion: number;
   private readonly file: FileHandle;
   private readonly cache: BlockCache | null;
   private readonly filter: Buffer;
@@ -65,6 +69,7 @@ export class TableReader implements TableBlockSource {
     this.props = blocks.props;
     this.indexBlock = blocks.index;
     this.indexOffset = footer.index.offset;
+    this.formatVersion = footer.version;
     this.dataEndOffset = footer.filter.offset;
     this.indexArray = blocks.indexArray;
   }
@@ -94,7 +99,7 @@ export class TableReader implements TableBlockSource {
     const meta = readVerifiedBlock(file, footer.meta.offset, footer.meta.sizeBytes);
     const props = decodeProperties(meta, file.path, footer.meta.offset);
     const index = readVerifiedBlock(file, footer.index.offset, footer.index.sizeBytes);
-    checkProperties(props, file.path, footer.meta.offset);
+    checkProperties(props, footer.version, file.path, footer.meta.offset);
     const indexArray = IndexArray.decode(index, file.path, footer.index.offset, footer.filter.offset, props.dataBlockCount);
     const blocks = { filter, index, props, indexArray };
     return new TableReader(file, fileNumber, fileSizeBytes, cache, footer, blocks);
@@ -162,7 +167,9 @@ export class TableReader implements TableBlockSource {
    * A verified data block from the cache, or read from the file (and then cached). The result is
    * a view that is only valid until the next block read through any table or the block cache:
    * use it at once or copy it (TableIterator copies it into a buffer of its own). Throws
-   * CORRUPTION if the handle points outside the data area, the read is short or the CRC is wrong.
+   * CORRUPTION if the handle points outside the data area, the read is short, the CRC is wrong, or
+   * a compressed block does not decompress to exactly the length it states. Callers always get
+   * the uncompressed block; the cache holds uncompressed blocks.
    */
   readDataBlock(offset: number, sizeBytes: number, useCache = true): Buffer {
     assert(!this.closed, 'table reader used after close');
@@ -174,7 +181,8 @@ export class TableReader implements TableBlockSource {
       const cached = cache.get(this.fileNumber, offset);
       if (cached !== undefined) return cached;
     }
-    const block = readVerifiedBlockShared(this.file, offset, sizeBytes);
+    const compressedAllowed = this.formatVersion > TABLE_FORMAT_VERSION_1;
+    const block = readVerifiedDataBlock(this.file, offset, sizeBytes, compressedAllowed);
     return cache !== null ? cache.insert(this.fileNumber, offset, block) : block;
   }
 
@@ -204,38 +212,79 @@ function readFully(
   if (n < length) throw corruption(file.path, position, `${what} truncated (short read)`);
 }
 
-/** Blocks up to this size are read into one shared buffer; larger ones get their own. */
+/**
+ * Blocks up to this size (stored, and uncompressed) go through the shared buffers below; larger
+ * ones get buffers of their own.
+ */
 const SHARED_READ_BYTES_MAX = 256 * 1024;
 /** The shared read buffer (reads are synchronous and never re-enter; one per thread). */
 let sharedRead = Buffer.allocUnsafeSlow(16 * 1024);
+/** The shared buffer compressed blocks are decompressed into (same rules as sharedRead). */
+let sharedUncompressed = Buffer.allocUnsafeSlow(16 * 1024);
 
 /**
- * Reads a data block and its trailer into the shared read buffer and checks the trailer. Returns
- * a view of the block bytes (without the trailer), valid until the next call.
+ * Reads a data block and its trailer (into the shared read buffer unless the block is large),
+ * checks the trailer and, if the block is stored compressed and `compressedAllowed` (format
+ * version 2), decompresses it (into the shared output buffer unless it is large). Returns a view
+ * of the uncompressed block bytes, valid until the next call.
  */
-function readVerifiedBlockShared(file: FileHandle, offset: number, sizeBytes: number): Buffer {
+function readVerifiedDataBlock(file: FileHandle, offset: number, sizeBytes: number, compressedAllowed: boolean): Buffer {
   const total = sizeBytes + BLOCK_TRAILER_BYTES;
-  if (total > SHARED_READ_BYTES_MAX) return readVerifiedBlock(file, offset, sizeBytes);
-  if (total > sharedRead.length) sharedRead = Buffer.allocUnsafeSlow(Math.min(SHARED_READ_BYTES_MAX, Math.max(total, 2 * sharedRead.length)));
-  const buf = sharedRead.subarray(0, total);
+  let buf: Buffer;
+  if (total > SHARED_READ_BYTES_MAX) {
+    buf = Buffer.allocUnsafeSlow(total);
+  } else {
+    if (total > sharedRead.length) sharedRead = Buffer.allocUnsafeSlow(Math.min(SHARED_READ_BYTES_MAX, Math.max(total, 2 * sharedRead.length)));
+    buf = sharedRead;
+  }
   readFully(file, buf, total, offset, 'block');
-  checkBlockTrailer(buf, sizeBytes, file.path, offset);
-  return buf.subarray(0, sizeBytes);
+  const type = checkBlockTrailer(buf, sizeBytes, file.path, offset);
+  if (type === COMPRESSION_NONE) return buf.subarray(0, sizeBytes);
+  if (!compressedAllowed) {
+    throw corruption(file.path, offset + sizeBytes, `compression type ${type} in a version 1 table`);
+  }
+  return decompressDataBlock(buf, sizeBytes, file.path, offset);
 }
 
 /**
- * Reads a block and its trailer into a buffer of its own and checks the trailer. Returns the block
- * bytes without the trailer.
+ * Decompresses the LZ block in `buf[0, sizeBytes)`, read from `path` at `offset`. Throws
+ * CORRUPTION unless it decodes to exactly the length it states. The stated length is bounded
+ * (lzUncompressedLength), so a bad block cannot make this allocate without limit.
+ */
+function decompressDataBlock(buf: Buffer, sizeBytes: number, path: string, offset: number): Buffer {
+  const length = lzUncompressedLength(buf, 0, sizeBytes);
+  if (length < 0) throw corruption(path, offset, lzErrorMessage(length));
+  let out: Buffer;
+  if (length > SHARED_READ_BYTES_MAX) {
+    out = Buffer.allocUnsafeSlow(length);
+  } else {
+    if (length > sharedUncompressed.length) {
+      sharedUncompressed = Buffer.allocUnsafeSlow(Math.min(SHARED_READ_BYTES_MAX, Math.max(length, 2 * sharedUncompressed.length)));
+    }
+    out = sharedUncompressed;
+  }
+  // Whole buffers, not subarrays: the codec caches a DataView per buffer object.
+  const r = decompressBlock(buf, 0, sizeBytes, out, 0, length);
+  if (r < 0) throw corruption(path, offset, lzErrorMessage(r));
+  return out.subarray(0, length);
+}
+
+/**
+ * Reads a filter, meta or index block and its trailer into a buffer of its own and checks the
+ * trailer (these blocks are never compressed). Returns the block bytes without the trailer.
  */
 function readVerifiedBlock(file: FileHandle, offset: number, sizeBytes: number): Buffer {
   const buf = Buffer.allocUnsafeSlow(sizeBytes + BLOCK_TRAILER_BYTES);
   readFully(file, buf, buf.length, offset, 'block');
-  checkBlockTrailer(buf, sizeBytes, file.path, offset);
+  const type = checkBlockTrailer(buf, sizeBytes, file.path, offset);
+  if (type !== COMPRESSION_NONE) {
+    throw corruption(file.path, offset + sizeBytes, `compression type ${type} on a filter, meta or index block`);
+  }
   return buf.subarray(0, sizeBytes);
 }
 
-function checkProperties(props: TableProperties, path: string, metaOffset: number): void {
-  if (props.formatVersion !== TABLE_FORMAT_VERSION) {
+function checkProperties(props: TableProperties, footerVersion: number, path: string, metaOffset: number): void {
+  if (props.formatVersion !== footerVersion) {
     const what = `meta block format version ${props.formatVersion} disagrees with the footer`;
     throw corruption(path, metaOffset, what);
   }
