@@ -42,7 +42,7 @@ export interface OpenOptions {
    * tail (an unfinished last write) is always dropped silently. Default 'strict'.
    */
   walRecovery?: 'strict' | 'skip-corrupt';
-  /** L0 file count that triggers a compaction into L1. Default 4. */
+  /** L0 file count that triggers a compaction into L1. Default 2. */
   l0CompactionTrigger?: number;
   /** L0 file count at which writes are slowed down. Default 8. */
   l0SlowdownTrigger?: number;
