@@ -949,6 +949,7 @@ class ReleasingIterator implements InternalIterator {
   prev(): void { this.inner.prev(); }
   key(): Buffer { return this.inner.key(); }
   value(): Buffer { return this.inner.value(); }
+  copyValue(): Buffer { return this.inner.copyValue(); }
   close(): void {
     if (this.released) return;
     this.released = true;

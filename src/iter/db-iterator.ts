@@ -137,8 +137,7 @@ export class DbIterator {
         continue;
       }
       this.key = copyOfRange(k, 0, k.length - TRAILER_BYTES);
-      const v = it.value();
-      this.value = copyOfRange(v, 0, v.length);
+      this.value = it.copyValue();
       it.next();
       return true;
     }
@@ -160,7 +159,7 @@ export class DbIterator {
         const t = trailerOf(k, k.length);
         if (seqOfTrailer(t) <= this.seq) {
           bestDeleted = kindOfTrailer(t) === KIND_DELETE;
-          bestValue = bestDeleted ? null : copyOfRange(it.value(), 0, it.value().length);
+          bestValue = bestDeleted ? null : it.copyValue();
         }
         it.prev();
       }

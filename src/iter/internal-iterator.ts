@@ -27,6 +27,8 @@ export interface InternalIterator {
   key(): Buffer;
   /** Requires: valid(). The current value; same lifetime rule as key(). */
   value(): Buffer;
+  /** Requires: valid(). A copy of the current value that the caller owns (no intermediate view). */
+  copyValue(): Buffer;
   /** Releases resources. Idempotent. */
   close(): void;
 }

@@ -86,6 +86,11 @@ export class LevelIterator implements InternalIterator {
     return (this.current as InternalIterator).value();
   }
 
+  copyValue(): Buffer {
+    assert(this.valid(), 'copyValue() requires valid()');
+    return (this.current as InternalIterator).copyValue();
+  }
+
   close(): void {
     this.load(-1);
   }

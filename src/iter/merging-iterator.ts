@@ -72,6 +72,11 @@ export class MergingIterator implements InternalIterator {
     return (this.children[this.heap[0] as number] as InternalIterator).value();
   }
 
+  copyValue(): Buffer {
+    assert(this.heap.length > 0, 'copyValue() requires valid()');
+    return (this.children[this.heap[0] as number] as InternalIterator).copyValue();
+  }
+
   close(): void {
     for (const c of this.children) c.close();
     this.heap.length = 0;

@@ -132,6 +132,10 @@ class MemTableIterator implements InternalIterator {
     assert(this.node !== NIL, 'value() requires valid()');
     return this.list.value(this.node);
   }
+  copyValue(): Buffer {
+    assert(this.node !== NIL, 'copyValue() requires valid()');
+    return this.list.copyValue(this.node);
+  }
   close(): void {
     this.node = NIL;
   }

@@ -13,7 +13,7 @@
  */
 import { assert } from '../util/assert.js';
 import { KeyProbe, viewOf } from '../base/key-probe.js';
-import { copyBytes } from '../util/copy-bytes.js';
+import { copyBytes, copyOfRange } from '../util/copy-bytes.js';
 import type { Random } from '../util/random.js';
 import { TRAILER_BYTES, compareBytes, compareBytesView, compareInternalKeyViews, trailerOf } from '../base/internal-key.js';
 
@@ -76,6 +76,12 @@ export class SkipList {
   key(node: number): Buffer {
     const off = this.rows[node + KEY_OFF] as number;
     return this.arena.subarray(off, off + (this.rows[node + KEY_LEN] as number));
+  }
+
+  /** A copy of node's value that the caller owns. */
+  copyValue(node: number): Buffer {
+    const off = (this.rows[node + KEY_OFF] as number) + (this.rows[node + KEY_LEN] as number);
+    return copyOfRange(this.arena, off, off + (this.rows[node + VALUE_LEN] as number));
   }
 
   value(node: number): Buffer {

@@ -18,7 +18,7 @@ import { TRAILER_BYTES } from '../base/internal-key.js';
 import { corruption } from '../base/errors.js';
 import type { InternalIterator } from '../iter/internal-iterator.js';
 import { compareInternalKeyRanges } from '../base/internal-key.js';
-import { copyBytes } from '../util/copy-bytes.js';
+import { copyBytes, copyOfRange } from '../util/copy-bytes.js';
 import { BufferPool } from '../util/buffer-pool.js';
 
 const RESTART_BYTES = 4;
@@ -159,6 +159,11 @@ export class BlockIterator implements InternalIterator {
   value(): Buffer {
     assert(this.valid(), 'value() requires valid()');
     return this.block.subarray(this.valueOffset, this.valueOffset + this.valueLength);
+  }
+
+  copyValue(): Buffer {
+    assert(this.valid(), 'copyValue() requires valid()');
+    return copyOfRange(this.block, this.valueOffset, this.valueOffset + this.valueLength);
   }
 
   /** Requires: valid(). The block holding the current value (for decoding without a view). */

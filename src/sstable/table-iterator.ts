@@ -108,6 +108,11 @@ export class TableIterator implements InternalIterator {
     return this.data.value();
   }
 
+  copyValue(): Buffer {
+    assert(this.valid(), 'copyValue() requires valid()');
+    return this.data.copyValue();
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
