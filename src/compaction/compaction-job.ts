@@ -18,7 +18,7 @@ import { NUM_LEVELS } from '../version/file-metadata.js';
 import { VersionEdit } from '../version/version-edit.js';
 import type { Version } from '../version/version.js';
 import type { VersionSet } from '../version/version-set.js';
-import { packLevelRanges, type MergeOutcome, type MergeSpec } from './merge-tables.js';
+import { OUT_OF_OUTPUT_NUMBERS, packLevelRanges, type MergeOutcome, type MergeSpec } from './merge-tables.js';
 import type { CompactionPick } from './picker.js';
 import { userKeyOf } from '../base/internal-key.js';
 import type { TableCompression } from '../sstable/table-builder.js';
@@ -63,11 +63,14 @@ export async function runCompaction(ctx: CompactionContext, pick: CompactionPick
   if (!(await ctx.hasFreeSpace(inputBytes))) {
     throw new LightningError('DISK_FULL', `not enough free space in ${ctx.dir} to compact ${inputBytes} bytes`);
   }
-  // Every output but the last is >= targetFileBytes and outputs hold at most the inputs' entries;
-  // twice that (for different block/bloom settings than the inputs had) plus slack is plenty.
-  // Unused numbers are simply skipped.
-  const outputNumberCount = 2 * Math.ceil(inputBytes / ctx.targetFileBytes) + inputs.length + 4;
-  const firstOutputNumber = ctx.versions.reserveFileNumbers(outputNumberCount);
+  // Output file numbers are reserved up front (the merge may run in the worker). Every output but
+  // the last is >= targetFileBytes, so twice the input bytes' worth plus slack is plenty unless
+  // the inputs were compressed and the outputs are not; then the merge stops with
+  // OUT_OF_OUTPUT_NUMBERS and runs again with one number per input entry, a bound that always
+  // holds (an output has at least one entry). Unused numbers are simply skipped.
+  let entries = 0;
+  for (const f of inputs) entries += f.entryCount;
+  const estimate = 2 * Math.ceil(inputBytes / ctx.targetFileBytes) + inputs.length + 4;
   const deeperLevels = [];
   for (let level = outputLevel + 1; level < NUM_LEVELS; level++) {
     deeperLevels.push(packLevelRanges(version.files(level).map((f) => [userKeyOf(f.smallest), userKeyOf(f.largest)] as const)));
@@ -75,8 +78,8 @@ export async function runCompaction(ctx: CompactionContext, pick: CompactionPick
   const spec: MergeSpec = {
     dir: ctx.dir,
     inputs: inputs.map((f) => ({ number: f.number, sizeBytes: f.sizeBytes })),
-    firstOutputNumber,
-    outputNumberCount,
+    firstOutputNumber: ctx.versions.reserveFileNumbers(estimate),
+    outputNumberCount: estimate,
     smallestSnapshot: ctx.smallestSnapshot,
     deeperLevels,
     blockSizeBytes: ctx.blockSizeBytes,
@@ -84,7 +87,16 @@ export async function runCompaction(ctx: CompactionContext, pick: CompactionPick
     compression: ctx.compression,
     targetFileBytes: ctx.targetFileBytes,
   };
-  const { outputs, entriesDropped } = await ctx.merge(spec);
+  let merged: MergeOutcome;
+  try {
+    merged = await ctx.merge(spec);
+  } catch (e) {
+    if (!(e instanceof Error && e.message.includes(OUT_OF_OUTPUT_NUMBERS)) || entries + 1 <= estimate) throw e;
+    spec.outputNumberCount = entries + 1;
+    spec.firstOutputNumber = ctx.versions.reserveFileNumbers(spec.outputNumberCount);
+    merged = await ctx.merge(spec);
+  }
+  const { outputs, entriesDropped } = merged;
   const edit = new VersionEdit();
   for (const f of pick.inputs) edit.deleteFile(pick.level, f.number);
   for (const f of pick.nextInputs) edit.deleteFile(outputLevel, f.number);

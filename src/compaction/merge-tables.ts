@@ -37,6 +37,9 @@ export interface PackedLevelRanges {
   ends: number[];
 }
 
+/** Message of the error a merge throws when it needs more output numbers than reserved. */
+export const OUT_OF_OUTPUT_NUMBERS = 'compaction ran out of reserved output file numbers';
+
 /** Everything a merge needs; plain data (structured-clonable). */
 export interface MergeSpec {
   dir: string;
@@ -223,7 +226,8 @@ class OutputWriter {
   }
 
   private openNext(): void {
-    assert(this.numbersUsed < this.spec.outputNumberCount, 'compaction ran out of reserved output file numbers');
+    // Not a LightningError: runCompaction catches it and merges again with more numbers.
+    if (this.numbersUsed >= this.spec.outputNumberCount) throw new Error(OUT_OF_OUTPUT_NUMBERS);
     this.number = this.spec.firstOutputNumber + this.numbersUsed++;
     const path = joinPath(this.spec.dir, tableFileName(this.number));
     try {

@@ -7,6 +7,7 @@ import { assert } from '../util/assert.js';
 import {
   KIND_DELETE,
   TRAILER_BYTES,
+  compareBytes,
   compareUserKeyOf,
   kindOfTrailer,
   makeInternalKey,
@@ -14,7 +15,7 @@ import {
   trailerOf,
 } from '../base/internal-key.js';
 import type { InternalIterator } from './internal-iterator.js';
-import { copyOfRange } from '../util/copy-bytes.js';
+import { copyBytes, copyOfRange } from '../util/copy-bytes.js';
 
 export interface UserRange {
   /** Inclusive lower bound (user key), or undefined. */
@@ -41,6 +42,9 @@ export class DbIterator {
   private emitted = 0;
   /** Forward iteration has reached the lower bound (see findNext). */
   private pastLower = false;
+  /** findNext skips older versions of skipKey[0, skipLength); -1: no key yet. */
+  private skipKey: Buffer = Buffer.allocUnsafe(32);
+  private skipLength = -1;
   /** Output of the last successful step. */
   key: Buffer = Buffer.alloc(0);
   value: Buffer = Buffer.alloc(0);
@@ -106,42 +110,52 @@ export class DbIterator {
     return c < 0 || (c === 0 && this.range.lowerExclusive);
   }
 
-  /** Forward: the first entry of each user key (newest first) decides; skip the rest. */
+  /**
+   * Forward: the first entry of each user key (newest first) decides; skip the rest. The key to
+   * skip lives in this iterator's own buffer, never in the copy handed to the caller (who owns it
+   * and may change it).
+   */
   private findNext(): boolean {
     const it = this.iter;
-    let skip: Buffer | null = this.emitted > 0 ? this.key : null;
     while (it.valid()) {
       const k = it.key();
+      const ulen = k.length - TRAILER_BYTES;
       const t = trailerOf(k, k.length);
       if (seqOfTrailer(t) > this.seq) {
         it.next();
         continue;
       }
-      if (skip !== null && userKeyCompare(k, skip) === 0) {
+      if (this.skipLength === ulen && compareBytes(k, 0, ulen, this.skipKey, 0, ulen) === 0) {
         it.next();
         continue;
       }
       if (this.aboveUpper(k)) return false;
+      this.setSkip(k, ulen);
       // Forward order: once one key is at or above the lower bound, every later one is too.
       if (!this.pastLower) {
         if (this.belowLower(k)) {
-          skip = copyOfRange(k, 0, k.length - TRAILER_BYTES);
           it.next();
           continue;
         }
         this.pastLower = true;
       }
       if (kindOfTrailer(t) === KIND_DELETE) {
-        skip = copyOfRange(k, 0, k.length - TRAILER_BYTES);
         it.next();
         continue;
       }
-      this.key = copyOfRange(k, 0, k.length - TRAILER_BYTES);
+      this.key = copyOfRange(k, 0, ulen);
       this.value = it.copyValue();
       it.next();
       return true;
     }
     return false;
+  }
+
+  /** Remembers user key k[0, ulen) as the one whose older versions findNext skips. */
+  private setSkip(k: Buffer, ulen: number): void {
+    if (ulen > this.skipKey.length) this.skipKey = Buffer.allocUnsafe(Math.max(ulen, 2 * this.skipKey.length));
+    copyBytes(k, 0, ulen, this.skipKey, 0);
+    this.skipLength = ulen;
   }
 
   /** Backward: versions of a user key arrive oldest first; the last visible one seen wins. */
