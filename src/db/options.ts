@@ -59,7 +59,7 @@ export interface OpenOptions {
   /**
    * Where compaction merges run: 'worker' (a worker thread; only with the default node:fs
    * filesystem) keeps their CPU off the event loop; 'main' runs them on the main thread in slices.
-   * Default 'worker' with node:fs, 'main' with any other filesystem.
+   * Default 'worker' with the default NodeFs, 'main' with any other filesystem (subclasses too).
    */
   compactionThread?: 'worker' | 'main';
   /** Seed for the engine's internal randomness (skiplist heights). Default 0x5eed. */
@@ -149,7 +149,9 @@ export function resolveOptions(options: unknown): ResolvedOptions {
   if (fs !== undefined && (typeof fs !== 'object' || fs === null || !('open' in fs))) {
     throw invalidArgument('option fs must implement the FileSystem interface');
   }
-  const nodeFs = fs === undefined || fs instanceof NodeFs;
+  // Exactly NodeFs: a subclass (instrumentation, fault injection) must see every file operation,
+  // and the worker opens files with a plain NodeFs of its own.
+  const nodeFs = fs === undefined || (fs as object).constructor === NodeFs;
   const compactionThread = o['compactionThread'] ?? (nodeFs ? 'worker' : 'main');
   if (compactionThread !== 'worker' && compactionThread !== 'main') {
     throw invalidArgument("option compactionThread must be 'worker' or 'main'");

@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { open, type BatchOperation, type Database, type OpenOptions } from '../../src/index.js';
 import { MemFs } from '../../src/env/mem-fs.js';
+import { NodeFs } from '../../src/env/node-fs.js';
 import { CompactionThread } from '../../src/compaction/compaction-thread.js';
 import { Random } from '../../src/util/random.js';
 import { withSeed } from '../harness/seed.js';
@@ -158,4 +159,14 @@ test("compactionThread 'worker' needs node:fs", async () => {
   const db = await open('/db', { fs: new MemFs() });
   assert.equal(db.stats().compactions.thread, 'main');
   await db.close();
+  // A NodeFs subclass (instrumentation, faults) must see every operation: merges stay on this thread.
+  class CountingFs extends NodeFs {}
+  const dir = tempDir();
+  try {
+    const db2 = await open(dir, { fs: new CountingFs() });
+    assert.equal(db2.stats().compactions.thread, 'main');
+    await db2.close();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
