@@ -24,6 +24,7 @@
  * errors: ranges outside the buffers). Each loop step consumes input, so it terminates; it writes
  * only inside dst[dstStart, dstStart + expectedLength) and allocates nothing.
  */
+import { viewOf } from '../base/key-probe.js';
 
 /** Shortest match the format encodes (a token's match nibble 0 means 4 bytes). */
 const MIN_MATCH = 4;
@@ -46,34 +47,24 @@ const LOOP_LITERAL_BYTES_MAX = 64;
  * accesses are bounds-checked). Large buffers are not kept alive by the cache.
  */
 const VIEW_CACHE_BYTES_MAX = 256 * 1024;
-let srcViewBuffer: Buffer | null = null;
-let srcView: DataView = new DataView(new ArrayBuffer(0));
-let dstViewBuffer: Buffer | null = null;
-let dstView: DataView = new DataView(new ArrayBuffer(0));
+/** The DataView of the last (small) buffer it was asked about. */
+class LastView {
+  private buffer: Buffer | null = null;
+  private view: DataView = new DataView(new ArrayBuffer(0));
 
-function viewOf(buf: Buffer): DataView {
-  return new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-}
-
-function sourceView(buf: Buffer): DataView {
-  if (buf === srcViewBuffer) return srcView;
-  const view = viewOf(buf);
-  if (buf.byteLength <= VIEW_CACHE_BYTES_MAX) {
-    srcViewBuffer = buf;
-    srcView = view;
+  of(buf: Buffer): DataView {
+    if (buf === this.buffer) return this.view;
+    const view = viewOf(buf);
+    if (buf.byteLength <= VIEW_CACHE_BYTES_MAX) {
+      this.buffer = buf;
+      this.view = view;
+    }
+    return view;
   }
-  return view;
 }
 
-function destinationView(buf: Buffer): DataView {
-  if (buf === dstViewBuffer) return dstView;
-  const view = viewOf(buf);
-  if (buf.byteLength <= VIEW_CACHE_BYTES_MAX) {
-    dstViewBuffer = buf;
-    dstView = view;
-  }
-  return view;
-}
+const sourceViews = new LastView();
+const destinationViews = new LastView();
 
 /**
  * Largest uncompressed length a block may have. Bounds what a reader allocates for a block whose
@@ -274,8 +265,8 @@ export function decompressBlock(
   if (!(start >= 0 && start <= end && end <= src.length && dstStart >= 0 && expectedLength >= 0 && dstStart + expectedLength <= dst.length)) {
     throw new RangeError('decompressBlock: range outside its buffer');
   }
-  const sv = sourceView(src);
-  const dv = destinationView(dst);
+  const sv = sourceViews.of(src);
+  const dv = destinationViews.of(dst);
   let ip = start;
   // Header (same rules as lzUncompressedLength).
   let header = 0;
