@@ -18,9 +18,8 @@ import { NUM_LEVELS } from '../version/file-metadata.js';
 import { VersionEdit } from '../version/version-edit.js';
 import type { Version } from '../version/version.js';
 import type { VersionSet } from '../version/version-set.js';
-import { OUT_OF_OUTPUT_NUMBERS, packLevelRanges, type MergeOutcome, type MergeSpec } from './merge-tables.js';
+import { OUT_OF_OUTPUT_NUMBERS, type MergeOutcome, type MergeSpec } from './merge-tables.js';
 import type { CompactionPick } from './picker.js';
-import { userKeyOf } from '../base/internal-key.js';
 import type { TableCompression } from '../sstable/table-builder.js';
 
 /** What a compaction needs from the DB. */
@@ -73,7 +72,7 @@ export async function runCompaction(ctx: CompactionContext, pick: CompactionPick
   const estimate = 2 * Math.ceil(inputBytes / ctx.targetFileBytes) + inputs.length + 4;
   const deeperLevels = [];
   for (let level = outputLevel + 1; level < NUM_LEVELS; level++) {
-    deeperLevels.push(packLevelRanges(version.files(level).map((f) => [userKeyOf(f.smallest), userKeyOf(f.largest)] as const)));
+    deeperLevels.push(version.levelRanges(level).packed);
   }
   const spec: MergeSpec = {
     dir: ctx.dir,

@@ -26,16 +26,7 @@ import { TableBuilder, type TableCompression } from '../sstable/table-builder.js
 import { TableReader } from '../sstable/table-reader.js';
 import { assert } from '../util/assert.js';
 import { metadataOfBuiltTable, type FileMetadata } from '../version/file-metadata.js';
-
-/**
- * User-key ranges of the files of one level below the output, packed so that posting a spec to
- * a worker copies one buffer per level: `keys` holds smallest0, largest0, smallest1, largest1, ...
- * back to back and `ends[i]` is where key i ends. Files are in key order (levels >= 1).
- */
-export interface PackedLevelRanges {
-  keys: Uint8Array;
-  ends: number[];
-}
+import { LevelRanges, type PackedLevelRanges } from '../version/level-ranges.js';
 
 /** Message of the error a merge throws when it needs more output numbers than reserved. */
 export const OUT_OF_OUTPUT_NUMBERS = 'compaction ran out of reserved output file numbers';
@@ -63,51 +54,16 @@ export interface MergeOutcome {
   entriesDropped: number;
 }
 
-/** Packs user-key ranges (as [smallest, largest] pairs in key order) for a MergeSpec. */
-export function packLevelRanges(ranges: readonly (readonly [Buffer, Buffer])[]): PackedLevelRanges {
-  let total = 0;
-  for (const [a, b] of ranges) total += a.length + b.length;
-  // Not from the shared pool: structured clone copies a view's whole ArrayBuffer.
-  const keys = Buffer.allocUnsafeSlow(total);
-  const ends: number[] = [];
-  let at = 0;
-  for (const [a, b] of ranges) {
-    at += a.copy(keys, at);
-    ends.push(at);
-    at += b.copy(keys, at);
-    ends.push(at);
-  }
-  return { keys, ends };
-}
-
-/** Answers "does any level below the output hold this user key's range?" by binary search. */
+/** Answers "does any level below the output hold this user key's range?". */
 class DeeperLevels {
-  private readonly levels: { keys: Buffer; starts: number[]; ends: number[] }[] = [];
+  private readonly levels: LevelRanges[];
 
   constructor(packed: readonly PackedLevelRanges[]) {
-    for (const p of packed) {
-      if (p.ends.length === 0) continue;
-      const keys = Buffer.from(p.keys.buffer, p.keys.byteOffset, p.keys.byteLength);
-      const starts = p.ends.map((_, i) => (i === 0 ? 0 : (p.ends[i - 1] as number)));
-      this.levels.push({ keys, starts, ends: p.ends });
-    }
+    this.levels = packed.filter((p) => p.ends.length > 0).map((p) => new LevelRanges(p));
   }
 
   contains(userKey: Buffer): boolean {
-    for (const l of this.levels) {
-      // First file whose largest key (entry 2i+1) is >= userKey.
-      let lo = 0;
-      let hi = l.ends.length / 2;
-      while (lo < hi) {
-        const mid = (lo + hi) >>> 1;
-        const j = 2 * mid + 1;
-        if (compareBytes(l.keys, l.starts[j] as number, l.ends[j] as number, userKey, 0, userKey.length) < 0) lo = mid + 1;
-        else hi = mid;
-      }
-      if (lo === l.ends.length / 2) continue;
-      const j = 2 * lo;
-      if (compareBytes(l.keys, l.starts[j] as number, l.ends[j] as number, userKey, 0, userKey.length) <= 0) return true;
-    }
+    for (const l of this.levels) if (l.find(userKey) >= 0) return true;
     return false;
   }
 }

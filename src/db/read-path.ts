@@ -2,7 +2,7 @@
  * Point reads in SSTables: L0 files newest first (they overlap), then at most one file per deeper
  * level. A table whose key range or bloom filter excludes the key costs no disk read.
  */
-import { KIND_DELETE, KIND_SEEK, MAX_SEQ, TRAILER_BYTES, compareUserKeyOf, kindOfTrailer, makeInternalKey, putTrailer, seqOfTrailer, trailerOf } from '../base/internal-key.js';
+import { KIND_DELETE, KIND_SEEK, MAX_SEQ, TRAILER_BYTES, compareUserKeyOf, kindOfTrailer, putTrailer, seqOfTrailer, trailerOf } from '../base/internal-key.js';
 import type { Version } from '../version/version.js';
 import type { FileMetadata } from '../version/file-metadata.js';
 import { NUM_LEVELS } from '../version/file-metadata.js';
@@ -102,7 +102,7 @@ function lookupInTable(
  * `version`, or -1. The first table (newest first: L0, then by level) holding the key has it.
  */
 export function newestSeqInTables(version: Version, tables: TableCache, userKey: Buffer): number {
-  const seekKey = makeInternalKey(userKey, MAX_SEQ, KIND_SEEK);
+  const seekKey = seekKeyFor(userKey, MAX_SEQ);
   const entry: TableEntry = { key: seekKey, value: seekKey };
   for (let level = 0; level < NUM_LEVELS; level++) {
     const candidates = level === 0 ? version.files(0) : [version.findFile(level, userKey)];

@@ -231,16 +231,31 @@ export function lzUncompressedLength(src: Buffer, start: number, end: number): n
   if (!(start >= 0 && start <= end && end <= src.length)) {
     throw new RangeError('lzUncompressedLength: range outside its buffer');
   }
+  const ip = parseHeader(src, start, end);
+  if (ip < 0) return LZ_ERR_HEADER;
+  const n = parsedHeader;
+  if (n > LZ_UNCOMPRESSED_BYTES_MAX || n > (end - ip) * MAX_EXPANSION) return LZ_ERR_HEADER;
+  return n;
+}
+
+/** The value of the header parseHeader read last. */
+let parsedHeader = 0;
+
+/**
+ * Reads the varint header (at most 4 bytes) at src[start, end) into `parsedHeader`; returns the
+ * offset after it, or -1 if it is truncated or longer.
+ */
+function parseHeader(src: Buffer, start: number, end: number): number {
   let ip = start;
   let n = 0;
   for (let shift = 0; ; shift += 7) {
-    if (ip >= end || shift > 21) return LZ_ERR_HEADER;
+    if (ip >= end || shift > 21) return -1;
     const b = src[ip++] as number;
     n += (b & 0x7f) * 2 ** shift;
     if (b < 0x80) break;
   }
-  if (n > LZ_UNCOMPRESSED_BYTES_MAX || n > (end - ip) * MAX_EXPANSION) return LZ_ERR_HEADER;
-  return n;
+  parsedHeader = n;
+  return ip;
 }
 
 /**
@@ -267,16 +282,8 @@ export function decompressBlock(
   }
   const sv = sourceViews.of(src);
   const dv = destinationViews.of(dst);
-  let ip = start;
-  // Header (same rules as lzUncompressedLength).
-  let header = 0;
-  for (let shift = 0; ; shift += 7) {
-    if (ip >= end || shift > 21) return LZ_ERR_HEADER;
-    const b = src[ip++] as number;
-    header += (b & 0x7f) * 2 ** shift;
-    if (b < 0x80) break;
-  }
-  if (header !== expectedLength) return LZ_ERR_HEADER;
+  let ip = parseHeader(src, start, end);
+  if (ip < 0 || parsedHeader !== expectedLength) return LZ_ERR_HEADER;
   const oend = dstStart + expectedLength;
   let op = dstStart;
   for (;;) {

@@ -11,9 +11,9 @@
  * use and unref() it when done; when the count drops to zero the owner's callback runs so the DB
  * can delete files no live version references (VersionSet.liveFileNumbers()).
  */
-import { TRAILER_BYTES, compareBytes, compareBytesView, userKeyOf } from '../base/internal-key.js';
+import { TRAILER_BYTES, compareBytes, userKeyOf } from '../base/internal-key.js';
 import { assert, invariants } from '../util/assert.js';
-import { KeyProbe, viewOf } from '../base/key-probe.js';
+import { LevelRanges, packLevelRanges } from './level-ranges.js';
 import { checkFileMetadata, describeFile, NUM_LEVELS, type FileMetadata } from './file-metadata.js';
 
 export type Levels = readonly (readonly FileMetadata[])[];
@@ -25,8 +25,8 @@ export interface LevelFile {
 
 export class Version {
   private readonly levels: Levels;
-  /** Per level >= 1, the files' user-key bounds packed for findFile; built on first use. */
-  private readonly bounds: (LevelBounds | undefined)[] = [];
+  /** Per level >= 1, the files' user-key ranges packed for searches; built on first use. */
+  private readonly ranges: (LevelRanges | undefined)[] = [];
   private refs = 0;
   private readonly onUnreferenced: ((v: Version) => void) | undefined;
 
@@ -125,9 +125,16 @@ export class Version {
     assert(level >= 1, 'findFile is for L1+');
     const files = this.files(level);
     if (files.length === 0) return undefined;
-    const bounds = (this.bounds[level] ??= new LevelBounds(files));
-    const i = bounds.find(userKey);
+    const i = this.levelRanges(level).find(userKey);
     return i < 0 ? undefined : files[i];
+  }
+
+  /** The user-key ranges of `level` (>= 1) packed for searching (cached: versions are immutable). */
+  levelRanges(level: number): LevelRanges {
+    assert(level >= 1, 'level ranges are for L1+');
+    return (this.ranges[level] ??= new LevelRanges(
+      packLevelRanges(this.files(level).map((f) => [userKeyOf(f.smallest), userKeyOf(f.largest)] as const)),
+    ));
   }
 
   /** `0: 000012[a#5,SET-k#9,SET] 000010[...]`, one line per non-empty level. */
@@ -189,60 +196,6 @@ export function checkLevels(levels: Levels, deep: boolean): string | undefined {
     }
   }
   return undefined;
-}
-
-/** The search key of LevelBounds.find (finds are synchronous and never re-enter). */
-const probe = new KeyProbe();
-
-/**
- * The user-key bounds of one sorted, disjoint level (L1+), packed into one buffer and compared
- * four bytes at a time through a DataView (compareBytesView): a point read binary-searches every
- * level, and this is ~2.5x faster than comparing FileMetadata key buffers byte by byte.
- */
-class LevelBounds {
-  private readonly view: DataView;
-  /** File i's largest user key is [starts[2i], ends[2i]); its smallest [starts[2i+1], ends[2i+1]). */
-  private readonly starts: Int32Array;
-  private readonly ends: Int32Array;
-  private readonly count: number;
-
-  constructor(files: readonly FileMetadata[]) {
-    let total = 0;
-    for (const f of files) total += f.largest.length + f.smallest.length - 2 * TRAILER_BYTES;
-    const keys = Buffer.allocUnsafeSlow(Math.max(total, 1));
-    this.starts = new Int32Array(2 * files.length);
-    this.ends = new Int32Array(2 * files.length);
-    let at = 0;
-    files.forEach((f, i) => {
-      for (const [j, k] of [[2 * i, f.largest], [2 * i + 1, f.smallest]] as const) {
-        this.starts[j] = at;
-        at += k.copy(keys, at, 0, k.length - TRAILER_BYTES);
-        this.ends[j] = at;
-      }
-    });
-    this.view = viewOf(keys);
-    this.count = files.length;
-  }
-
-  /** Index of the file whose user-key range holds `userKey`, or -1. */
-  find(userKey: Uint8Array): number {
-    probe.set(userKey);
-    const n = probe.length;
-    const probeView = probe.view;
-    const v = this.view;
-    const starts = this.starts;
-    const ends = this.ends;
-    let lo = 0;
-    let hi = this.count;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (compareBytesView(v, starts[2 * mid] as number, ends[2 * mid] as number, probeView, 0, n) < 0) lo = mid + 1;
-      else hi = mid;
-    }
-    if (lo === this.count) return -1;
-    const j = 2 * lo + 1;
-    return compareBytesView(v, starts[j] as number, ends[j] as number, probeView, 0, n) > 0 ? -1 : lo;
-  }
 }
 
 /** Index of the first file whose largest user key is >= `userKey` (files.length if none). */
