@@ -339,6 +339,11 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
 
   // ---------------------------------------------------------------- compaction
 
+  /** Called once by open(): starts any compaction the recovered state already needs. */
+  startBackgroundWork(): void {
+    this.maybeScheduleCompaction();
+  }
+
   /** Starts a background compaction if one is due and none runs. Never throws. */
   private maybeScheduleCompaction(): void {
     if (this.compacting !== null || this.state !== 'open' || this.options.readOnly) return;

@@ -163,7 +163,12 @@ async function recover(
     releaseLock,
     recovery: { walRecordsReplayed: replayed.records, walBytesSkipped: replayed.skippedBytes, orphansRemoved },
   };
-  return new Database(state);
+  const db = new Database(state);
+  // A backlog left by the last run (L0 at its trigger, an oversized level) is worked off in the
+  // background now, not at the first write: a read-mostly reopen would otherwise keep probing
+  // every L0 table forever.
+  db.startBackgroundWork();
+  return db;
 }
 
 function listDir(fs: FileSystem, dir: string): string[] {

@@ -18,7 +18,7 @@ export interface OpenOptions {
   readOnly?: boolean;
   /** Memtable size in bytes that triggers a flush to an SSTable. Default 16 MiB. */
   memtableSize?: number;
-  /** Target uncompressed size of an SSTable data block in bytes. Default 4096. */
+  /** Target uncompressed size of an SSTable data block in bytes. Default 2048 (point reads decode less per cache miss). */
   blockSize?: number;
   /** Bloom filter bits per key; 0 disables filters. Default 10. */
   bloomBitsPerKey?: number;
@@ -164,7 +164,7 @@ export function resolveOptions(options: unknown): ResolvedOptions {
     errorIfExists: bool(o, 'errorIfExists', false),
     readOnly: bool(o, 'readOnly', false),
     memtableSizeBytes: num(o, 'memtableSize', 16 * MiB),
-    blockSizeBytes: num(o, 'blockSize', 4096),
+    blockSizeBytes: num(o, 'blockSize', 2048),
     bloomBitsPerKey: num(o, 'bloomBitsPerKey', 10),
     compression,
     sync: bool(o, 'sync', true),

@@ -32,22 +32,24 @@ export function putBlockTrailer(buf: Buffer, start: number, sizeBytes: number, t
 }
 
 /**
- * Checks the trailer of the block held in `buf[0, sizeBytes)` (trailer right after it) and returns
- * its compression type: COMPRESSION_NONE or COMPRESSION_LZ (the caller decides whether that type
- * is allowed for this block). The block was read from `filePath` at `fileOffset`. Throws
- * CORRUPTION on a checksum mismatch or an unknown compression type.
+ * Checks the trailer of the block held in `buf[start, start + sizeBytes)` (trailer right after it)
+ * and returns its compression type: COMPRESSION_NONE or COMPRESSION_LZ (the caller decides whether
+ * that type is allowed for this block). The block was read from `filePath` at `fileOffset`.
+ * Throws CORRUPTION on a checksum mismatch or an unknown compression type.
  */
 export function checkBlockTrailer(
   buf: Buffer,
+  start: number,
   sizeBytes: number,
   filePath: string,
   fileOffset: number,
 ): number {
-  assert(buf.length >= sizeBytes + BLOCK_TRAILER_BYTES, 'buffer lacks the block trailer');
-  const expected = unmaskCrc(buf.readUInt32LE(sizeBytes + 1));
-  const actual = crc32Of(buf, 0, sizeBytes + 1);
+  const typeOffset = start + sizeBytes;
+  assert(buf.length >= typeOffset + BLOCK_TRAILER_BYTES, 'buffer lacks the block trailer');
+  const expected = unmaskCrc(buf.readUInt32LE(typeOffset + 1));
+  const actual = crc32Of(buf, start, typeOffset + 1);
   if (actual !== expected) throw corruption(filePath, fileOffset, 'block checksum mismatch');
-  const type = buf[sizeBytes] as number;
+  const type = buf[typeOffset] as number;
   if (type !== COMPRESSION_NONE && type !== COMPRESSION_LZ) {
     const what = `unsupported block compression type ${type}`;
     throw corruption(filePath, fileOffset + sizeBytes, what);

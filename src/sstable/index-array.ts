@@ -4,11 +4,16 @@
  * data block with a plain binary search over byte ranges — no varint decoding, no prefix
  * reassembly, no block-iterator state — which halves the CPU of a cached lookup.
  *
+ * The search first narrows by fingerprint (base/key-fingerprint.ts: 6 bytes of the user key after
+ * the prefix all separators share, one Float64Array) and compares whole keys only where the
+ * fingerprints tie: a search of a 15,000-block index touches a few cache lines, not 15 keys.
+ *
  * Decoding also validates the index (every handle decodes and lies in the data area, after the
  * previous one; the count matches the meta block), so a bad index is CORRUPTION at open.
  */
 import { corruption } from '../base/errors.js';
-import { compareInternalKeyViews } from '../base/internal-key.js';
+import { compareInternalKeyViews, TRAILER_BYTES } from '../base/internal-key.js';
+import { commonPrefixLength, fingerprintOf } from '../base/key-fingerprint.js';
 import { KeyProbe, viewOf } from '../base/key-probe.js';
 import { assert } from '../util/assert.js';
 import { BlockIterator } from './block-iterator.js';
@@ -26,6 +31,10 @@ export class IndexArray {
   private readonly keyOffsets: Int32Array;
   readonly blockOffsets: Float64Array;
   readonly blockSizes: Int32Array;
+  /** The user-key prefix every separator shares (a copy), and its length. */
+  private readonly prefix: Buffer;
+  /** fingerprints[i]: fingerprint of separator i's user key after the prefix (non-decreasing). */
+  private readonly fingerprints: Float64Array;
 
   private constructor(count: number, keys: Buffer, keyOffsets: Int32Array, offsets: Float64Array, sizes: Int32Array) {
     this.count = count;
@@ -33,6 +42,16 @@ export class IndexArray {
     this.keyOffsets = keyOffsets;
     this.blockOffsets = offsets;
     this.blockSizes = sizes;
+    let prefixLength = 0;
+    if (count > 0) {
+      const lastStart = keyOffsets[count - 1] as number;
+      prefixLength = commonPrefixLength(keys, 0, (keyOffsets[1] as number) - TRAILER_BYTES, keys, lastStart, (keyOffsets[count] as number) - TRAILER_BYTES);
+    }
+    this.prefix = Buffer.from(keys.subarray(0, prefixLength));
+    this.fingerprints = new Float64Array(count);
+    for (let i = 0; i < count; i++) {
+      this.fingerprints[i] = fingerprintOf(keys, keyOffsets[i] as number, (keyOffsets[i + 1] as number) - TRAILER_BYTES, prefixLength);
+    }
   }
 
   /**
@@ -56,6 +75,7 @@ export class IndexArray {
         throw corruption(path, indexOffset, `index entry ${count} points outside the data area or past the block count`);
       }
       const key = it.key();
+      if (key.length < TRAILER_BYTES) throw corruption(path, indexOffset, `index entry ${count} has a key shorter than its trailer`);
       if (keyBytes + key.length > keys.length) {
         const grown = Buffer.allocUnsafe(Math.max(keys.length * 2, keyBytes + key.length));
         keys.copy(grown, 0, 0, keyBytes);
@@ -79,8 +99,36 @@ export class IndexArray {
 
   /** Index of the first block whose separator key is >= `target` (internal order), or `count`. */
   findGE(target: Buffer): number {
+    const userEnd = target.length - TRAILER_BYTES;
+    assert(userEnd >= 0, 'findGE needs an internal key');
+    // Targets outside the shared prefix sort before or after every separator.
+    const prefix = this.prefix;
+    const p = prefix.length;
+    const n = userEnd < p ? userEnd : p;
+    for (let i = 0; i < n; i++) {
+      const d = (target[i] as number) - (prefix[i] as number);
+      if (d !== 0) return d < 0 ? 0 : this.count;
+    }
+    if (userEnd < p) return 0;
+    // [lo, hi): the separators whose fingerprint equals the target's. Those before sort below it,
+    // those after above it; only the tie range needs whole-key comparisons.
+    const fps = this.fingerprints;
+    const tfp = fingerprintOf(target, 0, userEnd, p);
     let lo = 0;
     let hi = this.count;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((fps[mid] as number) < tfp) lo = mid + 1;
+      else hi = mid;
+    }
+    hi = lo;
+    let top = this.count;
+    while (hi < top) {
+      const mid = (hi + top) >>> 1;
+      if ((fps[mid] as number) <= tfp) hi = mid + 1;
+      else top = mid;
+    }
+    if (lo === hi) return lo;
     const keys = this.keysView;
     const ko = this.keyOffsets;
     probe.set(target);

@@ -12,6 +12,7 @@ import type { InternalIterator } from '../iter/internal-iterator.js';
 import { BlockIterator } from './block-iterator.js';
 import { BufferPool } from '../util/buffer-pool.js';
 import { getBlockHandle, type BlockHandle } from './block-handle.js';
+import { Readahead, READAHEAD_COMPACTION_MAX_BYTES, READAHEAD_MAX_BYTES } from './readahead.js';
 
 /** What the iterator needs from its table: the reader implements it. */
 export interface TableBlockSource {
@@ -22,9 +23,10 @@ export interface TableBlockSource {
   /**
    * A verified data block, from the cache or the file, as a view valid only until the next block
    * read. With `useCache` false the cache is neither read nor filled (compaction streams: they must
-   * not flush the hot set). Throws CORRUPTION / IO_ERROR.
+   * not flush the hot set). A `readahead` serves and fetches runs of consecutive blocks in one
+   * read. Throws CORRUPTION / IO_ERROR.
    */
-  readDataBlock(offset: number, sizeBytes: number, useCache: boolean): Buffer;
+  readDataBlock(offset: number, sizeBytes: number, useCache: boolean, readahead: Readahead | null): Buffer;
 }
 
 /** Block copies of closed table iterators, reused (sized for the default 4 KiB blocks). */
@@ -44,6 +46,8 @@ export class TableIterator implements InternalIterator {
    * its position across other reads. Reused from block to block.
    */
   private blockCopy: Buffer | null = null;
+  /** Turns runs of consecutive block reads into one read per window (scans, compaction inputs). */
+  private readonly readahead: Readahead;
   private closed = false;
 
   constructor(
@@ -51,6 +55,7 @@ export class TableIterator implements InternalIterator {
     private readonly useCache: boolean,
   ) {
     this.index = new BlockIterator(source.indexBlock, source.path, source.indexOffset);
+    this.readahead = new Readahead(useCache ? READAHEAD_MAX_BYTES : READAHEAD_COMPACTION_MAX_BYTES);
   }
 
   valid(): boolean {
@@ -119,6 +124,7 @@ export class TableIterator implements InternalIterator {
     this.dataLoaded = false;
     if (this.blockCopy !== null) blockCopies.give(this.blockCopy);
     this.blockCopy = null;
+    this.readahead.release();
     this.index.close();
     this.data.close();
   }
@@ -157,7 +163,7 @@ export class TableIterator implements InternalIterator {
     const offset = handle.offset;
     if (offset !== this.loadedOffset) {
       this.loadedOffset = -1;
-      const block = source.readDataBlock(offset, handle.sizeBytes, this.useCache);
+      const block = source.readDataBlock(offset, handle.sizeBytes, this.useCache, this.readahead);
       let copy = this.blockCopy;
       // Grow to fit, but do not keep a buffer sized for one huge block.
       if (copy === null || copy.length < block.length || copy.length > 4 * block.length + 65536) {

@@ -25,6 +25,7 @@ import { decompressBlock, lzErrorMessage, lzUncompressedLength } from './lz-code
 import { decodeProperties, type TableProperties } from './properties.js';
 import { TableIterator, type TableBlockSource } from './table-iterator.js';
 import { IndexArray } from './index-array.js';
+import type { Readahead } from './readahead.js';
 
 /** An entry found by a point lookup. Both are views; see TableReader.seekGE for lifetimes. */
 export interface TableEntry {
@@ -170,19 +171,52 @@ export class TableReader implements TableBlockSource {
    * CORRUPTION if the handle points outside the data area, the read is short, the CRC is wrong, or
    * a compressed block does not decompress to exactly the length it states. Callers always get
    * the uncompressed block; the cache holds uncompressed blocks.
+   *
+   * A sequential reader passes its `readahead`: blocks then come out of its window when it holds
+   * them, and a run of consecutive reads fetches the following blocks in one read (readahead.ts).
+   * Only a run's first blocks from windows are added to the cache (a long scan would flush the
+   * hot set).
    */
-  readDataBlock(offset: number, sizeBytes: number, useCache = true): Buffer {
+  readDataBlock(offset: number, sizeBytes: number, useCache = true, readahead: Readahead | null = null): Buffer {
     assert(!this.closed, 'table reader used after close');
-    if (offset + sizeBytes + BLOCK_TRAILER_BYTES > this.dataEndOffset) {
+    const total = sizeBytes + BLOCK_TRAILER_BYTES;
+    if (offset + total > this.dataEndOffset) {
       throw corruption(this.path, this.indexOffset, 'data block handle out of range');
     }
     const cache = useCache ? this.cache : null;
     if (cache !== null) {
       const cached = cache.get(this.fileNumber, offset);
-      if (cached !== undefined) return cached;
+      if (cached !== undefined) {
+        readahead?.passed(offset, total);
+        return cached;
+      }
     }
     const compressedAllowed = this.formatVersion > TABLE_FORMAT_VERSION_1;
-    const block = readVerifiedDataBlock(this.file, offset, sizeBytes, compressedAllowed);
+    let block: Buffer;
+    if (readahead === null) {
+      block = readVerifiedDataBlock(this.file, offset, sizeBytes, compressedAllowed);
+    } else {
+      let at = readahead.find(offset, total);
+      if (at >= 0) {
+        readahead.passed(offset, total);
+      } else {
+        const windowBytes = readahead.plan(offset, total, this.dataEndOffset - offset);
+        if (windowBytes > 0) {
+          const buf = readahead.prepare(offset, windowBytes);
+          readFully(this.file, buf, windowBytes, offset, 'block');
+          readahead.filled(windowBytes);
+          at = 0;
+        }
+      }
+      if (at >= 0) {
+        block = verifiedDataBlock(readahead.buffer as Buffer, at, sizeBytes, this.path, offset, compressedAllowed);
+        // Past its first blocks a sequential run is not cached: a long scan neither evicts the
+        // blocks point reads keep hot nor pays the insert and eviction work per block.
+        if (!readahead.takeBlock()) return block;
+      } else {
+        block = readVerifiedDataBlock(this.file, offset, sizeBytes, compressedAllowed);
+      }
+    }
     return cache !== null ? cache.insert(this.fileNumber, offset, block) : block;
   }
 
@@ -223,10 +257,8 @@ let sharedRead = Buffer.allocUnsafeSlow(16 * 1024);
 let sharedUncompressed = Buffer.allocUnsafeSlow(16 * 1024);
 
 /**
- * Reads a data block and its trailer (into the shared read buffer unless the block is large),
- * checks the trailer and, if the block is stored compressed and `compressedAllowed` (format
- * version 2), decompresses it (into the shared output buffer unless it is large). Returns a view
- * of the uncompressed block bytes, valid until the next call.
+ * Reads a data block and its trailer (into the shared read buffer unless the block is large) and
+ * returns it verified and uncompressed (verifiedDataBlock): a view valid until the next call.
  */
 function readVerifiedDataBlock(file: FileHandle, offset: number, sizeBytes: number, compressedAllowed: boolean): Buffer {
   const total = sizeBytes + BLOCK_TRAILER_BYTES;
@@ -238,21 +270,32 @@ function readVerifiedDataBlock(file: FileHandle, offset: number, sizeBytes: numb
     buf = sharedRead;
   }
   readFully(file, buf, total, offset, 'block');
-  const type = checkBlockTrailer(buf, sizeBytes, file.path, offset);
-  if (type === COMPRESSION_NONE) return buf.subarray(0, sizeBytes);
-  if (!compressedAllowed) {
-    throw corruption(file.path, offset + sizeBytes, `compression type ${type} in a version 1 table`);
-  }
-  return decompressDataBlock(buf, sizeBytes, file.path, offset);
+  return verifiedDataBlock(buf, 0, sizeBytes, file.path, offset, compressedAllowed);
 }
 
 /**
- * Decompresses the LZ block in `buf[0, sizeBytes)`, read from `path` at `offset`. Throws
- * CORRUPTION unless it decodes to exactly the length it states. The stated length is bounded
- * (lzUncompressedLength), so a bad block cannot make this allocate without limit.
+ * Checks the trailer of the data block stored at `buf[start, start + sizeBytes)` (read from `path`
+ * at `offset`) and, if it is stored compressed and `compressedAllowed` (format version 2),
+ * decompresses it (into the shared output buffer unless it is large). Returns a view of the
+ * uncompressed block bytes, valid until the next call or until `buf` is reused.
  */
-function decompressDataBlock(buf: Buffer, sizeBytes: number, path: string, offset: number): Buffer {
-  const length = lzUncompressedLength(buf, 0, sizeBytes);
+function verifiedDataBlock(buf: Buffer, start: number, sizeBytes: number, path: string, offset: number, compressedAllowed: boolean): Buffer {
+  const type = checkBlockTrailer(buf, start, sizeBytes, path, offset);
+  if (type === COMPRESSION_NONE) return buf.subarray(start, start + sizeBytes);
+  if (!compressedAllowed) {
+    throw corruption(path, offset + sizeBytes, `compression type ${type} in a version 1 table`);
+  }
+  return decompressDataBlock(buf, start, sizeBytes, path, offset);
+}
+
+/**
+ * Decompresses the LZ block in `buf[start, start + sizeBytes)`, read from `path` at `offset`.
+ * Throws CORRUPTION unless it decodes to exactly the length it states. The stated length is
+ * bounded (lzUncompressedLength), so a bad block cannot make this allocate without limit.
+ */
+function decompressDataBlock(buf: Buffer, start: number, sizeBytes: number, path: string, offset: number): Buffer {
+  const end = start + sizeBytes;
+  const length = lzUncompressedLength(buf, start, end);
   if (length < 0) throw corruption(path, offset, lzErrorMessage(length));
   let out: Buffer;
   if (length > SHARED_READ_BYTES_MAX) {
@@ -264,7 +307,7 @@ function decompressDataBlock(buf: Buffer, sizeBytes: number, path: string, offse
     out = sharedUncompressed;
   }
   // Whole buffers, not subarrays: the codec caches a DataView per buffer object.
-  const r = decompressBlock(buf, 0, sizeBytes, out, 0, length);
+  const r = decompressBlock(buf, start, end, out, 0, length);
   if (r < 0) throw corruption(path, offset, lzErrorMessage(r));
   return out.subarray(0, length);
 }
@@ -276,7 +319,7 @@ function decompressDataBlock(buf: Buffer, sizeBytes: number, path: string, offse
 function readVerifiedBlock(file: FileHandle, offset: number, sizeBytes: number): Buffer {
   const buf = Buffer.allocUnsafeSlow(sizeBytes + BLOCK_TRAILER_BYTES);
   readFully(file, buf, buf.length, offset, 'block');
-  const type = checkBlockTrailer(buf, sizeBytes, file.path, offset);
+  const type = checkBlockTrailer(buf, 0, sizeBytes, file.path, offset);
   if (type !== COMPRESSION_NONE) {
     throw corruption(file.path, offset + sizeBytes, `compression type ${type} on a filter, meta or index block`);
   }

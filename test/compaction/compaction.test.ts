@@ -158,3 +158,31 @@ test('tables orphaned by a crash mid-compaction are removed at the next open', a
   assert.equal(again.getSync(key(1999))?.toString(), 'v-1999');
   await again.close();
 });
+
+test('a backlog left by the last run is compacted after open, without waiting for a write', async () => {
+  const mem = new MemFs();
+  // Triggers so high that nothing compacts while writing: L0 piles up.
+  const piling: OpenOptions = { ...tiny, fs: mem, l0CompactionTrigger: 50, l0SlowdownTrigger: 50, l0StopTrigger: 50 };
+  const db = await open('/db', piling);
+  for (let i = 0; i < 3000; i++) await db.put(key(i), `v-${i}`, { sync: false });
+  await db.idle();
+  const l0Before = db.stats().levels[0]?.files ?? 0;
+  assert.ok(l0Before >= 4, `L0 has ${l0Before} tables`);
+  await db.close();
+
+  // Read-only: no compaction, nothing changes.
+  const ro = await open('/db', { ...tiny, fs: mem, readOnly: true });
+  assert.equal(ro.stats().compactions.running, false);
+  assert.ok((ro.stats().levels[0]?.files ?? 0) >= l0Before);
+  await ro.close();
+
+  const again = await open('/db', { ...tiny, fs: mem, l0CompactionTrigger: 2 });
+  assert.equal(again.stats().compactions.running, true, 'open() starts the compaction the backlog needs');
+  assert.equal(again.getSync(key(7))?.toString(), 'v-7', 'reads while it runs');
+  await again.idle();
+  const s = again.stats();
+  assert.ok((s.levels[0]?.files ?? 0) < 2, `L0 has ${s.levels[0]?.files} tables after open`);
+  assert.ok(s.compactions.count >= 1);
+  for (let i = 0; i < 3000; i += 97) assert.equal(again.getSync(key(i))?.toString(), `v-${i}`);
+  await again.close();
+});

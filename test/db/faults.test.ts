@@ -472,6 +472,7 @@ test('a failing read surfaces as IO_ERROR from get/getSync/iterator and does not
   const fault = failWhile(both(opIn('read'), pathEndsWith('.sst')), 'EIO');
   fault.enabled = false;
   const db = await open('/db', { fs: new FaultFs(mem, fault), blockCacheSize: 0 });
+  await db.idle(); // the compaction open() starts reads tables too: let it finish first
   fault.enabled = true;
   await rejectsCode(() => db.get(k(5)), 'IO_ERROR', 'get');
   throwsCode(() => db.getSync(k(6)), 'IO_ERROR', 'getSync');

@@ -142,7 +142,7 @@ test('bloom filter: every present user key may be contained, most absent ones no
   r2.close();
 });
 
-test('1 MiB table with a block cache: batched writes, cache hits, fewer file reads', () => {
+test('1 MiB table with a block cache: batched writes, readahead scans, cached point and short-scan reads', () => {
   const model = numberedEntries(17_000, 1, 48);
   const file = new BufferFile();
   const b = new TableBuilder(file, { blockSizeBytes: 4096, bloomBitsPerKey: 10 });
@@ -165,14 +165,41 @@ test('1 MiB table with a block cache: batched writes, cache hits, fewer file rea
 
   const cache = new BlockCache(8 * 1024 * 1024);
   const reader = open(file, info, cache, 42);
+  const dataBlocks = reader.properties().dataBlockCount;
+  // A full scan reads ahead: one read per window (16 KiB doubling to 64 KiB), not one per block.
+  const readsBefore = file.readCount;
   const it = reader.iterator();
-  checkFullScans(it, model);
-  const readsAfterFirstScan = file.readCount;
-  checkFullScans(it, model);
-  assert.equal(file.readCount, readsAfterFirstScan, 'second scan served from the cache');
-  const s = cache.stats();
-  assert.ok(s.hits > 0 && s.entries === reader.properties().dataBlockCount, JSON.stringify(s));
+  let n = 0;
+  for (it.first(); it.valid(); it.next()) assert.ok(it.key().equals((model[n++] as Entry).key));
+  assert.equal(n, model.length);
+  const scanReads = file.readCount - readsBefore;
+  assert.ok(scanReads < dataBlocks / 4, `${scanReads} reads for ${dataBlocks} blocks`);
+  // Only the first blocks of a sequential run are cached: a long scan does not flush the cache.
+  const afterScan = cache.stats();
+  assert.ok(afterScan.entries > 0 && afterScan.entries < dataBlocks / 2, JSON.stringify(afterScan));
+  checkFullScans(it, model); // both directions (backward scans read block by block)
   it.close();
+
+  // Point reads fill the cache; the second read of a block is served from it.
+  const target = makeInternalKey((model[9_000] as Entry).key.subarray(0, -8), 1_000_000, KIND_SEEK);
+  assert.ok(reader.get(target) !== undefined);
+  const afterGet = file.readCount;
+  assert.ok(reader.get(target) !== undefined);
+  assert.equal(file.readCount, afterGet, 'second point read served from the cache');
+
+  // A short scan of a hot range is cached too: repeating it reads nothing.
+  const shortScan = (): number => {
+    const s = reader.iterator();
+    let n = 0;
+    for (s.seekGE(target); s.valid() && n < 200; s.next()) n++;
+    s.close();
+    return n;
+  };
+  assert.equal(shortScan(), 200);
+  const afterShort = file.readCount;
+  assert.equal(shortScan(), 200);
+  assert.equal(file.readCount, afterShort, 'a repeated short scan is served from the cache');
+  assert.ok(cache.stats().hits > 0);
   reader.close();
   cache.evictFile(42);
   assert.equal(cache.stats().entries, 0);
