@@ -1,8 +1,9 @@
 /**
- * Runs merges in a worker thread, so compaction's CPU (decode, merge, encode, bloom, CRC) does not
- * share the event loop with the application's reads and writes. One worker per database, started
- * at the first compaction, one merge at a time; it is ref'd only while a merge runs, so an idle
- * database never keeps the process alive.
+ * Runs merges (and flushes' table builds) in a worker thread, so their CPU (decode, merge, encode,
+ * bloom, CRC) does not share the event loop with the application's reads and writes. A database
+ * has two: one for compaction, one for flushes (a flush must not wait behind a long merge). Each
+ * is started at its first job, runs one job at a time, and is ref'd only while a job runs, so an
+ * idle database never keeps the process alive.
  *
  * If the worker cannot start or dies (error, unexpected exit), the running merge rejects with
  * IO_ERROR — compaction's usual retry path — and `broken` becomes true: the database then runs
@@ -12,7 +13,9 @@ import { Worker } from 'node:worker_threads';
 import { LightningError } from '../base/errors.js';
 import { assert } from '../util/assert.js';
 import type { MergeOutcome, MergeSpec } from './merge-tables.js';
-import { errorFromWire, outcomeFromWire, type WorkerReply } from './worker-protocol.js';
+import type { FlushSpec } from '../db/flush-table.js';
+import type { FileMetadata } from '../version/file-metadata.js';
+import { errorFromWire, outcomeFromWire, type WorkerJob, type WorkerReply } from './worker-protocol.js';
 
 const WORKER_URL = new URL('./compaction-worker.js', import.meta.url);
 
@@ -28,8 +31,27 @@ export class CompactionThread {
   /** True once the worker failed: callers should merge on their own thread instead. */
   broken = false;
 
+  /** `name` says which worker this is in error messages ("the compaction worker failed: ..."). */
+  constructor(private readonly name: 'compaction' | 'flush' = 'compaction') {}
+
+  /** Runs a compaction merge. */
   run(spec: MergeSpec): Promise<MergeOutcome> {
-    assert(this.pending === null, 'one merge at a time');
+    return this.post({ kind: 'merge', spec });
+  }
+
+  /**
+   * Builds a flushed memtable's table; resolves with its metadata. The spec's exported entries
+   * are transferred to the worker, not copied: the caller must not use them afterwards.
+   */
+  async flush(spec: FlushSpec): Promise<FileMetadata> {
+    const outcome = await this.post({ kind: 'flush', spec }, [spec.sorted.bytes.buffer, spec.sorted.entries.buffer]);
+    const meta = outcome.outputs[0];
+    assert(outcome.outputs.length === 1 && meta !== undefined, 'a flush builds one table');
+    return meta;
+  }
+
+  private post(job: WorkerJob, transfer: ArrayBuffer[] = []): Promise<MergeOutcome> {
+    assert(this.pending === null, 'one job at a time');
     assert(!this.closed, 'compaction thread used after close');
     return new Promise<MergeOutcome>((resolve, reject) => {
       let w: Worker;
@@ -37,12 +59,12 @@ export class CompactionThread {
         w = this.worker ?? this.start();
       } catch (e) {
         this.broken = true;
-        reject(new LightningError('IO_ERROR', `cannot start the compaction worker: ${(e as Error).message}`, { cause: e }));
+        reject(new LightningError('IO_ERROR', `cannot start the ${this.name} worker: ${(e as Error).message}`, { cause: e }));
         return;
       }
       this.pending = { resolve, reject };
       w.ref();
-      w.postMessage(spec);
+      w.postMessage(job, transfer);
     });
   }
 
@@ -63,8 +85,8 @@ export class CompactionThread {
       if (reply.ok) p.resolve(outcomeFromWire(reply.outcome));
       else p.reject(errorFromWire(reply.error));
     });
-    w.on('error', (e: Error) => this.fail(w, `the compaction worker failed: ${e.message}`, e));
-    w.on('exit', (code: number) => this.fail(w, `the compaction worker exited (code ${code})`, undefined));
+    w.on('error', (e: Error) => this.fail(w, `the ${this.name} worker failed: ${e.message}`, e));
+    w.on('exit', (code: number) => this.fail(w, `the ${this.name} worker exited (code ${code})`, undefined));
     this.worker = w;
     return w;
   }

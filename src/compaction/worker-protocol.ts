@@ -5,7 +5,11 @@
  */
 import { LightningError, type ErrorCode } from '../base/errors.js';
 import type { FileMetadata } from '../version/file-metadata.js';
-import type { MergeOutcome } from './merge-tables.js';
+import type { MergeOutcome, MergeSpec } from './merge-tables.js';
+import type { FlushSpec } from '../db/flush-table.js';
+
+/** A job for the background worker: a compaction merge, or building a flushed memtable's table. */
+export type WorkerJob = { kind: 'merge'; spec: MergeSpec } | { kind: 'flush'; spec: FlushSpec };
 
 export interface WireError {
   name: string;
@@ -15,6 +19,7 @@ export interface WireError {
   stack?: string;
 }
 
+/** A flush replies with a MergeOutcome too: its one output table, nothing dropped. */
 export type WorkerReply = { ok: true; outcome: MergeOutcome } | { ok: false; error: WireError };
 
 export function outcomeToWire(o: MergeOutcome): MergeOutcome {

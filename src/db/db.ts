@@ -33,7 +33,8 @@ import { type Bytes, type BatchOperation, type RangeOptions, toBatchOps, toKey, 
 import { LightningIterator, type IteratorOwner } from './user-iterator.js';
 import { TableCache } from './table-cache.js';
 import { getFromTables, newestSeqInTables } from './read-path.js';
-import { flushMemTable } from './flush.js';
+import { flushMemTable, flushOnThisThread } from './flush.js';
+import type { FlushSpec } from './flush-table.js';
 import { Snapshot, type SnapshotOwner } from './snapshot.js';
 import { TransactionManager } from '../txn/transaction-manager.js';
 import { runTransaction, type TransactionCallback } from '../txn/run-transaction.js';
@@ -94,6 +95,8 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
   private compacting: Promise<void> | null = null;
   /** Runs compaction merges off the event loop (option compactionThread 'worker'); started lazily. */
   private compactionThread: CompactionThread | null = null;
+  /** Builds flushed memtables' tables off the event loop (same option); started lazily. */
+  private flushThread: CompactionThread | null = null;
   private lastShareMs = 0;
   /** Per level: largest user key of the last compaction there (round-robin cursor). */
   private readonly compactCursor: (Buffer | undefined)[] = [];
@@ -331,7 +334,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
   /** Flushes `imm` to L0 and drops it. Throws LightningError. */
   private async flushImmutable(imm: MemTable, logNumber: number): Promise<void> {
     assert(this.imm === imm, 'flushing a memtable that is not the immutable one');
-    const r = await flushMemTable(this.fs, this.dir, this.versions, imm, logNumber, this.lastSeq, this.options);
+    const r = await flushMemTable(this.fs, this.dir, this.versions, imm, logNumber, this.lastSeq, this.options, this.buildFlushTable);
     this.counters.flushes++;
     this.counters.flushBytesWritten += r.bytesWritten;
     this.imm = null;
@@ -394,6 +397,15 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     }
     this.collectObsoleteTables();
   }
+
+  /** Builds a flush's table in the flush worker, or here in slices (other filesystems, or after the worker failed). */
+  private readonly buildFlushTable = (spec: FlushSpec): Promise<FileMetadata> => {
+    if (this.options.compactionThread === 'worker') {
+      this.flushThread ??= new CompactionThread('flush');
+      if (!this.flushThread.broken) return this.flushThread.flush(spec);
+    }
+    return flushOnThisThread(this.fs)(spec);
+  };
 
   /** Runs a compaction merge in the worker thread, or here in slices (other filesystems, or after the worker failed). */
   private merge(spec: MergeSpec): Promise<MergeOutcome> {
@@ -854,7 +866,11 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
         stallMs: c.stallMs,
         slowdowns: c.slowdowns,
       },
-      flushes: { count: c.flushes, bytesWritten: c.flushBytesWritten },
+      flushes: {
+        count: c.flushes,
+        bytesWritten: c.flushBytesWritten,
+        thread: this.options.compactionThread === 'worker' && this.flushThread?.broken !== true ? 'worker' : 'main',
+      },
       compactions: {
         count: c.compactions,
         trivialMoves: c.trivialMoves,
@@ -910,6 +926,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     this.wal?.close();
     this.tableCache.closeAll();
     await this.compactionThread?.close();
+    await this.flushThread?.close();
     await this.versions.close();
     this.releaseLock();
     if (firstError !== null) throw firstError;

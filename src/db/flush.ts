@@ -3,22 +3,25 @@
  *
  * Order (each step durable before the next, so a crash anywhere leaves either no trace the next open
  * can see, or the complete table):
- *   1. write 000NNN.sst with TableBuilder, yielding to the event loop every few thousand entries;
+ *   1. write 000NNN.sst (flush-table.ts: in the background worker with node:fs, else here,
+ *      yielding to the event loop every thousand entries);
  *   2. fsync the table, fsync the directory (its entry must survive too);
  *   3. VersionSet.logAndApply({ +L0 file, logNumber }) — the commit point;
  *   4. delete WALs older than logNumber (their contents are now in the table).
  * A crash before 3 leaves an orphan .sst that the next open deletes and a WAL it replays.
  */
 import { LightningError, fromIoError } from '../base/errors.js';
-import { logFileName, parseFileName, tableFileName } from '../base/file-names.js';
+import { logFileName, parseFileName } from '../base/file-names.js';
 import { joinPath, type FileSystem } from '../env/file-system.js';
 import { assert } from '../util/assert.js';
 import type { MemTable } from '../memtable/memtable.js';
-import { TableBuilder } from '../sstable/table-builder.js';
 import type { VersionSet } from '../version/version-set.js';
 import { VersionEdit } from '../version/version-edit.js';
-import { metadataOfBuiltTable } from '../version/file-metadata.js';
+import type { FileMetadata } from '../version/file-metadata.js';
 import type { ResolvedOptions } from './options.js';
+import { buildFlushTable, removeQuietly, type FlushSpec } from './flush-table.js';
+
+export { removeQuietly };
 
 /** Entries written between yields to the event loop. */
 const FLUSH_YIELD_ENTRIES = 1024;
@@ -27,10 +30,6 @@ export interface FlushResult {
   fileNumber: number;
   bytesWritten: number;
   walsDeleted: number;
-}
-
-function yieldToEventLoop(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /**
@@ -47,7 +46,18 @@ export async function hasFreeSpace(fs: FileSystem, dir: string, bytes: number): 
   return st.availableBytes >= bytes;
 }
 
-/** Writes `mem` as table `fileNumber`; returns its metadata inputs. Unlinks the file on failure. */
+/** Builds the table of a FlushSpec: in the background worker, or on this thread in slices. */
+export type FlushBuilder = (spec: FlushSpec) => Promise<FileMetadata>;
+
+/** The main-thread builder: yields to the event loop every FLUSH_YIELD_ENTRIES entries. */
+export function flushOnThisThread(fs: FileSystem): FlushBuilder {
+  return (spec) => buildFlushTable(fs, spec, FLUSH_YIELD_ENTRIES);
+}
+
+/**
+ * Writes `mem` as a new L0 table (through `build`), records it in the MANIFEST with `logNumber`,
+ * and deletes the WALs it makes obsolete.
+ */
 export async function flushMemTable(
   fs: FileSystem,
   dir: string,
@@ -56,52 +66,28 @@ export async function flushMemTable(
   logNumber: number,
   lastSeq: number,
   options: ResolvedOptions,
+  build: FlushBuilder = flushOnThisThread(fs),
 ): Promise<FlushResult> {
   assert(mem.entryCount > 0, 'flush of an empty memtable');
   if (!(await hasFreeSpace(fs, dir, mem.approximateBytes))) {
     throw new LightningError('DISK_FULL', `not enough free space in ${dir} to flush ${mem.approximateBytes} bytes`);
   }
   const fileNumber = versions.newFileNumber();
-  const path = joinPath(dir, tableFileName(fileNumber));
-  let file;
-  try {
-    file = fs.open(path, 'create-excl');
-  } catch (e) {
-    throw fromIoError(e, 'create', path);
-  }
-  let info;
-  try {
-    const builder = new TableBuilder(file, {
-      blockSizeBytes: options.blockSizeBytes,
-      bloomBitsPerKey: options.bloomBitsPerKey,
-      // L0 tables stay uncompressed: a flush runs on the main thread, where compressing (~18 µs per
-      // 4 KiB block) would slow every writer. The compaction worker compresses them on the way to
-      // L1 (runCompaction never moves an L0 table down as it is when compression is on).
-      compression: 'none',
-    });
-    const it = mem.iterator();
-    let n = 0;
-    for (it.first(); it.valid(); it.next()) {
-      builder.add(it.key(), it.value());
-      if (++n % FLUSH_YIELD_ENTRIES === 0) await yieldToEventLoop();
-    }
-    info = builder.finish();
-    assert(info.entryCount === mem.entryCount, 'flush lost entries');
-    await file.sync();
-    file.close();
-    await fs.syncDir(dir);
-  } catch (e) {
-    file.close();
-    removeQuietly(fs, path);
-    throw fromIoError(e, 'flush', path);
-  }
+  const meta = await build({
+    dir,
+    fileNumber,
+    blockSizeBytes: options.blockSizeBytes,
+    bloomBitsPerKey: options.bloomBitsPerKey,
+    sorted: mem.exportSorted(),
+  });
+  assert(meta.number === fileNumber, 'flush built a different table');
   const edit = new VersionEdit();
-  edit.addFile(0, metadataOfBuiltTable(fileNumber, info));
+  edit.addFile(0, meta);
   edit.logNumber = logNumber;
   edit.lastSequence = lastSeq;
   await versions.logAndApply(edit);
   const walsDeleted = deleteObsoleteWals(fs, dir, logNumber);
-  return { fileNumber, bytesWritten: info.fileSizeBytes, walsDeleted };
+  return { fileNumber, bytesWritten: meta.sizeBytes, walsDeleted };
 }
 
 /** Deletes WAL files numbered below `logNumber`. Failures are left for the next open's cleanup. */
@@ -120,14 +106,4 @@ export function deleteObsoleteWals(fs: FileSystem, dir: string, logNumber: numbe
     }
   }
   return deleted;
-}
-
-/** Best-effort unlink of a file that is garbage either way; true if it is gone. */
-export function removeQuietly(fs: FileSystem, path: string): boolean {
-  try {
-    fs.unlink(path);
-    return true;
-  } catch {
-    return false; // an orphan left behind is removed by the next open
-  }
 }

@@ -30,7 +30,8 @@ export interface DbStats {
     /** Times a write group was delayed 1 ms because L0 reached l0SlowdownTrigger. */
     slowdowns: number;
   };
-  flushes: { count: number; bytesWritten: number };
+  /** `thread`: where flushed tables are built ('worker' with node:fs, else or after a worker failure 'main'). */
+  flushes: { count: number; bytesWritten: number; thread: 'worker' | 'main' };
   compactions: {
     count: number;
     trivialMoves: number;

@@ -7,7 +7,7 @@ import { assert } from '../util/assert.js';
 import { Random } from '../util/random.js';
 import { KIND_DELETE, MAX_SEQ, kindOfTrailer, seqOfTrailer } from '../base/internal-key.js';
 import type { InternalIterator } from '../iter/internal-iterator.js';
-import { NIL, SkipList } from './skiplist.js';
+import { NIL, SkipList, type SortedEntries } from './skiplist.js';
 
 /** Result of a point lookup in one memtable. `value` is a view valid while referenced. */
 export type MemGetResult =
@@ -89,6 +89,11 @@ export class MemTable {
 
   iterator(): InternalIterator {
     return new MemTableIterator(this.list);
+  }
+
+  /** The entries in order as plain data (a copy), for building its table on another thread. */
+  exportSorted(): SortedEntries {
+    return this.list.exportSorted();
   }
 }
 

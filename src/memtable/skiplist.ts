@@ -32,6 +32,15 @@ const LINKS = 3;
 const INITIAL_ROW_INTS = 8 * 1024;
 const INITIAL_ARENA_BYTES = 64 * 1024;
 
+/**
+ * A memtable's entries in internal-key order, structured-clonable: entry i's key is
+ * bytes[entries[3i], entries[3i] + entries[3i+1]) and its value the entries[3i+2] bytes after it.
+ */
+export interface SortedEntries {
+  bytes: Uint8Array<ArrayBuffer>;
+  entries: Int32Array<ArrayBuffer>;
+}
+
 export class SkipList {
   /** Key bytes (user key + trailer) followed by value bytes, per node. */
   private arena: Buffer = Buffer.allocUnsafeSlow(INITIAL_ARENA_BYTES);
@@ -69,6 +78,26 @@ export class SkipList {
   /** Bytes of entries stored: key and value bytes plus the nodes' rows. */
   get usedBytes(): number {
     return this.arenaUsed + this.rowsUsed * 4;
+  }
+
+  /**
+   * The entries in order, as plain data another thread can take (flush-table.ts): a copy of the
+   * key/value bytes and, per entry, [key offset, key length, value length] into that copy. One
+   * walk of level 0 and one bulk copy; the list itself is not changed.
+   */
+  exportSorted(): SortedEntries {
+    const bytes = new Uint8Array(this.arenaUsed);
+    bytes.set(this.arena.subarray(0, this.arenaUsed));
+    const entries = new Int32Array(this.count * 3);
+    const rows = this.rows;
+    let i = 0;
+    for (let x = rows[HEAD + LINKS] as number; x !== NIL; x = rows[x + LINKS] as number) {
+      entries[i++] = rows[x + KEY_OFF] as number;
+      entries[i++] = rows[x + KEY_LEN] as number;
+      entries[i++] = rows[x + VALUE_LEN] as number;
+    }
+    assert(i === entries.length, 'skiplist count disagrees with its level-0 chain');
+    return { bytes, entries };
   }
 
   // ---- node accessors (views are valid for as long as they are referenced) ----

@@ -74,6 +74,8 @@ test('worker and main-thread compaction give the same database', async () => {
         await db.idle();
         const s = db.stats();
         assert.equal(s.compactions.thread, compactionThread);
+        assert.equal(s.flushes.thread, compactionThread, 'flushes build their tables on the same kind of thread');
+        assert.ok(s.flushes.count > 5, `${compactionThread}: ${s.flushes.count} flushes`);
         assert.ok(s.compactions.count - s.compactions.trivialMoves > 0, `${compactionThread}: merges ran`);
         assert.equal(s.backgroundError, null);
         assert.deepEqual(await contents(db), model, `${compactionThread}: contents match the model`);
@@ -148,6 +150,49 @@ test('a worker that dies mid-merge costs one retry; merges then run on the main 
     assert.deepEqual(await contents(db), model);
     assert.equal(db.stats().levels[0]?.files, 0);
     await db.close();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a flush worker that dies mid-flush costs one retry; flushes then run on the main thread', async () => {
+  const dir = tempDir();
+  try {
+    const db = await open(dir, small);
+    const model = new Map<string, string>();
+    const write = async (b: number): Promise<void> => {
+      const ops = Array.from({ length: 300 }, (_, i) => ({ type: 'put' as const, key: key(i * 7 + b), value: `${b}`.repeat(40) }));
+      for (const op of ops) model.set(op.key, op.value);
+      await db.batch(ops);
+    };
+    await write(0);
+    await db.compactRange(key(999_999), key(999_999)); // a flush through the (healthy) worker
+    assert.equal(db.stats().flushes.thread, 'worker');
+    const flushesBefore = db.stats().flushes.count;
+    // Kill the flush worker as soon as it receives its next job.
+    const holder = db as unknown as { flushThread: CompactionThread | null };
+    holder.flushThread = new CompactionThread('flush');
+    const t = holder.flushThread as unknown as { start(): { terminate(): Promise<number> } };
+    const start = t.start.bind(t);
+    t.start = () => {
+      const w = start();
+      setImmediate(() => void w.terminate());
+      return w;
+    };
+    await write(1);
+    await assert.rejects(db.compactRange(key(999_999), key(999_999)), (e: unknown) => (e as { code?: string }).code === 'IO_ERROR');
+    assert.equal(db.stats().flushes.thread, 'main');
+    assert.equal(db.stats().backgroundError?.mode, 'retrying');
+    await db.resume(); // the retry flushes on the main thread
+    assert.equal(db.stats().backgroundError, null);
+    assert.ok(db.stats().flushes.count > flushesBefore);
+    await write(2);
+    await db.idle();
+    assert.deepEqual(await contents(db), model);
+    await db.close();
+    const again = await open(dir, small);
+    assert.deepEqual(await contents(again), model, 'after reopen');
+    await again.close();
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -1,0 +1,84 @@
+/**
+ * The CPU- and I/O-heavy half of a flush: write a memtable's entries (exported in order, see
+ * SkipList.exportSorted) as one new L0 table, fsync it and its directory entry. Like
+ * mergeTables, it needs only a filesystem and plain data, so the same code runs in the background
+ * worker (compaction-worker.ts, for node:fs) or on the main thread in slices (other filesystems,
+ * or after the worker failed). Recording the table in the MANIFEST stays with flush.ts.
+ *
+ * On failure the table is closed and unlinked (a failed unlink leaves an orphan the next open
+ * removes) and the error is rethrown as a LightningError.
+ */
+import { fromIoError } from '../base/errors.js';
+import { tableFileName } from '../base/file-names.js';
+import { joinPath, type FileSystem } from '../env/file-system.js';
+import type { SortedEntries } from '../memtable/skiplist.js';
+import { TableBuilder } from '../sstable/table-builder.js';
+import { assert } from '../util/assert.js';
+import { metadataOfBuiltTable, type FileMetadata } from '../version/file-metadata.js';
+
+/** Everything a flush needs; plain data (structured-clonable). */
+export interface FlushSpec {
+  dir: string;
+  fileNumber: number;
+  blockSizeBytes: number;
+  bloomBitsPerKey: number;
+  sorted: SortedEntries;
+}
+
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/**
+ * Writes the table and returns its metadata. `yieldEvery` > 0 yields to the event loop after
+ * that many entries (the main-thread path); 0 never yields (the worker).
+ */
+export async function buildFlushTable(fs: FileSystem, spec: FlushSpec, yieldEvery: number): Promise<FileMetadata> {
+  const { bytes, entries } = spec.sorted;
+  const count = entries.length / 3;
+  assert(Number.isInteger(count) && count > 0, 'flush of an empty memtable');
+  const data = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const path = joinPath(spec.dir, tableFileName(spec.fileNumber));
+  let file;
+  try {
+    file = fs.open(path, 'create-excl');
+  } catch (e) {
+    throw fromIoError(e, 'create', path);
+  }
+  try {
+    const builder = new TableBuilder(file, {
+      blockSizeBytes: spec.blockSizeBytes,
+      bloomBitsPerKey: spec.bloomBitsPerKey,
+      // L0 tables stay uncompressed: flushes must keep pace with writers. The compaction worker
+      // compresses them on the way to L1 (runCompaction never moves an L0 table down as it is
+      // when compression is on).
+      compression: 'none',
+    });
+    for (let i = 0; i < count; i++) {
+      const off = entries[3 * i] as number;
+      const keyEnd = off + (entries[3 * i + 1] as number);
+      builder.add(data.subarray(off, keyEnd), data.subarray(keyEnd, keyEnd + (entries[3 * i + 2] as number)));
+      if (yieldEvery > 0 && (i + 1) % yieldEvery === 0) await yieldToEventLoop();
+    }
+    const info = builder.finish();
+    assert(info.entryCount === count, 'flush lost entries');
+    await file.sync();
+    file.close();
+    await fs.syncDir(spec.dir);
+    return metadataOfBuiltTable(spec.fileNumber, info);
+  } catch (e) {
+    file.close();
+    removeQuietly(fs, path);
+    throw fromIoError(e, 'flush', path);
+  }
+}
+
+/** Best-effort unlink of a file that is garbage either way; true if it is gone. */
+export function removeQuietly(fs: FileSystem, path: string): boolean {
+  try {
+    fs.unlink(path);
+    return true;
+  } catch {
+    return false; // an orphan left behind is removed by the next open
+  }
+}
