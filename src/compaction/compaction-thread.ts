@@ -14,13 +14,20 @@ import { LightningError } from '../base/errors.js';
 import { assert } from '../util/assert.js';
 import type { MergeOutcome, MergeSpec } from './merge-tables.js';
 import type { FlushSpec } from '../db/flush-table.js';
-import type { FileMetadata } from '../version/file-metadata.js';
+import type { FlushBuilt } from '../db/flush.js';
+import type { SortedEntries } from '../memtable/skiplist.js';
 import { errorFromWire, outcomeFromWire, type WorkerJob, type WorkerReply } from './worker-protocol.js';
 
 const WORKER_URL = new URL('./compaction-worker.js', import.meta.url);
 
+/** A job's result: the outcome, and for a flush the export the worker handed back. */
+interface JobResult {
+  outcome: MergeOutcome;
+  returned: SortedEntries | null;
+}
+
 interface PendingMerge {
-  resolve(o: MergeOutcome): void;
+  resolve(r: JobResult): void;
   reject(e: Error): void;
 }
 
@@ -35,25 +42,26 @@ export class CompactionThread {
   constructor(private readonly name: 'compaction' | 'flush' = 'compaction') {}
 
   /** Runs a compaction merge. */
-  run(spec: MergeSpec): Promise<MergeOutcome> {
-    return this.post({ kind: 'merge', spec });
+  async run(spec: MergeSpec): Promise<MergeOutcome> {
+    return (await this.post({ kind: 'merge', spec })).outcome;
   }
 
   /**
-   * Builds a flushed memtable's table; resolves with its metadata. The spec's exported entries
-   * are transferred to the worker, not copied: the caller must not use them afterwards.
+   * Builds a flushed memtable's table; resolves with its metadata and the export, handed back for
+   * reuse. The spec's export is transferred to the worker, not copied: the caller must not use it
+   * afterwards (only what comes back).
    */
-  async flush(spec: FlushSpec): Promise<FileMetadata> {
-    const outcome = await this.post({ kind: 'flush', spec }, [spec.sorted.bytes.buffer, spec.sorted.entries.buffer]);
+  async flush(spec: FlushSpec): Promise<FlushBuilt> {
+    const { outcome, returned } = await this.post({ kind: 'flush', spec }, [spec.sorted.bytes.buffer, spec.sorted.entries.buffer]);
     const meta = outcome.outputs[0];
     assert(outcome.outputs.length === 1 && meta !== undefined, 'a flush builds one table');
-    return meta;
+    return { meta, sorted: returned };
   }
 
-  private post(job: WorkerJob, transfer: ArrayBuffer[] = []): Promise<MergeOutcome> {
+  private post(job: WorkerJob, transfer: ArrayBuffer[] = []): Promise<JobResult> {
     assert(this.pending === null, 'one job at a time');
     assert(!this.closed, 'compaction thread used after close');
-    return new Promise<MergeOutcome>((resolve, reject) => {
+    return new Promise<JobResult>((resolve, reject) => {
       let w: Worker;
       try {
         w = this.worker ?? this.start();
@@ -82,7 +90,7 @@ export class CompactionThread {
     w.on('message', (reply: WorkerReply) => {
       const p = this.settle(w);
       if (p === null) return;
-      if (reply.ok) p.resolve(outcomeFromWire(reply.outcome));
+      if (reply.ok) p.resolve({ outcome: outcomeFromWire(reply.outcome), returned: reply.returned ?? null });
       else p.reject(errorFromWire(reply.error));
     });
     w.on('error', (e: Error) => this.fail(w, `the ${this.name} worker failed: ${e.message}`, e));

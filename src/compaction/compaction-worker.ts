@@ -14,13 +14,23 @@ import { errorToWire, outcomeToWire, type WorkerJob, type WorkerReply } from './
 const port = parentPort;
 if (port !== null) {
   const fs = new NodeFs();
+  const reply = (job: WorkerJob, outcome: MergeOutcome): void => {
+    if (job.kind === 'merge') {
+      port.postMessage({ ok: true, outcome: outcomeToWire(outcome) } satisfies WorkerReply);
+      return;
+    }
+    // Hand the export back (transferred) so the main thread refills it: left here, each one would
+    // wait for this isolate's garbage collector, which a worker that allocates little rarely runs.
+    const sorted = job.spec.sorted;
+    port.postMessage({ ok: true, outcome: outcomeToWire(outcome), returned: sorted } satisfies WorkerReply, [sorted.bytes.buffer, sorted.entries.buffer]);
+  };
   const run = async (job: WorkerJob): Promise<MergeOutcome> => {
     if (job.kind === 'merge') return mergeTables(fs, job.spec, 0);
     return { outputs: [await buildFlushTable(fs, job.spec, 0)], entriesDropped: 0 };
   };
   port.on('message', (job: WorkerJob) => {
     run(job).then(
-      (outcome) => port.postMessage({ ok: true, outcome: outcomeToWire(outcome) } satisfies WorkerReply),
+      (outcome) => reply(job, outcome),
       (e: unknown) => port.postMessage({ ok: false, error: errorToWire(e) } satisfies WorkerReply),
     );
   });

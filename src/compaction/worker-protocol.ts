@@ -7,6 +7,7 @@ import { LightningError, type ErrorCode } from '../base/errors.js';
 import type { FileMetadata } from '../version/file-metadata.js';
 import type { MergeOutcome, MergeSpec } from './merge-tables.js';
 import type { FlushSpec } from '../db/flush-table.js';
+import type { SortedEntries } from '../memtable/skiplist.js';
 
 /** A job for the background worker: a compaction merge, or building a flushed memtable's table. */
 export type WorkerJob = { kind: 'merge'; spec: MergeSpec } | { kind: 'flush'; spec: FlushSpec };
@@ -19,8 +20,11 @@ export interface WireError {
   stack?: string;
 }
 
-/** A flush replies with a MergeOutcome too: its one output table, nothing dropped. */
-export type WorkerReply = { ok: true; outcome: MergeOutcome } | { ok: false; error: WireError };
+/**
+ * A flush replies with a MergeOutcome too (its one output table, nothing dropped) and transfers
+ * the export it was sent back in `returned`, for the next flush to fill.
+ */
+export type WorkerReply = { ok: true; outcome: MergeOutcome; returned?: SortedEntries } | { ok: false; error: WireError };
 
 export function outcomeToWire(o: MergeOutcome): MergeOutcome {
   const outputs = o.outputs.map((f) => ({

@@ -33,7 +33,8 @@ import { type Bytes, type BatchOperation, type RangeOptions, toBatchOps, toKey, 
 import { LightningIterator, type IteratorOwner } from './user-iterator.js';
 import { TableCache } from './table-cache.js';
 import { getFromTables, newestSeqInTables } from './read-path.js';
-import { flushMemTable, flushOnThisThread } from './flush.js';
+import { flushMemTable, flushOnThisThread, type FlushBuilt } from './flush.js';
+import type { SortedEntries } from '../memtable/skiplist.js';
 import type { FlushSpec } from './flush-table.js';
 import { Snapshot, type SnapshotOwner } from './snapshot.js';
 import { TransactionManager } from '../txn/transaction-manager.js';
@@ -97,6 +98,8 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
   private compactionThread: CompactionThread | null = null;
   /** Builds flushed memtables' tables off the event loop (same option); started lazily. */
   private flushThread: CompactionThread | null = null;
+  /** The last flush's memtable export, refilled by the next flush instead of a new allocation. */
+  private spareExport: SortedEntries | null = null;
   private lastShareMs = 0;
   /** Per level: largest user key of the last compaction there (round-robin cursor). */
   private readonly compactCursor: (Buffer | undefined)[] = [];
@@ -307,7 +310,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     oldWal.close();
     this.wal = wal;
     this.imm = this.mem;
-    this.mem = new MemTable(this.memSeed++);
+    this.mem = new MemTable(this.memSeed++, this.options.memtableSizeBytes);
     this.startFlush(walNumber);
   }
 
@@ -334,7 +337,10 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
   /** Flushes `imm` to L0 and drops it. Throws LightningError. */
   private async flushImmutable(imm: MemTable, logNumber: number): Promise<void> {
     assert(this.imm === imm, 'flushing a memtable that is not the immutable one');
-    const r = await flushMemTable(this.fs, this.dir, this.versions, imm, logNumber, this.lastSeq, this.options, this.buildFlushTable);
+    const spare = this.spareExport;
+    this.spareExport = null; // handed to this flush (and transferred, with the worker)
+    const r = await flushMemTable(this.fs, this.dir, this.versions, imm, logNumber, this.lastSeq, this.options, this.buildFlushTable, spare);
+    this.spareExport = r.sorted;
     this.counters.flushes++;
     this.counters.flushBytesWritten += r.bytesWritten;
     this.imm = null;
@@ -399,7 +405,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
   }
 
   /** Builds a flush's table in the flush worker, or here in slices (other filesystems, or after the worker failed). */
-  private readonly buildFlushTable = (spec: FlushSpec): Promise<FileMetadata> => {
+  private readonly buildFlushTable = (spec: FlushSpec): Promise<FlushBuilt> => {
     if (this.options.compactionThread === 'worker') {
       this.flushThread ??= new CompactionThread('flush');
       if (!this.flushThread.broken) return this.flushThread.flush(spec);
@@ -568,7 +574,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     failed.close();
     if (this.mem.entryCount > 0) {
       this.imm = this.mem;
-      this.mem = new MemTable(this.memSeed++);
+      this.mem = new MemTable(this.memSeed++, this.options.memtableSizeBytes);
       await this.flushImmutable(this.imm, walNumber);
     } else {
       const edit = new VersionEdit();

@@ -34,9 +34,8 @@ function yieldToEventLoop(): Promise<void> {
  * that many entries (the main-thread path); 0 never yields (the worker).
  */
 export async function buildFlushTable(fs: FileSystem, spec: FlushSpec, yieldEvery: number): Promise<FileMetadata> {
-  const { bytes, entries } = spec.sorted;
-  const count = entries.length / 3;
-  assert(Number.isInteger(count) && count > 0, 'flush of an empty memtable');
+  const { bytes, entries, count } = spec.sorted;
+  assert(Number.isInteger(count) && count > 0 && entries.length >= 3 * count, 'flush of an empty memtable');
   const data = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const path = joinPath(spec.dir, tableFileName(spec.fileNumber));
   let file;

@@ -15,6 +15,7 @@ import { logFileName, parseFileName } from '../base/file-names.js';
 import { joinPath, type FileSystem } from '../env/file-system.js';
 import { assert } from '../util/assert.js';
 import type { MemTable } from '../memtable/memtable.js';
+import type { SortedEntries } from '../memtable/skiplist.js';
 import type { VersionSet } from '../version/version-set.js';
 import { VersionEdit } from '../version/version-edit.js';
 import type { FileMetadata } from '../version/file-metadata.js';
@@ -30,6 +31,8 @@ export interface FlushResult {
   fileNumber: number;
   bytesWritten: number;
   walsDeleted: number;
+  /** The memtable export, given back for the next flush to fill (exportSorted's `reuse`). */
+  sorted: SortedEntries | null;
 }
 
 /**
@@ -46,12 +49,18 @@ export async function hasFreeSpace(fs: FileSystem, dir: string, bytes: number): 
   return st.availableBytes >= bytes;
 }
 
+/** A built flush table, and the export it was built from when it can be reused (else null). */
+export interface FlushBuilt {
+  meta: FileMetadata;
+  sorted: SortedEntries | null;
+}
+
 /** Builds the table of a FlushSpec: in the background worker, or on this thread in slices. */
-export type FlushBuilder = (spec: FlushSpec) => Promise<FileMetadata>;
+export type FlushBuilder = (spec: FlushSpec) => Promise<FlushBuilt>;
 
 /** The main-thread builder: yields to the event loop every FLUSH_YIELD_ENTRIES entries. */
 export function flushOnThisThread(fs: FileSystem): FlushBuilder {
-  return (spec) => buildFlushTable(fs, spec, FLUSH_YIELD_ENTRIES);
+  return async (spec) => ({ meta: await buildFlushTable(fs, spec, FLUSH_YIELD_ENTRIES), sorted: spec.sorted });
 }
 
 /**
@@ -67,18 +76,19 @@ export async function flushMemTable(
   lastSeq: number,
   options: ResolvedOptions,
   build: FlushBuilder = flushOnThisThread(fs),
+  reuse: SortedEntries | null = null,
 ): Promise<FlushResult> {
   assert(mem.entryCount > 0, 'flush of an empty memtable');
   if (!(await hasFreeSpace(fs, dir, mem.approximateBytes))) {
     throw new LightningError('DISK_FULL', `not enough free space in ${dir} to flush ${mem.approximateBytes} bytes`);
   }
   const fileNumber = versions.newFileNumber();
-  const meta = await build({
+  const { meta, sorted } = await build({
     dir,
     fileNumber,
     blockSizeBytes: options.blockSizeBytes,
     bloomBitsPerKey: options.bloomBitsPerKey,
-    sorted: mem.exportSorted(),
+    sorted: mem.exportSorted(reuse),
   });
   assert(meta.number === fileNumber, 'flush built a different table');
   const edit = new VersionEdit();
@@ -87,7 +97,7 @@ export async function flushMemTable(
   edit.lastSequence = lastSeq;
   await versions.logAndApply(edit);
   const walsDeleted = deleteObsoleteWals(fs, dir, logNumber);
-  return { fileNumber, bytesWritten: meta.sizeBytes, walsDeleted };
+  return { fileNumber, bytesWritten: meta.sizeBytes, walsDeleted, sorted };
 }
 
 /** Deletes WAL files numbered below `logNumber`. Failures are left for the next open's cleanup. */

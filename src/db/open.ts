@@ -138,7 +138,7 @@ async function recover(
     try {
       if (mem.entryCount > 0) {
         await flushMemTable(fs, dir, versions, mem, walNumber, replayed.lastSeq, opts);
-        mem = new MemTable(opts.seed);
+        mem = new MemTable(opts.seed, opts.memtableSizeBytes);
       } else {
         const edit = new VersionEdit();
         edit.logNumber = walNumber;
@@ -187,7 +187,7 @@ function replayWals(
   lastSequence: number,
   opts: ResolvedOptions,
 ): Replayed {
-  const mem = new MemTable(opts.seed);
+  const mem = new MemTable(opts.seed, opts.memtableSizeBytes);
   const out: Replayed = { mem, lastSeq: lastSequence, prevRecordSeq: 0, records: 0, skippedBytes: 0, tornIn: null };
   for (const n of wals) replayOneWal(fs, joinPath(dir, logFileName(n)), opts, out);
   return out;

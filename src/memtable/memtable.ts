@@ -18,14 +18,27 @@ export type MemGetResult =
 const NOT_FOUND: MemGetResult = { found: false };
 const DELETED: MemGetResult = { found: true, deleted: true };
 
+/** Arenas larger than this start smaller and grow: a huge memtableSize reserves no huge buffer. */
+const ARENA_PREALLOCATE_BYTES_MAX = 256 * 1024 * 1024;
+const ARENA_BYTES_MIN = 64 * 1024;
+
+/**
+ * The arena for a memtable rotated at `capacityBytes`: keys and values take all of that but the
+ * node rows, so the capacity itself is enough (a group that overshoots grows it once).
+ */
+function arenaBytesFor(capacityBytes: number): number {
+  return Math.max(ARENA_BYTES_MIN, Math.min(capacityBytes, ARENA_PREALLOCATE_BYTES_MAX));
+}
+
 export class MemTable {
   private readonly list: SkipList;
   /** Smallest and largest sequence numbers inserted (for flush metadata). */
   minSeq = Number.MAX_SAFE_INTEGER;
   maxSeq = 0;
 
-  constructor(seed: number) {
-    this.list = new SkipList(new Random(seed));
+  /** `capacityBytes`: the memtable size it will be rotated at (its arena is allocated for it once). */
+  constructor(seed: number, capacityBytes = 0) {
+    this.list = new SkipList(new Random(seed), arenaBytesFor(capacityBytes));
   }
 
   /**
@@ -91,9 +104,12 @@ export class MemTable {
     return new MemTableIterator(this.list);
   }
 
-  /** The entries in order as plain data (a copy), for building its table on another thread. */
-  exportSorted(): SortedEntries {
-    return this.list.exportSorted();
+  /**
+   * The entries in order as plain data (a copy), for building its table on another thread;
+   * fills `reuse` (an earlier export given back) when it is large enough.
+   */
+  exportSorted(reuse: SortedEntries | null = null): SortedEntries {
+    return this.list.exportSorted(reuse);
   }
 }
 

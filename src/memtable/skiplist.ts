@@ -33,19 +33,21 @@ const INITIAL_ROW_INTS = 8 * 1024;
 const INITIAL_ARENA_BYTES = 64 * 1024;
 
 /**
- * A memtable's entries in internal-key order, structured-clonable: entry i's key is
- * bytes[entries[3i], entries[3i] + entries[3i+1]) and its value the entries[3i+2] bytes after it.
+ * A memtable's entries in internal-key order, structured-clonable: entry i < count has its key at
+ * bytes[entries[3i], entries[3i] + entries[3i+1]) and its value in the entries[3i+2] bytes after
+ * it. The arrays may be longer than needed (a reused export).
  */
 export interface SortedEntries {
   bytes: Uint8Array<ArrayBuffer>;
   entries: Int32Array<ArrayBuffer>;
+  count: number;
 }
 
 export class SkipList {
   /** Key bytes (user key + trailer) followed by value bytes, per node. */
-  private arena: Buffer = Buffer.allocUnsafeSlow(INITIAL_ARENA_BYTES);
+  private arena: Buffer;
   /** The arena as a DataView: comparisons read four bytes at a time (compareBytesView). */
-  private view = viewOf(this.arena);
+  private view: DataView;
   private arenaUsed = 0;
   /** Search keys are copied here once per search, so every comparison is view against view. */
   private readonly target = new KeyProbe();
@@ -65,7 +67,14 @@ export class SkipList {
   private lastInserted = NIL;
   private readonly rng: Random;
 
-  constructor(rng: Random) {
+  /**
+   * `arenaBytes`: the arena's first size. Sized for the whole memtable, it never grows (no copy,
+   * no discarded smaller arenas for the garbage collector); pages not yet written are not resident.
+   */
+  constructor(rng: Random, arenaBytes = INITIAL_ARENA_BYTES) {
+    assert(Number.isSafeInteger(arenaBytes) && arenaBytes > 0, 'arena size must be a positive integer');
+    this.arena = Buffer.allocUnsafeSlow(arenaBytes);
+    this.view = viewOf(this.arena);
     this.rng = rng;
     this.rows.fill(NIL, HEAD + LINKS, HEAD + LINKS + MAX_HEIGHT);
   }
@@ -83,12 +92,14 @@ export class SkipList {
   /**
    * The entries in order, as plain data another thread can take (flush-table.ts): a copy of the
    * key/value bytes and, per entry, [key offset, key length, value length] into that copy. One
-   * walk of level 0 and one bulk copy; the list itself is not changed.
+   * walk of level 0 and one bulk copy; the list itself is not changed. `reuse` (an earlier
+   * export the flush gave back) is filled instead of allocating when it is large enough.
    */
-  exportSorted(): SortedEntries {
-    const bytes = new Uint8Array(this.arenaUsed);
+  exportSorted(reuse: SortedEntries | null = null): SortedEntries {
+    const bytes = reuse !== null && reuse.bytes.length >= this.arenaUsed ? reuse.bytes : new Uint8Array(this.arenaUsed);
     bytes.set(this.arena.subarray(0, this.arenaUsed));
-    const entries = new Int32Array(this.count * 3);
+    const need = this.count * 3;
+    const entries = reuse !== null && reuse.entries.length >= need ? reuse.entries : new Int32Array(need);
     const rows = this.rows;
     let i = 0;
     for (let x = rows[HEAD + LINKS] as number; x !== NIL; x = rows[x + LINKS] as number) {
@@ -96,8 +107,8 @@ export class SkipList {
       entries[i++] = rows[x + KEY_LEN] as number;
       entries[i++] = rows[x + VALUE_LEN] as number;
     }
-    assert(i === entries.length, 'skiplist count disagrees with its level-0 chain');
-    return { bytes, entries };
+    assert(i === need, 'skiplist count disagrees with its level-0 chain');
+    return { bytes, entries, count: this.count };
   }
 
   // ---- node accessors (views are valid for as long as they are referenced) ----

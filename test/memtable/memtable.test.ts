@@ -61,3 +61,38 @@ test('memtable matches a sorted model (ascending runs, random keys, versions)', 
     { seed: testSeed(), numRuns: 150 },
   );
 });
+
+test('exportSorted lists every entry in iterator order, into a reused export when it is big enough', () => {
+  fc.assert(
+    fc.property(fc.array(fc.tuple(fc.nat(3000), fc.nat(40)), { minLength: 1, maxLength: 300 }), fc.nat(), fc.constantFrom(0, 100, 1 << 20), (puts, seed, capacity) => {
+      const m = new MemTable(seed, capacity);
+      puts.forEach(([k, vlen], i) => m.add(i + 1, KIND_VALUE, Buffer.from(`key${k}`), Buffer.alloc(vlen, i & 0xff)));
+      const want: string[] = [];
+      const it = m.iterator();
+      for (it.first(); it.valid(); it.next()) want.push(`${it.key().toString('hex')}=${it.value().toString('hex')}`);
+      const listed = (e: ReturnType<MemTable['exportSorted']>): string[] => {
+        const out: string[] = [];
+        const bytes = Buffer.from(e.bytes.buffer, e.bytes.byteOffset, e.bytes.byteLength);
+        for (let i = 0; i < e.count; i++) {
+          const off = e.entries[3 * i] as number;
+          const keyEnd = off + (e.entries[3 * i + 1] as number);
+          out.push(`${bytes.subarray(off, keyEnd).toString('hex')}=${bytes.subarray(keyEnd, keyEnd + (e.entries[3 * i + 2] as number)).toString('hex')}`);
+        }
+        return out;
+      };
+      const fresh = m.exportSorted();
+      assert.equal(fresh.count, puts.length);
+      assert.deepEqual(listed(fresh), want);
+      // A larger export from before (stale contents) is refilled in place.
+      const big = { bytes: new Uint8Array(fresh.bytes.length + 64).fill(0xee), entries: new Int32Array(fresh.entries.length + 9).fill(-1), count: 0 };
+      const again = m.exportSorted(big);
+      assert.equal(again.bytes, big.bytes);
+      assert.equal(again.entries, big.entries);
+      assert.deepEqual(listed(again), want);
+      // Too small: a new one.
+      const small = { bytes: new Uint8Array(1), entries: new Int32Array(0), count: 0 };
+      assert.notEqual(m.exportSorted(small).bytes, small.bytes);
+    }),
+    { seed: testSeed(), numRuns: 100 },
+  );
+});
