@@ -4,12 +4,17 @@
  * index or any data block; a "no" is always right, a "yes" is wrong about 1% of the time at 10
  * bits/key.
  *
- *   filter = bits[m / 8] ++ byte(k)          (m = bit count, a multiple of 8; k = probes)
- *
- * Each key is hashed once (32-bit, murmur3-style) and the k probe positions are derived by double
- * hashing (h, h + delta, h + 2*delta, ...) with delta a rotation of h. An empty filter (zero bytes)
- * means "no filter": every key may be present. The hash function and probe sequence reach disk:
- * never change them within format version 1.
+ * Two layouts, told apart by the last byte (both stay readable forever):
+ *   - *cache-local* (written since 2026-11-26): bits[64 * lines] ++ byte(0x80 | k). A key's k
+ *     probes all fall in one 64-byte line picked by its hash, so a lookup touches one cache line
+ *     instead of k scattered ones (a table's filter is ~1 MiB: each scattered probe was a likely
+ *     cache miss, paid by every point read for every table it checks). ~1.2% false positives at
+ *     10 bits/key instead of ~1%.
+ *   - *legacy*: bits[m / 8] ++ byte(k), k probes over the whole filter by double hashing
+ *     (h, h + delta, h + 2*delta, ...) with delta a rotation of h.
+ * Each key is hashed once (32-bit, murmur3-style). An empty filter (zero bytes) means "no
+ * filter": every key may be present. The hash function and probe sequences reach disk: never
+ * change them.
  */
 import { assert } from '../util/assert.js';
 
@@ -21,6 +26,15 @@ export const BLOOM_PROBES_MIN = 1;
 export const BLOOM_PROBES_MAX = 30;
 /** Tiny filters have a high false-positive rate; never use fewer bits than this. */
 const BLOOM_BITS_MIN = 64;
+/** Cache-local layout: bytes per line (one x86/ARM cache line) and the marker bit in the last byte. */
+const LINE_BYTES = 64;
+const LINE_BITS = LINE_BYTES * 8;
+const CACHE_LOCAL = 0x80;
+/** Multiplier that steps the in-line probe hash (the golden ratio in 32 bits; odd, so a bijection). */
+const PROBE_STEP = 0x9e3779b9;
+
+/** Which layout a builder writes. Only tests still write the legacy one. */
+export type BloomLayout = 'cache-local' | 'legacy';
 const HASH_SEED = 0x5bd1e995;
 
 /** k = round(bitsPerKey * ln 2), clamped to [1, 30]. */
@@ -78,7 +92,10 @@ export class BloomFilterBuilder {
   private count = 0;
 
   /** `bitsPerKey` 0 disables the filter (finish() returns an empty filter). */
-  constructor(readonly bitsPerKey: number = BLOOM_BITS_PER_KEY_DEFAULT) {
+  constructor(
+    readonly bitsPerKey: number = BLOOM_BITS_PER_KEY_DEFAULT,
+    readonly layout: BloomLayout = 'cache-local',
+  ) {
     assert(Number.isInteger(bitsPerKey), 'bloom bits per key must be an integer');
     assert(bitsPerKey >= 0, 'bloom bits per key must be non-negative');
     assert(bitsPerKey <= BLOOM_BITS_PER_KEY_MAX, 'bloom bits per key above maximum');
@@ -103,35 +120,61 @@ export class BloomFilterBuilder {
   /** Size finish() would return, for table size estimates. */
   estimatedSizeBytes(): number {
     if (this.bitsPerKey === 0) return 0;
-    return Math.ceil(Math.max(BLOOM_BITS_MIN, this.count * this.bitsPerKey) / 8) + 1;
+    return this.filterBytes() + 1;
+  }
+
+  /** Bytes of filter bits (without the trailing k byte) for the keys added so far. */
+  private filterBytes(): number {
+    const bits = Math.max(BLOOM_BITS_MIN, this.count * this.bitsPerKey);
+    return this.layout === 'cache-local' ? Math.ceil(bits / LINE_BITS) * LINE_BYTES : Math.ceil(bits / 8);
   }
 
   /** Builds the filter for all keys added so far (a fresh buffer) and resets the builder. */
   finish(): Buffer {
     if (this.bitsPerKey === 0) return Buffer.alloc(0);
-    const bytes = Math.ceil(Math.max(BLOOM_BITS_MIN, this.count * this.bitsPerKey) / 8);
-    const bits = bytes * 8;
+    const bytes = this.filterBytes();
     const k = bloomProbesFor(this.bitsPerKey);
     const filter = Buffer.alloc(bytes + 1);
-    for (let i = 0; i < this.count; i++) {
-      let h = this.hashes[i] as number;
-      const delta = ((h >>> 17) | (h << 15)) >>> 0;
-      for (let j = 0; j < k; j++) {
-        const bit = h % bits;
-        filter[bit >>> 3] = (filter[bit >>> 3] as number) | (1 << (bit & 7));
-        h = (h + delta) >>> 0;
+    if (this.layout === 'cache-local') {
+      const lines = bytes / LINE_BYTES;
+      for (let i = 0; i < this.count; i++) {
+        const h = this.hashes[i] as number;
+        const base = lineOf(h, lines) * LINE_BYTES;
+        let g = h;
+        for (let j = 0; j < k; j++) {
+          g = Math.imul(g, PROBE_STEP);
+          const bit = g >>> 23; // top 9 bits: 0..511
+          filter[base + (bit >>> 3)] = (filter[base + (bit >>> 3)] as number) | (1 << (bit & 7));
+        }
       }
+      filter[bytes] = CACHE_LOCAL | k;
+    } else {
+      const bits = bytes * 8;
+      for (let i = 0; i < this.count; i++) {
+        let h = this.hashes[i] as number;
+        const delta = ((h >>> 17) | (h << 15)) >>> 0;
+        for (let j = 0; j < k; j++) {
+          const bit = h % bits;
+          filter[bit >>> 3] = (filter[bit >>> 3] as number) | (1 << (bit & 7));
+          h = (h + delta) >>> 0;
+        }
+      }
+      filter[bytes] = k;
     }
-    filter[bytes] = k;
     assert(filter.length === this.estimatedSizeBytes(), 'bloom size estimate disagrees');
     this.count = 0;
     return filter;
   }
 }
 
+/** The line (of `lines`) a key with hash `h` uses: the high part of h * lines, so every line is used. */
+function lineOf(h: number, lines: number): number {
+  return Math.floor((h >>> 0) * lines / 4294967296);
+}
+
 /**
  * False only if `key[start, end)` was certainly not added to the filter. An empty filter, or one
- * whose probe count is outside [1, 30] (a future encoding), answers true.
+ * whose probe count is outside [1, 30] or whose layout is unknown (a future encoding), answers true.
  */
 export function mayContain(filter: Buffer, key: Uint8Array, start = 0, end = key.length): boolean {
   return mayContainHash(filter, bloomHash(key, start, end));
@@ -144,8 +187,20 @@ export function mayContain(filter: Buffer, key: Uint8Array, start = 0, end = key
 export function mayContainHash(filter: Buffer, hash: number): boolean {
   if (filter.length < 2) return true;
   const bytes = filter.length - 1;
-  const k = filter[bytes] as number;
+  const last = filter[bytes] as number;
+  const k = last & ~CACHE_LOCAL;
   if (k < BLOOM_PROBES_MIN || k > BLOOM_PROBES_MAX) return true;
+  if (last & CACHE_LOCAL) {
+    if (bytes % LINE_BYTES !== 0) return true; // not a layout this version wrote
+    const base = lineOf(hash, bytes / LINE_BYTES) * LINE_BYTES;
+    let g = hash;
+    for (let j = 0; j < k; j++) {
+      g = Math.imul(g, PROBE_STEP);
+      const bit = g >>> 23;
+      if (((filter[base + (bit >>> 3)] as number) & (1 << (bit & 7))) === 0) return false;
+    }
+    return true;
+  }
   const bits = bytes * 8;
   let h = hash;
   const delta = ((h >>> 17) | (h << 15)) >>> 0;

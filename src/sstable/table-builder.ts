@@ -27,7 +27,7 @@ import type { FileHandle } from '../env/file-system.js';
 import { BlockBuilder, RESTART_INTERVAL_DEFAULT } from './block-builder.js';
 import { BLOCK_HANDLE_BYTES_MAX, putBlockHandle, type BlockHandle } from './block-handle.js';
 import { BLOCK_TRAILER_BYTES, COMPRESSION_LZ, COMPRESSION_NONE, putBlockTrailer } from './block-trailer.js';
-import { BloomFilterBuilder } from './bloom-filter.js';
+import { BloomFilterBuilder, type BloomLayout } from './bloom-filter.js';
 import { FOOTER_BYTES, putFooter, TABLE_FORMAT_VERSION_1, TABLE_FORMAT_VERSION_2 } from './footer.js';
 import { compressBlock } from './lz-codec.js';
 import { findShortestSeparator } from './index-separator.js';
@@ -55,6 +55,8 @@ export interface TableBuilderOptions {
   restartInterval?: number;
   /** Data block compression (default 'none'). */
   compression?: TableCompression;
+  /** Bloom filter layout (default 'cache-local'; 'legacy' only to reproduce older tables). */
+  bloomLayout?: BloomLayout;
 }
 
 export interface TableInfo {
@@ -121,7 +123,7 @@ export class TableBuilder {
     this.bloomBitsPerKey = opts.bloomBitsPerKey;
     this.dataBlock = new BlockBuilder(restartInterval, Math.max(4096, opts.blockSizeBytes * 2));
     this.indexBlock = new BlockBuilder(INDEX_RESTART_INTERVAL);
-    this.bloom = new BloomFilterBuilder(opts.bloomBitsPerKey);
+    this.bloom = new BloomFilterBuilder(opts.bloomBitsPerKey, opts.bloomLayout ?? 'cache-local');
   }
 
   /**

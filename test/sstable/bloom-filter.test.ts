@@ -68,7 +68,43 @@ test('probe count is round(bits * 0.69) clamped to [1, 30]', () => {
   const filter = new BloomFilterBuilder(10);
   filter.addKey(Buffer.from('x'));
   const f = filter.finish();
-  assert.equal(f[f.length - 1], 7, 'k is stored in the last byte');
+  assert.equal(f[f.length - 1], 0x80 | 7, 'k is stored in the last byte, with the cache-local mark');
+  const legacy = new BloomFilterBuilder(10, 'legacy');
+  legacy.addKey(Buffer.from('x'));
+  const g = legacy.finish();
+  assert.equal(g[g.length - 1], 7, 'legacy: k alone');
+});
+
+test('cache-local layout: whole lines, every probe of a key in one 64-byte line', () => {
+  const rng = new Random(SEED);
+  for (let n = 0; n < 200; n++) {
+    const b = new BloomFilterBuilder(10);
+    const k = Buffer.from(`key-${rng.nextInt(1_000_000)}-${n}`);
+    b.addKey(k);
+    const f = b.finish();
+    assert.equal((f.length - 1) % 64, 0, 'filter bits are whole lines');
+    const lines = new Set<number>();
+    let set = 0;
+    for (let i = 0; i < f.length - 1; i++) {
+      if (f[i] !== 0) lines.add(Math.floor(i / 64));
+      for (let bit = 0; bit < 8; bit++) if (((f[i] as number) >> bit) & 1) set++;
+    }
+    assert.equal(lines.size, 1, `probes of ${k.toString()} span ${lines.size} lines`);
+    assert.ok(set >= 1 && set <= 7);
+    assert.ok(mayContain(f, k));
+  }
+  // A cache-local mark on a filter that is not whole lines is a layout we did not write: "maybe".
+  assert.equal(mayContain(Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0x87]), Buffer.from('x')), true);
+});
+
+test('legacy-layout filters (tables written before the cache-local layout) still answer correctly', () => {
+  const b = new BloomFilterBuilder(10, 'legacy');
+  for (let i = 0; i < 5_000; i++) b.addKey(key('old-', i));
+  const f = b.finish();
+  for (let i = 0; i < 5_000; i++) assert.ok(mayContain(f, key('old-', i)), `false negative ${i}`);
+  let fp = 0;
+  for (let i = 0; i < 10_000; i++) if (mayContain(f, key('absent-', i))) fp++;
+  assert.ok(fp / 10_000 < 0.02, `legacy rate ${fp / 10_000}`);
 });
 
 test('empty filter and disabled builder answer "may contain"', () => {

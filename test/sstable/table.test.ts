@@ -334,7 +334,7 @@ test('golden bytes: the worked example in docs/formats/sstable.md (format v1 is 
       { key: ikey('apple', 7, KIND_VALUE), value: Buffer.from('red') },
       { key: ikey('apricot', 3, KIND_DELETE), value: Buffer.alloc(0) },
     ],
-    { blockSizeBytes: 4096, bloomBitsPerKey: 10 },
+    { blockSizeBytes: 4096, bloomBitsPerKey: 10, bloomLayout: 'legacy' },
   );
   const expected =
     '000d036170706c650107000000000000726564020d007269636f740003000000' +
