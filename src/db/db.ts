@@ -36,6 +36,7 @@ import { getFromTables, newestSeqInTables } from './read-path.js';
 import { flushMemTable, flushOnThisThread, type FlushBuilt } from './flush.js';
 import type { SortedEntries } from '../memtable/skiplist.js';
 import type { FlushSpec } from './flush-table.js';
+import { BackgroundDeleter } from './background-deleter.js';
 import { Snapshot, type SnapshotOwner } from './snapshot.js';
 import { TransactionManager } from '../txn/transaction-manager.js';
 import { runTransaction, type TransactionCallback } from '../txn/run-transaction.js';
@@ -98,6 +99,8 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
   private compactionThread: CompactionThread | null = null;
   /** Builds flushed memtables' tables off the event loop (same option); started lazily. */
   private flushThread: CompactionThread | null = null;
+  /** Deletes replaced tables and obsolete WALs off the event loop. */
+  private readonly deleter: BackgroundDeleter;
   /** The last flush's memtable export, refilled by the next flush instead of a new allocation. */
   private spareExport: SortedEntries | null = null;
   private lastShareMs = 0;
@@ -152,6 +155,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     this.counters.orphansRemoved = r.recovery.orphansRemoved;
     this.blockCache = r.options.blockCacheSizeBytes > 0 ? new BlockCache(r.options.blockCacheSizeBytes, cacheSlotBytes(r.options.blockSizeBytes)) : null;
     this.tableCache = new TableCache(r.fs, r.dir, this.blockCache, r.options.maxOpenFiles);
+    this.deleter = new BackgroundDeleter(r.fs);
     this.writeQueue = new WriteQueue(this);
     this.txns = new TransactionManager(this, r.options.maxActiveTransactions, r.options.seed);
   }
@@ -339,7 +343,11 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     assert(this.imm === imm, 'flushing a memtable that is not the immutable one');
     const spare = this.spareExport;
     this.spareExport = null; // handed to this flush (and transferred, with the worker)
-    const r = await flushMemTable(this.fs, this.dir, this.versions, imm, logNumber, this.lastSeq, this.options, this.buildFlushTable, spare);
+    const r = await flushMemTable(this.fs, this.dir, this.versions, imm, logNumber, this.lastSeq, this.options, {
+      build: this.buildFlushTable,
+      reuse: spare,
+      remove: this.removeInBackground,
+    });
     this.spareExport = r.sorted;
     this.counters.flushes++;
     this.counters.flushBytesWritten += r.bytesWritten;
@@ -429,6 +437,15 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     return s;
   }
 
+  private readonly countTableDeleted = (): void => {
+    this.counters.tablesDeleted++;
+  };
+
+  /** Starts deleting an obsolete file off the event loop (see BackgroundDeleter). */
+  private readonly removeInBackground = (path: string): void => {
+    this.deleter.remove(path);
+  };
+
   /** Deletes obsolete tables that no live Version (iterator, compaction) still references. */
   private collectObsoleteTables(): void {
     if (this.obsoleteTables.size === 0) return;
@@ -437,7 +454,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
       if (live.has(n)) continue;
       this.obsoleteTables.delete(n);
       this.tableCache.evict(n);
-      if (removeQuietly(this.fs, joinPath(this.dir, tableFileName(n)))) this.counters.tablesDeleted++;
+      this.deleter.remove(joinPath(this.dir, tableFileName(n)), this.countTableDeleted);
     }
   }
 
@@ -473,8 +490,8 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
   }
 
   /**
-   * Resolves once no write, flush or compaction is queued or running and no level needs
-   * compacting (every level score < 1). Background errors do not reject it; see stats().
+   * Resolves once no write, flush, compaction or file deletion is queued or running and no level
+   * needs compacting (every level score < 1). Background errors do not reject it; see stats().
    */
   async idle(): Promise<void> {
     this.checkReadable();
@@ -483,7 +500,11 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
       while (this.flushing !== null) await this.flushing;
       this.maybeScheduleCompaction();
       const running = this.compacting ?? this.recovering;
-      if (running === null) return;
+      if (running === null) {
+        if (this.deleter.inFlight === 0) return;
+        await this.deleter.idle();
+        continue;
+      }
       await running;
     }
   }
@@ -580,7 +601,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
       const edit = new VersionEdit();
       edit.logNumber = walNumber;
       await this.versions.logAndApply(edit);
-      deleteObsoleteWals(this.fs, this.dir, walNumber);
+      deleteObsoleteWals(this.fs, this.dir, walNumber, this.removeInBackground);
     }
   }
 
@@ -933,6 +954,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     this.tableCache.closeAll();
     await this.compactionThread?.close();
     await this.flushThread?.close();
+    await this.deleter.idle();
     await this.versions.close();
     this.releaseLock();
     if (firstError !== null) throw firstError;

@@ -63,9 +63,19 @@ export function flushOnThisThread(fs: FileSystem): FlushBuilder {
   return async (spec) => ({ meta: await buildFlushTable(fs, spec, FLUSH_YIELD_ENTRIES), sorted: spec.sorted });
 }
 
+/** How a flush runs; every field has a main-thread default. */
+export interface FlushHow {
+  /** Builds the table (default: here, in slices). */
+  build?: FlushBuilder;
+  /** An earlier export to refill (see FlushResult.sorted). */
+  reuse?: SortedEntries | null;
+  /** Removes an obsolete WAL (default: removeQuietly, synchronously). */
+  remove?: (path: string) => void;
+}
+
 /**
- * Writes `mem` as a new L0 table (through `build`), records it in the MANIFEST with `logNumber`,
- * and deletes the WALs it makes obsolete.
+ * Writes `mem` as a new L0 table (through `how.build`), records it in the MANIFEST with
+ * `logNumber`, and deletes the WALs it makes obsolete.
  */
 export async function flushMemTable(
   fs: FileSystem,
@@ -75,9 +85,9 @@ export async function flushMemTable(
   logNumber: number,
   lastSeq: number,
   options: ResolvedOptions,
-  build: FlushBuilder = flushOnThisThread(fs),
-  reuse: SortedEntries | null = null,
+  how: FlushHow = {},
 ): Promise<FlushResult> {
+  const build = how.build ?? flushOnThisThread(fs);
   assert(mem.entryCount > 0, 'flush of an empty memtable');
   if (!(await hasFreeSpace(fs, dir, mem.approximateBytes))) {
     throw new LightningError('DISK_FULL', `not enough free space in ${dir} to flush ${mem.approximateBytes} bytes`);
@@ -88,7 +98,7 @@ export async function flushMemTable(
     fileNumber,
     blockSizeBytes: options.blockSizeBytes,
     bloomBitsPerKey: options.bloomBitsPerKey,
-    sorted: mem.exportSorted(reuse),
+    sorted: mem.exportSorted(how.reuse ?? null),
   });
   assert(meta.number === fileNumber, 'flush built a different table');
   const edit = new VersionEdit();
@@ -96,12 +106,21 @@ export async function flushMemTable(
   edit.logNumber = logNumber;
   edit.lastSequence = lastSeq;
   await versions.logAndApply(edit);
-  const walsDeleted = deleteObsoleteWals(fs, dir, logNumber);
+  const walsDeleted = deleteObsoleteWals(fs, dir, logNumber, how.remove);
   return { fileNumber, bytesWritten: meta.sizeBytes, walsDeleted, sorted };
 }
 
-/** Deletes WAL files numbered below `logNumber`. Failures are left for the next open's cleanup. */
-export function deleteObsoleteWals(fs: FileSystem, dir: string, logNumber: number): number {
+/**
+ * Deletes WAL files numbered below `logNumber` (through `remove`, default a synchronous
+ * removeQuietly); returns how many it started deleting. Failures are left for the next open's
+ * cleanup.
+ */
+export function deleteObsoleteWals(
+  fs: FileSystem,
+  dir: string,
+  logNumber: number,
+  remove: (path: string) => void = (path) => void removeQuietly(fs, path),
+): number {
   let deleted = 0;
   let names: string[];
   try {
@@ -112,7 +131,8 @@ export function deleteObsoleteWals(fs: FileSystem, dir: string, logNumber: numbe
   for (const name of names) {
     const p = parseFileName(name);
     if (p?.kind === 'log' && p.number < logNumber) {
-      if (removeQuietly(fs, joinPath(dir, logFileName(p.number)))) deleted++;
+      remove(joinPath(dir, logFileName(p.number)));
+      deleted++;
     }
   }
   return deleted;

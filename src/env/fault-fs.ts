@@ -81,6 +81,16 @@ export class FaultFs implements FileSystem {
     this.inner.unlink(path);
   }
 
+  /** An injected fault fails the removal (as a rejection) exactly like unlink. */
+  remove(path: string): Promise<void> {
+    try {
+      this.check('unlink', path);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.inner.remove(path);
+  }
+
   mkdir(path: string): void {
     this.check('mkdir', path);
     this.inner.mkdir(path);

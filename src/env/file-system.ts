@@ -61,6 +61,11 @@ export interface FileSystem {
   rename(from: string, to: string): void;
   /** Removes a file. Durable only after `syncDir` of the parent. */
   unlink(path: string): void;
+  /**
+   * unlink without blocking the caller where the implementation can (node:fs: the libuv thread
+   * pool — freeing a large file's blocks can take milliseconds). Same errors, as a rejection.
+   */
+  remove(path: string): Promise<void>;
   /** Creates a directory and missing parents; no error if it exists. */
   mkdir(path: string): void;
   /** Names (not paths) in a directory, sorted. */

@@ -279,6 +279,16 @@ export class MemFs implements FileSystem {
     assert(dst.dir.entries.get(dst.name) === inode, 'renamed file is at its new name');
   }
 
+  /** Removes at once (there is nothing to wait for in memory), reporting through the promise. */
+  remove(path: string): Promise<void> {
+    try {
+      this.unlink(path);
+      return Promise.resolve();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
   unlink(path: string): void {
     const { dir, name } = this.parentOf(path, 'unlink');
     const inode = dir.entries.get(name);

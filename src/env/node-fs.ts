@@ -143,6 +143,10 @@ export class NodeFs implements FileSystem {
     fs.unlinkSync(path);
   }
 
+  remove(path: string): Promise<void> {
+    return fs.promises.unlink(path);
+  }
+
   /**
    * Creates `path` and its missing parents one level at a time. Not `mkdirSync(recursive)`: in
    * Node 20 that loops forever (synchronously, at 100% CPU) on paths it can never create, such as

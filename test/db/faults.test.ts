@@ -814,3 +814,30 @@ test('no unhandled rejections or uncaught exceptions were recorded in this file'
   recorder.assertNone();
   recorder.dispose();
 });
+
+test('obsolete tables and WALs are deleted in the background: failed deletions leave orphans the next open removes, never an error', async () => {
+  const mem = new MemFs();
+  const fault = failWhile(opIn('unlink'), 'EIO');
+  const db = await open('/db', { fs: new FaultFs(mem, fault), memtableSize: 4096, sync: false });
+  const model = new Map<string, string>();
+  for (let i = 0; i < 600; i++) {
+    model.set(k(i % 150), `v${i}`);
+    await db.put(k(i % 150), `v${i}`);
+  }
+  await db.compactRange();
+  await db.idle(); // waits for the (failed) deletions too
+  assert.equal(db.stats().state, 'open', 'a failed deletion is not a background error');
+  assert.equal(db.stats().backgroundError, null);
+  const sstOnDisk = mem.listAll().filter((p) => p.endsWith('.sst')).length;
+  const sstLive = db.stats().levels.reduce((n, l) => n + l.files, 0);
+  assert.ok(sstOnDisk > sstLive, `replaced tables stay behind while unlink fails (${sstOnDisk} on disk, ${sstLive} live)`);
+  await db.close();
+  fault.enabled = false;
+  const again = await open('/db', { fs: mem });
+  assert.ok(again.stats().recovery.orphansRemoved > 0, 'the next open removes the leftovers');
+  const sstAfter = mem.listAll().filter((p) => p.endsWith('.sst')).length;
+  assert.equal(sstAfter, again.stats().levels.reduce((n, l) => n + l.files, 0));
+  for (const [key, v] of model) assert.equal(again.getSync(key)?.toString(), v);
+  await again.close();
+  recorder.assertNone();
+});
