@@ -20,6 +20,7 @@
  * Capacity 0 disables caching (every get misses, insert does nothing).
  */
 import { assert, invariants } from '../util/assert.js';
+import { copyBytes } from '../util/copy-bytes.js';
 
 /** Share of the budget the protected segment may hold. */
 const PROTECTED_SHARE = 0.8;
@@ -159,11 +160,11 @@ export class BlockCache {
       slot = this.takeSlot();
       const slab = this.slabs[Math.floor(slot / SLOTS_PER_SLAB)] as Buffer;
       const start = (slot % SLOTS_PER_SLAB) * this.slotBytes;
-      block.copy(slab, start);
+      copyBytes(block, 0, block.length, slab, start);
       copy = slab.subarray(start, start + block.length);
     } else {
       copy = Buffer.allocUnsafeSlow(block.length);
-      block.copy(copy);
+      copyBytes(block, 0, block.length, copy, 0);
     }
     let files = this.files.get(fileNumber);
     if (files === undefined) {

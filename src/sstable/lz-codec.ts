@@ -25,6 +25,7 @@
  * only inside dst[dstStart, dstStart + expectedLength) and allocates nothing.
  */
 import { viewOf } from '../base/key-probe.js';
+import { copyBytes } from '../util/copy-bytes.js';
 
 /** Shortest match the format encodes (a token's match nibble 0 means 4 bytes). */
 const MIN_MATCH = 4;
@@ -303,7 +304,7 @@ export function decompressBlock(
       if (len > end - ip) return LZ_ERR_TRUNCATED;
       if (len > oend - op) return LZ_ERR_OVERRUN;
       if (len > LOOP_LITERAL_BYTES_MAX) {
-        src.copy(dst, op, ip, ip + len);
+        copyBytes(src, ip, ip + len, dst, op);
       } else if (op + len + 3 < oend && ip + len + 3 < end) {
         // Away from both ends, copy whole 4-byte words, up to 3 bytes too many: those land
         // inside the output range, ahead of op, and later sequences overwrite them.

@@ -320,7 +320,7 @@ export class TableBuilder {
     const start = this.stagedBytes;
     handle.offset = this.writtenBytes + start;
     handle.sizeBytes = block.length;
-    block.copy(this.staging, start);
+    copyBytes(block, 0, block.length, this.staging, start);
     this.stagedBytes = putBlockTrailer(this.staging, start, block.length, COMPRESSION_NONE);
     if (this.stagedBytes >= WRITE_BATCH_BYTES) this.writeStaged();
     return handle;

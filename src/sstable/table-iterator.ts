@@ -13,6 +13,7 @@ import { BlockIterator } from './block-iterator.js';
 import { BufferPool } from '../util/buffer-pool.js';
 import { getBlockHandle, type BlockHandle } from './block-handle.js';
 import { Readahead, READAHEAD_COMPACTION_MAX_BYTES, READAHEAD_MAX_BYTES } from './readahead.js';
+import { copyBytes } from '../util/copy-bytes.js';
 
 /** What the iterator needs from its table: the reader implements it. */
 export interface TableBlockSource {
@@ -171,7 +172,7 @@ export class TableIterator implements InternalIterator {
         copy = block.length <= blockCopies.bytes ? blockCopies.take() : Buffer.allocUnsafeSlow(block.length);
         this.blockCopy = copy;
       }
-      block.copy(copy, 0, 0, block.length);
+      copyBytes(block, 0, block.length, copy, 0);
       this.data.reset(copy.subarray(0, block.length), path, offset);
       this.loadedOffset = offset;
     }

@@ -1,9 +1,12 @@
 /**
  * Copies `src[srcStart, srcEnd)` to `dst` at `dstStart`; returns the number of bytes copied.
  *
- * Why not always Buffer#copy: for the few-byte copies of the block hot paths (key deltas, short
- * values, last-key updates) its argument checks and native call cost more than the copy; a byte
- * loop is several times faster below ~32 bytes. Longer copies still use the native memmove.
+ * Why not Buffer#copy: for the few-byte copies of the block hot paths (key deltas, short values,
+ * last-key updates) its argument checks and native call cost more than the copy; a byte loop is
+ * several times faster below ~32 bytes. Longer copies use TypedArray#set from a plain Uint8Array
+ * view (a native memmove): Buffer#copy in Node 20 validates its arguments in JS and builds such a
+ * view itself, ~130 vs ~60 ns of overhead per call (measured: 100-byte copy into a fresh
+ * allocUnsafe buffer, 199 vs 126 ns).
  * Requires: the ranges lie inside their buffers and do not overlap.
  */
 const LOOP_COPY_BYTES_MAX = 32;
@@ -16,7 +19,10 @@ export function copyBytes(
   dstStart: number,
 ): number {
   const n = srcEnd - srcStart;
-  if (n > LOOP_COPY_BYTES_MAX) return src.copy(dst, dstStart, srcStart, srcEnd);
+  if (n > LOOP_COPY_BYTES_MAX) {
+    dst.set(new Uint8Array(src.buffer, src.byteOffset + srcStart, n), dstStart);
+    return n;
+  }
   for (let i = 0; i < n; i++) dst[dstStart + i] = src[srcStart + i] as number;
   return n;
 }
