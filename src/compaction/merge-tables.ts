@@ -27,6 +27,7 @@ import { TableReader } from '../sstable/table-reader.js';
 import { assert } from '../util/assert.js';
 import { metadataOfBuiltTable, type FileMetadata } from '../version/file-metadata.js';
 import { LevelRanges, type PackedLevelRanges } from '../version/level-ranges.js';
+import { createNewFile } from '../env/open-file.js';
 
 /** Message of the error a merge throws when it needs more output numbers than reserved. */
 export const OUT_OF_OUTPUT_NUMBERS = 'compaction ran out of reserved output file numbers';
@@ -186,11 +187,7 @@ class OutputWriter {
     if (this.numbersUsed >= this.spec.outputNumberCount) throw new Error(OUT_OF_OUTPUT_NUMBERS);
     this.number = this.spec.firstOutputNumber + this.numbersUsed++;
     const path = joinPath(this.spec.dir, tableFileName(this.number));
-    try {
-      this.file = this.fs.open(path, 'create-excl');
-    } catch (e) {
-      throw fromIoError(e, 'create', path);
-    }
+    this.file = createNewFile(this.fs, path);
     this.paths.push(path);
     this.builder = new TableBuilder(this.file, {
       blockSizeBytes: this.spec.blockSizeBytes,

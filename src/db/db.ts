@@ -52,6 +52,7 @@ import { tableFileName } from '../base/file-names.js';
 import { deleteObsoleteWals, hasFreeSpace, removeQuietly } from './flush.js';
 import { BackgroundErrorState, type BackgroundSource } from './background-error.js';
 import { VersionEdit } from '../version/version-edit.js';
+import { createNewFile } from '../env/open-file.js';
 
 type State = 'open' | 'closing' | 'closed';
 
@@ -1021,12 +1022,7 @@ function cacheSlotBytes(blockSizeBytes: number): number {
 /** Creates, headers and makes durable (file and directory entry) a new WAL. */
 export async function createWal(fs: FileSystem, dir: string, walNumber: number): Promise<RecordWriter> {
   const path = joinPath(dir, logFileName(walNumber));
-  let file;
-  try {
-    file = fs.open(path, 'create-excl');
-  } catch (e) {
-    throw fromIoError(e, 'create', path);
-  }
+  const file = createNewFile(fs, path);
   try {
     const wal = RecordWriter.create(file, walNumber, 'wal');
     await wal.sync();

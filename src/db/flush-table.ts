@@ -15,6 +15,7 @@ import type { SortedEntries } from '../memtable/skiplist.js';
 import { TableBuilder } from '../sstable/table-builder.js';
 import { assert } from '../util/assert.js';
 import { metadataOfBuiltTable, type FileMetadata } from '../version/file-metadata.js';
+import { createNewFile } from '../env/open-file.js';
 
 /** Everything a flush needs; plain data (structured-clonable). */
 export interface FlushSpec {
@@ -38,12 +39,7 @@ export async function buildFlushTable(fs: FileSystem, spec: FlushSpec, yieldEver
   assert(Number.isInteger(count) && count > 0 && entries.length >= 3 * count, 'flush of an empty memtable');
   const data = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const path = joinPath(spec.dir, tableFileName(spec.fileNumber));
-  let file;
-  try {
-    file = fs.open(path, 'create-excl');
-  } catch (e) {
-    throw fromIoError(e, 'create', path);
-  }
+  const file = createNewFile(fs, path);
   try {
     const builder = new TableBuilder(file, {
       blockSizeBytes: spec.blockSizeBytes,

@@ -16,6 +16,7 @@ import { createWal, Database, type RecoveredState } from './db.js';
 import { decodeBatch } from './write-batch.js';
 import { deleteObsoleteWals, flushMemTable, removeQuietly } from './flush.js';
 import { resolveOptions, type OpenOptions, type ResolvedOptions } from './options.js';
+import { openFile } from '../env/open-file.js';
 
 /** Opens (or creates) the database in directory `dir`. */
 export async function open(dir: string, options?: OpenOptions): Promise<Database> {
@@ -201,12 +202,7 @@ function replayWals(
  * replayed data is committed, and a crash can intervene.)
  */
 function replayOneWal(fs: FileSystem, path: string, opts: ResolvedOptions, out: Replayed): void {
-  let file;
-  try {
-    file = fs.open(path, 'r');
-  } catch (e) {
-    throw fromIoError(e, 'open', path);
-  }
+  const file = openFile(fs, path, 'r', 'open');
   try {
     const reader = new RecordReader(file, path, { kind: 'wal', skipCorrupt: opts.walRecovery === 'skip-corrupt' });
     let recordsHere = 0;

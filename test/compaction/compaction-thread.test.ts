@@ -57,6 +57,19 @@ async function workload(db: Database, seed: number): Promise<Map<string, string>
   return model;
 }
 
+/** A worker thread whose worker is terminated right after it starts (so during its first job). */
+function dyingThread(name: 'compaction' | 'flush'): CompactionThread {
+  const thread = new CompactionThread(name);
+  const t = thread as unknown as { start(): { terminate(): Promise<number> } };
+  const start = t.start.bind(t);
+  t.start = () => {
+    const w = start();
+    setImmediate(() => void w.terminate());
+    return w;
+  };
+  return thread;
+}
+
 async function contents(db: Database): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   for await (const [k, v] of db.iterator()) out.set(k.toString(), v.toString());
@@ -134,15 +147,7 @@ test('a worker that dies mid-merge costs one retry; merges then run on the main 
       await db.compactRange(key(999_999), key(999_999)); // flush only
     }
     // Kill the worker as soon as it receives the merge.
-    const thread = (db as unknown as { compactionThread: CompactionThread | null });
-    thread.compactionThread = new CompactionThread();
-    const t = thread.compactionThread as unknown as { start(): { terminate(): Promise<number> } };
-    const start = t.start.bind(t);
-    t.start = () => {
-      const w = start();
-      setImmediate(() => void w.terminate());
-      return w;
-    };
+    (db as unknown as { compactionThread: CompactionThread | null }).compactionThread = dyingThread('compaction');
     await assert.rejects(db.compactRange(), (e: unknown) => (e as { code?: string }).code === 'IO_ERROR');
     assert.equal(db.stats().compactions.thread, 'main');
     assert.equal(db.stats().backgroundError?.mode, 'retrying');
@@ -173,15 +178,7 @@ test('a flush worker that dies mid-flush costs one retry; flushes then run on th
     assert.equal(db.stats().flushes.thread, 'worker');
     const flushesBefore = db.stats().flushes.count;
     // Kill the flush worker as soon as it receives its next job.
-    const holder = db as unknown as { flushThread: CompactionThread | null };
-    holder.flushThread = new CompactionThread('flush');
-    const t = holder.flushThread as unknown as { start(): { terminate(): Promise<number> } };
-    const start = t.start.bind(t);
-    t.start = () => {
-      const w = start();
-      setImmediate(() => void w.terminate());
-      return w;
-    };
+    (db as unknown as { flushThread: CompactionThread | null }).flushThread = dyingThread('flush');
     await write(1);
     await assert.rejects(db.compactRange(key(999_999), key(999_999)), (e: unknown) => (e as { code?: string }).code === 'IO_ERROR');
     assert.equal(db.stats().flushes.thread, 'main');
