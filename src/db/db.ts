@@ -349,7 +349,9 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
       reuse: spare,
       remove: this.removeInBackground,
     });
-    this.spareExport = r.sorted;
+    // Keep it for the next flush unless one outsized batch made it much bigger than a memtable.
+    const keep = r.sorted !== null && r.sorted.bytes.byteLength + r.sorted.entries.byteLength <= 2 * this.options.memtableSizeBytes + 64 * 1024;
+    this.spareExport = keep ? r.sorted : null;
     this.counters.flushes++;
     this.counters.flushBytesWritten += r.bytesWritten;
     this.imm = null;

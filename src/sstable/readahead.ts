@@ -5,8 +5,8 @@
  * per block. A scan of 1 KiB blocks then costs one system call per 64 KiB instead of ~60.
  *
  * Point lookups and the first block after a seek never read ahead: a random scan of a few entries
- * reads only what it needs. Only the first READAHEAD_CACHED_BLOCKS blocks out of windows go
- * into the block cache. The window holds raw bytes as stored (blocks with their trailers); the
+ * reads only what it needs. Only the first READAHEAD_CACHED_BLOCKS blocks a run takes out of
+ * windows go into the block cache. Backward scans never read ahead (each block is read alone). The window holds raw bytes as stored (blocks with their trailers); the
  * table reader checks each block's CRC when it takes the block out, exactly as for a single read.
  *
  * The window buffer comes from a pool per size class and goes back in release() (the owning
@@ -49,7 +49,7 @@ export class Readahead {
   private sequentialReads = 0;
   /** Size of the next window (doubles up to the maximum). */
   private nextWindowBytes = READAHEAD_INITIAL_BYTES;
-  /** Blocks taken out of windows so far. */
+  /** Blocks taken out of windows in the current run. */
   private windowBlocks = 0;
 
   constructor(readonly maxWindowBytes: number) {
@@ -71,8 +71,10 @@ export class Readahead {
   plan(offset: number, totalBytes: number, limitBytes: number): number {
     if (offset === this.lastEnd) this.sequentialReads++;
     else {
+      // A jump (a seek): a new run starts, with the first window size and its own cached blocks.
       this.sequentialReads = 0;
       this.nextWindowBytes = READAHEAD_INITIAL_BYTES;
+      this.windowBlocks = 0;
     }
     this.lastEnd = offset + totalBytes;
     if (this.sequentialReads < 1) return 0;
