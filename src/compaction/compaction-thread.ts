@@ -31,10 +31,20 @@ interface PendingMerge {
   reject(e: Error): void;
 }
 
+/**
+ * A worker idle this long is terminated (and started again at the next job, ~30-50 ms): a
+ * read-mostly database then does not keep a thread's heap (tens of MiB after a large merge) alive.
+ */
+export const WORKER_IDLE_RETIRE_MS = 2000;
+
 export class CompactionThread {
   private worker: Worker | null = null;
   private pending: PendingMerge | null = null;
   private closed = false;
+  /** Terminates the idle worker (unref'd: it never keeps the process alive). */
+  private idleTimer: NodeJS.Timeout | null = null;
+  /** Workers terminated for idleness: their exit is expected, not a failure. */
+  private readonly retired = new WeakSet<Worker>();
   /** True once the worker failed: callers should merge on their own thread instead. */
   broken = false;
 
@@ -61,6 +71,7 @@ export class CompactionThread {
   private post(job: WorkerJob, transfer: ArrayBuffer[] = []): Promise<JobResult> {
     assert(this.pending === null, 'one job at a time');
     assert(!this.closed, 'compaction thread used after close');
+    this.cancelRetire();
     return new Promise<JobResult>((resolve, reject) => {
       let w: Worker;
       try {
@@ -79,6 +90,7 @@ export class CompactionThread {
   /** Stops the worker (after the running merge, which the caller awaits first). */
   async close(): Promise<void> {
     this.closed = true;
+    this.cancelRetire();
     const w = this.worker;
     this.worker = null;
     if (w !== null) await w.terminate();
@@ -88,7 +100,9 @@ export class CompactionThread {
     const w = new Worker(WORKER_URL);
     w.unref();
     w.on('message', (reply: WorkerReply) => {
+      if (this.worker !== w) return;
       const p = this.settle(w);
+      this.scheduleRetire(w);
       if (p === null) return;
       if (reply.ok) p.resolve({ outcome: outcomeFromWire(reply.outcome), returned: reply.returned ?? null });
       else p.reject(errorFromWire(reply.error));
@@ -107,8 +121,27 @@ export class CompactionThread {
     return p;
   }
 
+  private scheduleRetire(w: Worker): void {
+    this.cancelRetire();
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = null;
+      if (this.worker !== w || this.pending !== null) return;
+      this.worker = null;
+      this.retired.add(w);
+      void w.terminate();
+    }, WORKER_IDLE_RETIRE_MS);
+    this.idleTimer.unref();
+  }
+
+  private cancelRetire(): void {
+    if (this.idleTimer !== null) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
+  }
+
   private fail(w: Worker, message: string, cause: unknown): void {
-    if (this.worker === w) this.worker = null;
+    if (this.retired.has(w)) return; // terminated for idleness: a later job starts a new one
+    if (this.worker !== w) return; // a worker already replaced or closed: nothing of ours runs there
+    this.worker = null;
     const p = this.settle(w);
     if (this.closed && p === null) return; // terminate() after close
     this.broken = true;

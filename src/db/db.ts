@@ -60,6 +60,9 @@ type State = 'open' | 'closing' | 'closed';
 const BACKGROUND_SHARE_MS = 2;
 /** Free space a DISK_FULL recovery wants beyond the memtables it flushes. */
 const RECOVERY_HEADROOM_BYTES = 64 * 1024;
+/** Memtables below this many bytes (and half of memtableSize) are flushed on the main thread even with a flush worker. */
+const SMALL_FLUSH_BYTES = 1024 * 1024;
+
 /** Entries a main-thread compaction merge processes between yields to the event loop. */
 const MAIN_THREAD_MERGE_SLICE_ENTRIES = 1024;
 
@@ -417,7 +420,10 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
 
   /** Builds a flush's table in the flush worker, or here in slices (other filesystems, or after the worker failed). */
   private readonly buildFlushTable = (spec: FlushSpec): Promise<FlushBuilt> => {
-    if (this.options.compactionThread === 'worker') {
+    // A part-full memtable (the tail flushed at close) is built here in a few milliseconds:
+    // cheaper than starting a worker for it.
+    const small = spec.sorted.bytes.byteLength < Math.min(SMALL_FLUSH_BYTES, this.options.memtableSizeBytes / 2);
+    if (this.options.compactionThread === 'worker' && !small) {
       this.flushThread ??= new CompactionThread('flush');
       if (!this.flushThread.broken) return this.flushThread.flush(spec);
     }

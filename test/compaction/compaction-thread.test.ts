@@ -3,7 +3,7 @@
  * results as main-thread merges, errors keep their codes across the thread boundary, and a worker
  * that dies mid-merge costs one retried compaction, after which merges run on the main thread.
  */
-import { test } from 'node:test';
+import { test, mock } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -11,7 +11,7 @@ import path from 'node:path';
 import { open, type BatchOperation, type Database, type OpenOptions } from '../../src/index.js';
 import { MemFs } from '../../src/env/mem-fs.js';
 import { NodeFs } from '../../src/env/node-fs.js';
-import { CompactionThread } from '../../src/compaction/compaction-thread.js';
+import { CompactionThread, WORKER_IDLE_RETIRE_MS } from '../../src/compaction/compaction-thread.js';
 import { Random } from '../../src/util/random.js';
 import { withSeed } from '../harness/seed.js';
 
@@ -212,6 +212,40 @@ test("compactionThread 'worker' needs node:fs", async () => {
     assert.equal(db2.stats().compactions.thread, 'main');
     await db2.close();
   } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('an idle worker is retired after WORKER_IDLE_RETIRE_MS and started again by the next job', async () => {
+  const dir = tempDir();
+  mock.timers.enable({ apis: ['setTimeout'] });
+  try {
+    const db = await open(dir, { ...small, compactionThread: 'worker' });
+    const holder = db as unknown as { flushThread: { worker: unknown } | null };
+    const model = new Map<string, string>();
+    const write = async (b: number): Promise<void> => {
+      for (let i = 0; i < 40; i++) {
+        const k = key(b * 1000 + i);
+        model.set(k, `${b}`.repeat(900));
+        await db.put(k, model.get(k) as string);
+      }
+      await db.compactRange(key(9_999_999), key(9_999_999)); // flush only
+    };
+    await write(1);
+    assert.notEqual(holder.flushThread?.worker ?? null, null, 'the flush ran in a worker, which is still there');
+    mock.timers.tick(WORKER_IDLE_RETIRE_MS - 1);
+    assert.notEqual(holder.flushThread?.worker ?? null, null, 'not retired early');
+    mock.timers.tick(1);
+    assert.equal(holder.flushThread?.worker ?? null, null, 'retired once idle');
+    await write(2);
+    assert.notEqual(holder.flushThread?.worker ?? null, null, 'the next flush started a new worker');
+    const s = db.stats();
+    assert.equal(s.flushes.thread, 'worker', 'a retirement is not a failure');
+    assert.equal(s.backgroundError, null);
+    assert.deepEqual(await contents(db), model);
+    await db.close();
+  } finally {
+    mock.timers.reset();
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
