@@ -35,9 +35,15 @@ export function makeInternalKey(userKey: Uint8Array, seq: number, kind: number):
   return out;
 }
 
-/** Packed trailer (seq * 256 + kind) of the internal key stored in `buf[start, end)`. */
+/**
+ * Packed trailer (seq * 256 + kind) of the internal key stored in `buf[start, end)`. Reads the
+ * bytes directly (readUInt32LE re-checks its arguments in JS on every call; this is per entry on
+ * every scan). Requires end >= 8 (every internal key is checked for that where it is decoded).
+ */
 export function trailerOf(buf: Buffer, end: number): number {
-  return buf.readUInt32LE(end - 8) + buf.readUInt32LE(end - 4) * 0x100000000;
+  const low = ((buf[end - 8] as number) | ((buf[end - 7] as number) << 8) | ((buf[end - 6] as number) << 16) | ((buf[end - 5] as number) << 24)) >>> 0;
+  const high = ((buf[end - 4] as number) | ((buf[end - 3] as number) << 8) | ((buf[end - 2] as number) << 16) | ((buf[end - 1] as number) << 24)) >>> 0;
+  return low + high * 0x100000000;
 }
 
 export function seqOfTrailer(trailer: number): number {

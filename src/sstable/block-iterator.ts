@@ -257,7 +257,11 @@ export class BlockIterator implements InternalIterator {
   }
 
   private restartPoint(i: number): number {
-    const off = this.block.readUInt32LE(this.restartsOffset + i * RESTART_BYTES);
+    // Bytes read directly: readUInt32LE re-validates its argument on every call. i < restartCount,
+    // so the 4 bytes lie inside the restart array.
+    const block = this.block;
+    const at = this.restartsOffset + i * RESTART_BYTES;
+    const off = ((block[at] as number) | ((block[at + 1] as number) << 8) | ((block[at + 2] as number) << 16) | ((block[at + 3] as number) << 24)) >>> 0;
     // An empty block has one restart point, at the end of its (zero) entries.
     if (off > this.restartsOffset) {
       this.fail(this.restartsOffset + i * RESTART_BYTES, 'bad restart point');
