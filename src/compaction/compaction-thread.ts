@@ -93,7 +93,12 @@ export class CompactionThread {
     this.cancelRetire();
     const w = this.worker;
     this.worker = null;
-    if (w !== null) await w.terminate();
+    if (w === null) return;
+    // Ref it first: terminate()'s promise settles on the 'exit' event, and an unref'd worker does
+    // not keep the event loop alive until then — a caller awaiting close() as the last thing in
+    // its process would see its promise never settle (seen under load in the soak run).
+    w.ref();
+    await w.terminate();
   }
 
   private start(): Worker {
