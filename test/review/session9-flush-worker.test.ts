@@ -43,6 +43,13 @@ async function contents(db: Database | Snapshot): Promise<Map<string, string>> {
   return out;
 }
 
+/** Reopens `dir` and checks it holds exactly `model`. */
+async function assertAfterReopen(dir: string, opts: OpenOptions, model: Map<string, string>, label: string): Promise<void> {
+  const again = await open(dir, opts);
+  assertSameMap(await contents(again), model, label);
+  await again.close();
+}
+
 function assertSameMap(got: Map<string, string>, want: Map<string, string>, what: string): void {
   if (got.size !== want.size) {
     const missing = [...want.keys()].filter((k) => !got.has(k)).slice(0, 5);
@@ -120,9 +127,7 @@ test('flushes of swinging sizes reuse (or outgrow) the returned export; readers 
       assert.equal(s.backgroundError, null);
       assertSameMap(await contents(db), model, 'after idle');
       await db.close();
-      const again = await open(dir, OPTS);
-      assertSameMap(await contents(again), model, 'after reopen');
-      await again.close();
+      await assertAfterReopen(dir, OPTS, model, 'after reopen');
       await recorder.settle();
       recorder.assertNone();
     } finally {
@@ -162,9 +167,7 @@ test('close() while a flush builds its table in the worker; reopen has every wri
         );
         await db.close();
         if (await late) model.set('late', 'x');
-        const again = await open(dir, OPTS);
-        assertSameMap(await contents(again), model, `attempt ${attempt}: after reopen`);
-        await again.close();
+        await assertAfterReopen(dir, OPTS, model, `attempt ${attempt}: after reopen`);
       } finally {
         fs.rmSync(dir, { recursive: true, force: true });
       }
@@ -275,9 +278,7 @@ test('memtable sizes at the edges with worker flushes: tiny memtable, a batch fa
         assertSameMap(await contents(db), model, `memtableSize ${memtableSize}`);
         assert.ok(db.stats().flushes.count >= 1);
         await db.close();
-        const again = await open(dir, opts);
-        assertSameMap(await contents(again), model, `memtableSize ${memtableSize}: after reopen`);
-        await again.close();
+        await assertAfterReopen(dir, opts, model, `memtableSize ${memtableSize}: after reopen`);
       } finally {
         fs.rmSync(dir, { recursive: true, force: true });
       }

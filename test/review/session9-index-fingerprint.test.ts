@@ -20,6 +20,7 @@ import { TableBuilder } from '../../src/sstable/table-builder.js';
 import { TableReader, type TableEntry } from '../../src/sstable/table-reader.js';
 import { Random } from '../../src/util/random.js';
 import { BufferFile } from '../sstable/buffer-file.js';
+import { lowerBound } from '../sstable/model.js';
 import { testSeed } from '../harness/seed.js';
 
 interface Entry {
@@ -27,16 +28,6 @@ interface Entry {
   value: Buffer;
 }
 
-function lowerBound(model: Entry[], target: Buffer): number {
-  let lo = 0;
-  let hi = model.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (compareInternalKeys((model[mid] as Entry).key, target) < 0) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
 
 /** Builds a table of `users` (each with `versions(i)` sequence numbers) and checks many targets. */
 function checkTable(users: Buffer[], versionsOf: (i: number) => number, blockSize: number, extraTargets: Buffer[], what: string, maxSeqs = 40): void {

@@ -22,6 +22,7 @@ import type { InternalIterator } from '../../src/iter/internal-iterator.js';
 import { Random } from '../../src/util/random.js';
 import { invariants } from '../../src/util/assert.js';
 import { BufferFile } from '../sstable/buffer-file.js';
+import { lowerBound } from '../sstable/model.js';
 import { testSeed } from '../harness/seed.js';
 
 invariants.enabled = true;
@@ -77,16 +78,6 @@ function build(entries: Entry[], opts: TableBuilderOptions): { file: BufferFile;
   return { file, info: b.finish() };
 }
 
-function lowerBound(model: Entry[], target: Buffer): number {
-  let lo = 0;
-  let hi = model.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (compareInternalKeys((model[mid] as Entry).key, target) < 0) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
 
 function floorIndex(model: Entry[], target: Buffer): number {
   const i = lowerBound(model, target);

@@ -5,34 +5,16 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { open } from '../../src/index.js';
+import { runChild as runChildScript, type ChildResult } from '../harness/run-child.js';
 
 const CHILD = path.join(path.dirname(fileURLToPath(import.meta.url)), 'worker-exit-child.js');
-/** Only a safety net against a hung child (the test fails then); never a timing assertion. */
-const HANG_MS = 60_000;
-
-function runChild(dir: string, mode: string): Promise<{ code: number | null; stdout: string; stderr: string; hung: boolean }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CHILD, dir, mode], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    let hung = false;
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => {
-      hung = true;
-      child.kill('SIGKILL');
-    }, HANG_MS);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, hung });
-    });
-  });
+function runChild(dir: string, mode: string): Promise<ChildResult> {
+  return runChildScript(CHILD, [dir, mode]);
 }
 
 for (const mode of ['idle', 'running']) {
