@@ -8,6 +8,7 @@
  * visible to that snapshot. This encoding reaches disk (SSTables) and is frozen.
  */
 import { assert } from '../util/assert.js';
+import { getFixed32 } from '../util/coding.js';
 
 /** Value kinds. On disk: never renumber. */
 export const KIND_DELETE = 0;
@@ -36,14 +37,12 @@ export function makeInternalKey(userKey: Uint8Array, seq: number, kind: number):
 }
 
 /**
- * Packed trailer (seq * 256 + kind) of the internal key stored in `buf[start, end)`. Reads the
- * bytes directly (readUInt32LE re-checks its arguments in JS on every call; this is per entry on
- * every scan). Requires end >= 8 (every internal key is checked for that where it is decoded).
+ * Packed trailer (seq * 256 + kind) of the internal key stored in `buf[start, end)` (read with
+ * getFixed32: this runs per entry on every scan). Requires end >= 8 (every internal key is checked
+ * for that where it is decoded).
  */
 export function trailerOf(buf: Buffer, end: number): number {
-  const low = ((buf[end - 8] as number) | ((buf[end - 7] as number) << 8) | ((buf[end - 6] as number) << 16) | ((buf[end - 5] as number) << 24)) >>> 0;
-  const high = ((buf[end - 4] as number) | ((buf[end - 3] as number) << 8) | ((buf[end - 2] as number) << 16) | ((buf[end - 1] as number) << 24)) >>> 0;
-  return low + high * 0x100000000;
+  return getFixed32(buf, end - 8) + getFixed32(buf, end - 4) * 0x100000000;
 }
 
 export function seqOfTrailer(trailer: number): number {

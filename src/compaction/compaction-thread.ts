@@ -133,7 +133,7 @@ export class CompactionThread {
       if (this.worker !== w || this.pending !== null) return;
       this.worker = null;
       this.retired.add(w);
-      void w.terminate();
+      w.terminate().catch(() => undefined); // nothing of ours runs there; its exit is ignored
     }, WORKER_IDLE_RETIRE_MS);
     this.idleTimer.unref();
   }

@@ -28,6 +28,7 @@ import { assert } from '../util/assert.js';
 import { metadataOfBuiltTable, type FileMetadata } from '../version/file-metadata.js';
 import { LevelRanges, type PackedLevelRanges } from '../version/level-ranges.js';
 import { createNewFile } from '../env/open-file.js';
+import { yieldToEventLoop } from '../util/yield.js';
 
 /** Message of the error a merge throws when it needs more output numbers than reserved. */
 export const OUT_OF_OUTPUT_NUMBERS = 'compaction ran out of reserved output file numbers';
@@ -113,10 +114,6 @@ export async function mergeTables(
   } finally {
     for (const r of readers) r.close();
   }
-}
-
-function yieldToEventLoop(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /** Streams the merge into the writer, applying the drop rules. Returns entries dropped. */

@@ -53,6 +53,7 @@ import { deleteObsoleteWals, hasFreeSpace, removeQuietly } from './flush.js';
 import { BackgroundErrorState, type BackgroundSource } from './background-error.js';
 import { VersionEdit } from '../version/version-edit.js';
 import { createNewFile } from '../env/open-file.js';
+import { yieldToEventLoop } from '../util/yield.js';
 
 type State = 'open' | 'closing' | 'closed';
 
@@ -277,7 +278,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     const now = Date.now();
     if (now - this.lastShareMs < BACKGROUND_SHARE_MS) return;
     this.lastShareMs = now;
-    await new Promise<void>((resolve) => setImmediate(resolve));
+    await yieldToEventLoop();
   }
 
   private async stall(on: Promise<void> | null): Promise<void> {
@@ -429,6 +430,11 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     }
     return flushOnThisThread(this.fs)(spec);
   };
+
+  /** Where jobs of `thread` run: the worker unless the option says main or that worker failed. */
+  private threadKind(thread: CompactionThread | null): 'worker' | 'main' {
+    return this.options.compactionThread === 'worker' && thread?.broken !== true ? 'worker' : 'main';
+  }
 
   /** Runs a compaction merge in the worker thread, or here in slices (other filesystems, or after the worker failed). */
   private merge(spec: MergeSpec): Promise<MergeOutcome> {
@@ -905,7 +911,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
       flushes: {
         count: c.flushes,
         bytesWritten: c.flushBytesWritten,
-        thread: this.options.compactionThread === 'worker' && this.flushThread?.broken !== true ? 'worker' : 'main',
+        thread: this.threadKind(this.flushThread),
       },
       compactions: {
         count: c.compactions,
@@ -914,7 +920,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
         bytesWritten: c.compactionBytesWritten,
         entriesDropped: c.compactionEntriesDropped,
         running: this.compacting !== null,
-        thread: this.options.compactionThread === 'worker' && this.compactionThread?.broken !== true ? 'worker' : 'main',
+        thread: this.threadKind(this.compactionThread),
         tablesDeleted: c.tablesDeleted,
         obsoleteTablesPending: this.obsoleteTables.size,
       },

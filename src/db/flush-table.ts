@@ -16,6 +16,7 @@ import { TableBuilder } from '../sstable/table-builder.js';
 import { assert } from '../util/assert.js';
 import { metadataOfBuiltTable, type FileMetadata } from '../version/file-metadata.js';
 import { createNewFile } from '../env/open-file.js';
+import { yieldToEventLoop } from '../util/yield.js';
 
 /** Everything a flush needs; plain data (structured-clonable). */
 export interface FlushSpec {
@@ -24,10 +25,6 @@ export interface FlushSpec {
   blockSizeBytes: number;
   bloomBitsPerKey: number;
   sorted: SortedEntries;
-}
-
-function yieldToEventLoop(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /**

@@ -13,7 +13,7 @@
  * RangeError or an endless loop. Every step moves the position strictly, which bounds each loop.
  */
 import { assert } from '../util/assert.js';
-import { getVarint } from '../util/coding.js';
+import { getFixed32, getVarint } from '../util/coding.js';
 import { TRAILER_BYTES } from '../base/internal-key.js';
 import { corruption } from '../base/errors.js';
 import type { InternalIterator } from '../iter/internal-iterator.js';
@@ -257,11 +257,8 @@ export class BlockIterator implements InternalIterator {
   }
 
   private restartPoint(i: number): number {
-    // Bytes read directly: readUInt32LE re-validates its argument on every call. i < restartCount,
-    // so the 4 bytes lie inside the restart array.
-    const block = this.block;
-    const at = this.restartsOffset + i * RESTART_BYTES;
-    const off = ((block[at] as number) | ((block[at + 1] as number) << 8) | ((block[at + 2] as number) << 16) | ((block[at + 3] as number) << 24)) >>> 0;
+    // i < restartCount, so the 4 bytes lie inside the restart array.
+    const off = getFixed32(this.block, this.restartsOffset + i * RESTART_BYTES);
     // An empty block has one restart point, at the end of its (zero) entries.
     if (off > this.restartsOffset) {
       this.fail(this.restartsOffset + i * RESTART_BYTES, 'bad restart point');

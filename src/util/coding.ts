@@ -63,6 +63,15 @@ export function putFixed64(buf: Buffer, off: number, v: number): number {
   return off + 8;
 }
 
+/**
+ * Little-endian uint32 at `buf[off, off + 4)`, read byte by byte: readUInt32LE re-validates its
+ * argument in JS on every call, which shows on per-entry hot paths (internal-key trailers, block
+ * restart points). Requires: the 4 bytes lie inside `buf` (callers check their ranges).
+ */
+export function getFixed32(buf: Uint8Array, off: number): number {
+  return ((buf[off] as number) | ((buf[off + 1] as number) << 8) | ((buf[off + 2] as number) << 16) | ((buf[off + 3] as number) << 24)) >>> 0;
+}
+
 export function getFixed64(buf: Buffer, off: number): number {
   return buf.readUInt32LE(off) + buf.readUInt32LE(off + 4) * 0x100000000;
 }
