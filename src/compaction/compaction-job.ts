@@ -50,9 +50,7 @@ export interface CompactionResult {
 
 export async function runCompaction(ctx: CompactionContext, pick: CompactionPick, version: Version): Promise<CompactionResult> {
   const outputLevel = pick.level + 1;
-  // L0 tables are written uncompressed (flush.ts): with compression on they are rewritten, not moved.
-  const canMove = pick.level > 0 || ctx.compression === 'none';
-  if (canMove && pick.inputs.length === 1 && pick.nextInputs.length === 0 && pick.reason === 'score') {
+  if (pick.inputs.length === 1 && pick.nextInputs.length === 0 && pick.reason === 'score') {
     return trivialMove(ctx, pick);
   }
   const inputs = [...pick.inputs, ...pick.nextInputs];

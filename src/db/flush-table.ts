@@ -12,7 +12,7 @@ import { fromIoError } from '../base/errors.js';
 import { tableFileName } from '../base/file-names.js';
 import { joinPath, type FileSystem } from '../env/file-system.js';
 import type { SortedEntries } from '../memtable/skiplist.js';
-import { TableBuilder } from '../sstable/table-builder.js';
+import { TableBuilder, type TableCompression } from '../sstable/table-builder.js';
 import { assert } from '../util/assert.js';
 import { metadataOfBuiltTable, type FileMetadata } from '../version/file-metadata.js';
 import { createNewFile } from '../env/open-file.js';
@@ -24,6 +24,8 @@ export interface FlushSpec {
   fileNumber: number;
   blockSizeBytes: number;
   bloomBitsPerKey: number;
+  /** The DB's table compression: L0 tables are compressed like the levels below (see below). */
+  compression: TableCompression;
   sorted: SortedEntries;
 }
 
@@ -41,10 +43,10 @@ export async function buildFlushTable(fs: FileSystem, spec: FlushSpec, yieldEver
     const builder = new TableBuilder(file, {
       blockSizeBytes: spec.blockSizeBytes,
       bloomBitsPerKey: spec.bloomBitsPerKey,
-      // L0 tables stay uncompressed: flushes must keep pace with writers. The compaction worker
-      // compresses them on the way to L1 (runCompaction never moves an L0 table down as it is
-      // when compression is on).
-      compression: 'none',
+      // Compressed like every other level: a table that does not overlap L1 then moves down
+      // without a rewrite (sequential writes are never rewritten just to compress them), and the
+      // encoding cost lands in the flush worker, off the writers' thread.
+      compression: spec.compression,
     });
     for (let i = 0; i < count; i++) {
       const off = entries[3 * i] as number;

@@ -98,6 +98,7 @@ export async function flushMemTable(
     fileNumber,
     blockSizeBytes: options.blockSizeBytes,
     bloomBitsPerKey: options.bloomBitsPerKey,
+    compression: options.compression,
     sorted: mem.exportSorted(how.reuse ?? null),
   });
   assert(meta.number === fileNumber, 'flush built a different table');

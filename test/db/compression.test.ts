@@ -88,7 +88,7 @@ test("compression 'lz' and 'none': same contents through flushes, compactions an
       await db2.compactRange();
       await checkContents(db2, expected, `${compression}, after compactRange`);
       await db2.close();
-      // Flushes write raw L0 tables (flush.ts); everything compacted below L0 is compressed.
+      // Flushes and compactions both write with the DB's compression (flush-table.ts).
       const versions = tableVersions(mem);
       assert.ok(versions.length > 0);
       if (compression === 'lz') assert.ok(versions.every((v) => v === 2), `lz tables are version 2: ${versions.join(',')}`);
@@ -100,15 +100,41 @@ test("compression 'lz' and 'none': same contents through flushes, compactions an
   });
 });
 
+test("with 'lz', flushes write compressed L0 tables, so a sequential load moves down without rewrites", async () => {
+  const mem = new MemFs();
+  const db = await open('/db', { fs: mem, ...small, compression: 'lz', l0CompactionTrigger: 100, l0SlowdownTrigger: 100, l0StopTrigger: 100 });
+  const rnd = new Random(11);
+  const expected = new Map<string, string>();
+  // Ascending keys: every flushed table covers a key range of its own.
+  for (let i = 0; i < 3000; i++) {
+    const v = valueFor(k(i), rnd);
+    await db.put(k(i), Buffer.from(v, 'latin1'), { sync: false });
+    expected.set(k(i), v);
+  }
+  await db.idle();
+  const flushed = tableVersions(mem);
+  assert.ok(flushed.length >= 3, `several L0 tables (${flushed.length})`);
+  assert.ok(flushed.every((v) => v === 2), `flushed L0 tables are compressed: ${flushed.join(',')}`);
+  await db.close();
+  // Reopened with the default triggers: L0 drains into L1 by trivial moves only.
+  const db2 = await open('/db', { fs: mem, ...small, compression: 'lz' });
+  await db2.idle();
+  const c = db2.stats().compactions;
+  assert.ok(c.trivialMoves > 0, `trivial moves out of L0 (${JSON.stringify(c)})`);
+  assert.equal(c.bytesWritten, 0, `nothing rewritten (${JSON.stringify(c)})`);
+  await checkContents(db2, expected, 'after the moves');
+  await db2.close();
+});
+
 test("compression defaults to 'lz'; a database can switch either way and reads tables of both kinds", async () => {
   const mem = new MemFs();
   let db = await open('/db', { fs: mem, ...small });
   const expected = await fill(db, 2000, 1);
-  await db.compactRange(); // below L0 (flushes write raw L0 tables)
+  await db.compactRange();
   await db.close();
   assert.ok(tableVersions(mem).every((v) => v === 2), 'default tables are compressed');
 
-  // A few more entries, flushed to one raw L0 table, with compaction held off.
+  // A few more entries, flushed to one raw L0 table ('none'), with compaction held off.
   db = await open('/db', { fs: mem, ...small, compression: 'none', l0CompactionTrigger: 100, l0SlowdownTrigger: 100, l0StopTrigger: 100 });
   await fill(db, 200, 2, expected);
   await db.close();
@@ -146,7 +172,7 @@ test('a flipped byte inside a compressed data block → CORRUPTION naming the fi
     await db.put(k(i), Buffer.from(v, 'latin1'), { sync: false });
     expected.set(k(i), v);
   }
-  await db.compactRange(); // one compressed table below L0 (flushes write raw L0 tables)
+  await db.compactRange(); // one compressed table below L0
   await db.close();
   const ssts = tables(mem);
   assert.equal(ssts.length, 1);

@@ -125,7 +125,7 @@ test('export chains: reused exports too small in bytes or in entries, built into
         else assert.ok(prevEntries >= 3 * n);
       }
       samePuts(listExport(e), puts, `SEED=${seed} file ${file} export`);
-      const meta = await buildFlushTable(fs, { dir: '/t', fileNumber: file, blockSizeBytes: 512, bloomBitsPerKey: 10, sorted: e }, round === 1 ? 7 : 0);
+      const meta = await buildFlushTable(fs, { dir: '/t', fileNumber: file, blockSizeBytes: 512, bloomBitsPerKey: 10, compression: round === 1 ? 'lz' : 'none', sorted: e }, round === 1 ? 7 : 0);
       assert.equal(meta.entryCount, n);
       const r = TableReader.open(fs.open(`/t/${tableFileName(file)}`, 'r'), file, meta.sizeBytes, null);
       const it = r.iterator();
