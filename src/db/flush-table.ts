@@ -49,9 +49,8 @@ export async function buildFlushTable(fs: FileSystem, spec: FlushSpec, yieldEver
       compression: spec.compression,
     });
     for (let i = 0; i < count; i++) {
-      const off = entries[3 * i] as number;
-      const keyEnd = off + (entries[3 * i + 1] as number);
-      builder.add(data.subarray(off, keyEnd), data.subarray(keyEnd, keyEnd + (entries[3 * i + 2] as number)));
+      // Each entry's value follows its key in `data` (SkipList.exportSorted).
+      builder.addAdjacent(data, entries[3 * i] as number, entries[3 * i + 1] as number, entries[3 * i + 2] as number);
       if (yieldEvery > 0 && (i + 1) % yieldEvery === 0) await yieldToEventLoop();
     }
     const info = builder.finish();

@@ -81,32 +81,56 @@ export class BlockBuilder {
    * since the last reset().
    */
   add(key: Buffer, value: Buffer): void {
+    this.addRange(key, 0, key.length, value, 0, value.length);
+  }
+
+  /**
+   * add() of the key `kb[ks, ke)` and the value `vb[vs, ve)`, without views of them. When the value
+   * directly follows the key in the same buffer (a flush's sorted export), the key's unshared tail
+   * and the value are copied with one call.
+   */
+  addRange(kb: Buffer, ks: number, ke: number, vb: Buffer, vs: number, ve: number): void {
     assert(!this.finished, 'add after finish');
-    assert(key.length >= TRAILER_BYTES, 'block key shorter than an internal key trailer');
+    const keyLength = ke - ks;
+    assert(keyLength >= TRAILER_BYTES, 'block key shorter than an internal key trailer');
     if (invariants.enabled && this.entryCount > 0) {
-      const c = compareInternalKeyRanges(this.lastKey, 0, this.lastKeyLength, key, 0, key.length);
+      const c = compareInternalKeyRanges(this.lastKey, 0, this.lastKeyLength, kb, ks, ke);
       assert(c < 0, 'block keys must be strictly increasing');
     }
     let shared = 0;
     if (this.sinceRestart < this.restartInterval) {
-      const limit = Math.min(this.lastKeyLength, key.length);
+      const limit = Math.min(this.lastKeyLength, keyLength);
       const last = this.lastKey;
-      while (shared < limit && last[shared] === key[shared]) shared++;
+      while (shared < limit && last[shared] === kb[ks + shared]) shared++;
     } else {
       this.addRestart();
     }
-    const unshared = key.length - shared;
-    this.ensureCapacity(ENTRY_HEADER_BYTES_MAX + unshared + value.length);
+    const unshared = keyLength - shared;
+    const valueLength = ve - vs;
+    this.ensureCapacity(ENTRY_HEADER_BYTES_MAX + unshared + valueLength);
     let off = this.sizeBytes;
     off = putVarint(this.buf, off, shared);
     off = putVarint(this.buf, off, unshared);
-    off = putVarint(this.buf, off, value.length);
-    off += copyBytes(key, shared, key.length, this.buf, off);
-    off += copyBytes(value, 0, value.length, this.buf, off);
+    off = putVarint(this.buf, off, valueLength);
+    if (vb === kb && vs === ke) {
+      off += copyBytes(kb, ks + shared, ve, this.buf, off);
+    } else {
+      off += copyBytes(kb, ks + shared, ke, this.buf, off);
+      off += copyBytes(vb, vs, ve, this.buf, off);
+    }
     this.sizeBytes = off;
-    this.rememberLastKey(key, shared);
+    this.rememberLastKey(kb, ks, ke, shared);
     this.sinceRestart++;
     this.entryCount++;
+  }
+
+  /** The last key added since reset(): `lastKeyBuffer()[0, lastKeyBytes())`. Valid until the next add. */
+  lastKeyBuffer(): Buffer {
+    return this.lastKey;
+  }
+
+  lastKeyBytes(): number {
+    return this.lastKeyLength;
   }
 
   /**
@@ -136,15 +160,16 @@ export class BlockBuilder {
     this.sinceRestart = 0;
   }
 
-  private rememberLastKey(key: Buffer, shared: number): void {
-    if (this.lastKey.length < key.length) {
-      const grown = Buffer.allocUnsafeSlow(Math.max(key.length, this.lastKey.length * 2));
+  private rememberLastKey(kb: Buffer, ks: number, ke: number, shared: number): void {
+    const keyLength = ke - ks;
+    if (this.lastKey.length < keyLength) {
+      const grown = Buffer.allocUnsafeSlow(Math.max(keyLength, this.lastKey.length * 2));
       this.lastKey.copy(grown, 0, 0, shared);
       this.lastKey = grown;
     }
     // The first `shared` bytes are already equal; copy only the tail.
-    copyBytes(key, shared, key.length, this.lastKey, shared);
-    this.lastKeyLength = key.length;
+    copyBytes(kb, ks + shared, ke, this.lastKey, shared);
+    this.lastKeyLength = keyLength;
   }
 
   private ensureCapacity(extraBytes: number): void {

@@ -32,7 +32,7 @@ import { FOOTER_BYTES, putFooter, TABLE_FORMAT_VERSION_1, TABLE_FORMAT_VERSION_2
 import { compressBlock } from './lz-codec.js';
 import { findShortestSeparator } from './index-separator.js';
 import { encodeProperties, type TableProperties } from './properties.js';
-import { copyBytes } from '../util/copy-bytes.js';
+import { copyBytes, copyOfRange } from '../util/copy-bytes.js';
 import { compareInternalKeyRanges, compareBytes as compareUserKeyRanges } from '../base/internal-key.js';
 
 /** Target size of each file write: amortises syscalls while keeping the staging buffer small. */
@@ -132,20 +132,37 @@ export class TableBuilder {
    * unusable (abandon it).
    */
   add(ikey: Buffer, value: Buffer): void {
+    this.addRange(ikey, 0, ikey.length, value, 0, value.length);
+  }
+
+  /**
+   * add() of an entry whose internal key is `buf[keyStart, keyStart + keyLength)` and whose value
+   * of `valueLength` bytes follows it directly (the layout of a flush's sorted export): no views
+   * per entry, and one copy of key tail and value into the block.
+   */
+  addAdjacent(buf: Buffer, keyStart: number, keyLength: number, valueLength: number): void {
+    const keyEnd = keyStart + keyLength;
+    this.addRange(buf, keyStart, keyEnd, buf, keyEnd, keyEnd + valueLength);
+  }
+
+  private addRange(kb: Buffer, ks: number, ke: number, vb: Buffer, vs: number, ve: number): void {
     this.checkOpen();
-    assert(ikey.length >= TRAILER_BYTES, 'table key shorter than an internal key trailer');
+    assert(ke - ks >= TRAILER_BYTES, 'table key shorter than an internal key trailer');
+    // The previous key: the data block's last one, or (right after a block was cut) this.lastKey.
+    const block = this.dataBlock;
+    const prev = block.isEmpty() ? this.lastKey : block.lastKeyBuffer();
+    const prevLength = block.isEmpty() ? this.lastKeyLength : block.lastKeyBytes();
     if (this.entryCount === 0) {
-      this.smallest = Buffer.from(ikey);
+      this.smallest = copyOfRange(kb, ks, ke);
     } else {
-      const c = compareInternalKeyRanges(this.lastKey, 0, this.lastKeyLength, ikey, 0, ikey.length);
+      const c = compareInternalKeyRanges(prev, 0, prevLength, kb, ks, ke);
       assert(c < 0, 'table keys must be strictly increasing');
-      if (this.pendingIndexEntry) this.addIndexEntry(ikey);
+      if (this.pendingIndexEntry) this.addIndexEntry(ks === 0 && ke === kb.length ? kb : kb.subarray(ks, ke));
     }
-    this.addToFilter(ikey);
-    this.dataBlock.add(ikey, value);
-    this.rememberLastKey(ikey);
-    this.countEntry(ikey, value);
-    if (this.dataBlock.estimatedSizeBytes() >= this.blockSizeBytes) this.flushDataBlock();
+    this.addToFilter(kb, ks, ke, prev, prevLength);
+    block.addRange(kb, ks, ke, vb, vs, ve);
+    this.countEntry(kb, ke, ke - ks, ve - vs);
+    if (block.estimatedSizeBytes() >= this.blockSizeBytes) this.flushDataBlock();
   }
 
   /** Rough size of the file if finish() were called now (for cutting compaction outputs). */
@@ -243,34 +260,39 @@ export class TableBuilder {
     throw this.failure;
   }
 
-  /** Adds the user key to the filter unless it equals the previous entry's user key. */
-  private addToFilter(ikey: Buffer): void {
-    const userEnd = ikey.length - TRAILER_BYTES;
-    if (this.entryCount > 0 && this.lastKeyLength - TRAILER_BYTES === userEnd) {
+  /**
+   * Adds the user key of `kb[ks, ke)` to the filter unless it equals the user key of the previous
+   * entry, `prev[0, prevLength)`.
+   */
+  private addToFilter(kb: Buffer, ks: number, ke: number, prev: Buffer, prevLength: number): void {
+    const userLength = ke - ks - TRAILER_BYTES;
+    if (this.entryCount > 0 && prevLength - TRAILER_BYTES === userLength) {
       // Same user key as the previous entry iff the internal keys differ only in the trailer.
-      const c = compareUserKeyRanges(ikey, 0, userEnd, this.lastKey, 0, userEnd);
+      const c = compareUserKeyRanges(kb, ks, ks + userLength, prev, 0, userLength);
       if (c === 0) return;
     }
-    this.bloom.addKey(ikey, 0, userEnd);
+    this.bloom.addKey(kb, ks, ks + userLength);
   }
 
-  private countEntry(ikey: Buffer, value: Buffer): void {
-    const trailer = trailerOf(ikey, ikey.length);
+  /** Counts an entry whose internal key of `keyLength` bytes ends at `kb[keyEnd]`. */
+  private countEntry(kb: Buffer, keyEnd: number, keyLength: number, valueLength: number): void {
+    const trailer = trailerOf(kb, keyEnd);
     const seq = seqOfTrailer(trailer);
     if (seq < this.smallestSeq) this.smallestSeq = seq;
     if (seq > this.largestSeq) this.largestSeq = seq;
     if (kindOfTrailer(trailer) === KIND_DELETE) this.deletionCount++;
     this.entryCount++;
-    this.rawKeyBytes += ikey.length;
-    this.rawValueBytes += value.length;
+    this.rawKeyBytes += keyLength;
+    this.rawValueBytes += valueLength;
   }
 
-  private rememberLastKey(ikey: Buffer): void {
-    if (this.lastKey.length < ikey.length) {
-      this.lastKey = Buffer.allocUnsafeSlow(Math.max(ikey.length, this.lastKey.length * 2));
+  /** Keeps the last key of the block being cut (the data block's own copy goes with its reset). */
+  private rememberLastKey(key: Buffer, keyLength: number): void {
+    if (this.lastKey.length < keyLength) {
+      this.lastKey = Buffer.allocUnsafeSlow(Math.max(keyLength, this.lastKey.length * 2));
     }
-    copyBytes(ikey, 0, ikey.length, this.lastKey, 0);
-    this.lastKeyLength = ikey.length;
+    copyBytes(key, 0, keyLength, this.lastKey, 0);
+    this.lastKeyLength = keyLength;
   }
 
   private flushDataBlock(): void {
@@ -283,6 +305,7 @@ export class TableBuilder {
     } catch (e) {
       this.fail(e);
     }
+    this.rememberLastKey(this.dataBlock.lastKeyBuffer(), this.dataBlock.lastKeyBytes());
     this.dataBlock.reset();
     this.dataBlockCount++;
     this.pendingIndexEntry = true;

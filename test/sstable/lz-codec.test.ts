@@ -17,6 +17,7 @@ import {
   LZ_ERR_HEADER,
   LZ_ERR_OFFSET,
   LZ_UNCOMPRESSED_BYTES_MAX,
+  setLzTableBaseForTests,
 } from '../../src/sstable/lz-codec.js';
 import { Random } from '../../src/util/random.js';
 import { numRuns, withSeed } from '../harness/seed.js';
@@ -217,6 +218,38 @@ test('codec: incompressible data returns -1; the 12.5% rule is exact', () => {
   // A destination shorter than the limit: -1 rather than a write past its end.
   const data = Buffer.alloc(1000, 0x41);
   assert.equal(compressBlock(data, 0, data.length, Buffer.alloc(3), 0), -1);
+});
+
+test('codec: output depends only on the input, never on earlier calls (hash table reuse and wrap-around)', async () => {
+  await withSeed('lz history independence', async (seed) => {
+    const rnd = new Random(seed);
+    const inputs: Buffer[] = [];
+    for (let i = 0; i < 40; i++) {
+      const n = 1 + rnd.nextInt(i % 5 === 0 ? 70_000 : 3000);
+      inputs.push(i % 3 === 0 ? randomBytes(rnd, n) : benchmarkLike(rnd, n));
+    }
+    // Reference: each input compressed right after a table wrap (a fresh table).
+    const fresh = inputs.map((data) => {
+      setLzTableBaseForTests(0x7fffffff);
+      return compress(data);
+    });
+    // The same inputs back to back, with table bases that make some calls wrap around and others
+    // start just below the limit; and with the same input twice in a row (all entries stale-looking
+    // positions of identical bytes).
+    const bases = [1, 0x7fffffff - 100, 0x7fffffff - 5000, 0x7fffffff - 70_000, 1000];
+    for (const b of bases) {
+      setLzTableBaseForTests(b);
+      inputs.forEach((data, i) => {
+        for (let rep = 0; rep < 2; rep++) {
+          const block = compress(data);
+          const expected = fresh[i] as Buffer | null;
+          assert.deepEqual(block, expected, `SEED=${seed} base ${b} input ${i} (${data.length} bytes) rep ${rep}`);
+          if (block !== null) roundTrip(data, `SEED=${seed} input ${i}`);
+        }
+      });
+    }
+    assert.throws(() => setLzTableBaseForTests(0), RangeError);
+  });
 });
 
 test('codec: sub-ranges of src and dst are respected', () => {
