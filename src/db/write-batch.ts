@@ -8,7 +8,8 @@
  * A DELETE op has no value part. Sequence numbers are firstSeq, firstSeq+1, ... in op order.
  */
 import { assert } from '../util/assert.js';
-import { copyBytes } from '../util/copy-bytes.js';
+import { copyBytes, copyWithViews, viewCopyPays } from '../util/copy-bytes.js';
+import { viewOf } from '../base/key-probe.js';
 import type { MemTable } from '../memtable/memtable.js';
 import { getFixed64, getVarint, putFixed64, putVarint, varintLength } from '../util/coding.js';
 import { KIND_DELETE, KIND_VALUE } from '../base/internal-key.js';
@@ -42,16 +43,30 @@ export function encodedBatchBytes(ops: readonly BatchOp[]): number {
  */
 export function encodeBatchPayload(ops: readonly BatchOp[], payloadBytes: number): Buffer {
   const out = Buffer.allocUnsafe(payloadBytes);
+  const outView = viewOf(out);
   let off = putFixed64(out, 0, 0);
   out.writeUInt32LE(ops.length, off);
   off += 4;
+  // Values often share one ArrayBuffer (Node's pool, one slab per batch): a view of it serves them all.
+  let sourceBuffer: ArrayBufferLike | null = null;
+  let sourceView = outView;
   for (const op of ops) {
     out[off++] = op.kind;
     off = putVarint(out, off, op.key.length);
     off += copyBytes(op.key, 0, op.key.length, out, off);
     if (op.kind === KIND_VALUE) {
-      off = putVarint(out, off, op.value.length);
-      off += copyBytes(op.value, 0, op.value.length, out, off);
+      const value = op.value;
+      off = putVarint(out, off, value.length);
+      if (viewCopyPays(value.length)) {
+        if (value.buffer !== sourceBuffer) {
+          sourceBuffer = value.buffer;
+          sourceView = new DataView(sourceBuffer);
+        }
+        copyWithViews(sourceView, value.byteOffset, outView, off, value.length);
+        off += value.length;
+      } else {
+        off += copyBytes(value, 0, value.length, out, off);
+      }
     }
   }
   assert(off === payloadBytes, 'encoded batch size mismatch');

@@ -13,7 +13,7 @@
  */
 import { assert } from '../util/assert.js';
 import { KeyProbe, viewOf } from '../base/key-probe.js';
-import { copyBytes, copyOfRange } from '../util/copy-bytes.js';
+import { copyBytes, copyOfRange, copyWithViews, viewCopyPays } from '../util/copy-bytes.js';
 import type { Random } from '../util/random.js';
 import { TRAILER_BYTES, compareBytes, compareBytesView, compareInternalKeyViews, trailerOf } from '../base/internal-key.js';
 
@@ -49,6 +49,9 @@ export class SkipList {
   /** The arena as a DataView: comparisons read four bytes at a time (compareBytesView). */
   private view: DataView;
   private arenaUsed = 0;
+  /** The buffer values were last inserted from (a batch payload) and its view; see sourceView. */
+  private lastSource: Buffer | null = null;
+  private lastSourceView: DataView = new DataView(new ArrayBuffer(0));
   /** Search keys are copied here once per search, so every comparison is view against view. */
   private readonly target = new KeyProbe();
   /**
@@ -189,10 +192,13 @@ export class SkipList {
     const node = this.appendNode(klen, valueEnd - valueStart, h);
     const off = this.rows[node + KEY_OFF] as number;
     const a = this.arena;
+    const view = this.view;
     copyBytes(keySrc, keyStart, keyEnd, a, off);
-    a.writeUInt32LE(trailerLow, off + ulen);
-    a.writeUInt32LE(trailerHigh, off + ulen + 4);
-    copyBytes(valueSrc, valueStart, valueEnd, a, off + klen);
+    view.setUint32(off + ulen, trailerLow, true);
+    view.setUint32(off + ulen + 4, trailerHigh, true);
+    const vlen = valueEnd - valueStart;
+    if (viewCopyPays(vlen)) copyWithViews(this.sourceView(valueSrc), valueStart, view, off + klen, vlen);
+    else copyBytes(valueSrc, valueStart, valueEnd, a, off + klen);
     const prev = this.prevScratch;
     const hint = this.hint;
     const useHint = this.lastInserted !== NIL && this.cmpNodes(this.lastInserted, node) < 0;
@@ -232,6 +238,18 @@ export class SkipList {
       hint[level] = level < h ? node : level < this.height ? (prev[level] as number) : HEAD;
     }
     this.lastInserted = node;
+  }
+
+  /**
+   * A DataView of `src`, kept while the same buffer keeps coming (a batch's entries are all
+   * inserted from its one payload): value copies then need no allocation.
+   */
+  private sourceView(src: Buffer): DataView {
+    if (src !== this.lastSource) {
+      this.lastSource = src;
+      this.lastSourceView = viewOf(src);
+    }
+    return this.lastSourceView;
   }
 
   /** Reserves arena bytes and a row with `height` links (set by the caller); returns the node. */
