@@ -33,6 +33,7 @@ import { type Bytes, type BatchOperation, type RangeOptions, toBatchOps, toKey, 
 import { LightningIterator, type IteratorOwner } from './user-iterator.js';
 import { TableCache } from './table-cache.js';
 import { getFromTables, newestSeqInTables } from './read-path.js';
+import { bloomHash } from '../sstable/bloom-filter.js';
 import { flushMemTable, flushOnThisThread, type FlushBuilt } from './flush.js';
 import type { SortedEntries } from '../memtable/skiplist.js';
 import type { FlushSpec } from './flush-table.js';
@@ -761,12 +762,14 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
 
   /** @internal Point read at a sequence number (snapshots use this). Returns a copy. */
   getAt(userKey: Buffer, seq: number): Buffer | undefined {
-    // mem first (newest), then imm; no array per read on this hot path.
-    let r = this.mem.get(userKey, seq);
-    if (!r.found && this.imm !== null) r = this.imm.get(userKey, seq);
+    // mem first (newest), then imm; no array per read on this hot path. The key is hashed once,
+    // for the memtables' filters and every table's.
+    const hash = bloomHash(userKey);
+    let r = this.mem.get(userKey, seq, hash);
+    if (!r.found && this.imm !== null) r = this.imm.get(userKey, seq, hash);
     if (r.found) return r.deleted ? undefined : copyOfRange(r.value, 0, r.value.length);
     const version = this.versions.current();
-    return getFromTables(version, this.tableCache, userKey, seq);
+    return getFromTables(version, this.tableCache, userKey, seq, hash);
   }
 
   /** An iterator over a consistent view of the database as of now. */

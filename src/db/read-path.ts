@@ -27,17 +27,21 @@ interface LookupState {
 /** Reused by every lookup (reads are synchronous and never re-enter): no allocation per get. */
 const scratch: LookupState = { value: undefined, entry: { key: Buffer.alloc(0), value: Buffer.alloc(0) }, hash: -1 };
 
-/** Newest visible value of `userKey` at `seq` in the tables of `version`, or undefined. */
+/**
+ * Newest visible value of `userKey` at `seq` in the tables of `version`, or undefined. `hash` is
+ * the key's bloomHash if the caller computed it (-1: computed at the first table that needs it).
+ */
 export function getFromTables(
   version: Version,
   tables: TableCache,
   userKey: Buffer,
   seq: number,
+  hash = -1,
 ): Buffer | undefined {
   let seekKey: Buffer | null = null;
   const out = scratch;
   out.value = undefined;
-  out.hash = -1;
+  out.hash = hash;
   for (const meta of version.files(0)) {
     if (!inRange(meta, userKey)) continue;
     seekKey ??= seekKeyFor(userKey, seq);

@@ -8,6 +8,7 @@ import { Random } from '../util/random.js';
 import { KIND_DELETE, MAX_SEQ, kindOfTrailer, seqOfTrailer } from '../base/internal-key.js';
 import type { InternalIterator } from '../iter/internal-iterator.js';
 import { NIL, SkipList, type SortedEntries } from './skiplist.js';
+import { addHashToFilter, bloomHash, emptyFilter, mayContainHash } from '../sstable/bloom-filter.js';
 
 /** Result of a point lookup in one memtable. `value` is a view valid while referenced. */
 export type MemGetResult =
@@ -30,8 +31,23 @@ function arenaBytesFor(capacityBytes: number): number {
   return Math.max(ARENA_BYTES_MIN, Math.min(capacityBytes, ARENA_PREALLOCATE_BYTES_MAX));
 }
 
+/**
+ * The memtable's bloom filter: one bit per FILTER_BYTES_PER_BIT bytes of capacity (a 16 MiB
+ * memtable of 120-byte entries gets ~15 bits per key, ~0.3% false positives), within bounds.
+ */
+const FILTER_BYTES_PER_BIT = 8;
+const FILTER_BITS_MIN = 32 * 1024;
+const FILTER_BITS_MAX = 64 * 1024 * 1024;
+const FILTER_PROBES = 6;
+
 export class MemTable {
   private readonly list: SkipList;
+  /**
+   * Bloom filter of the user keys inserted (cache-local layout, bloom-filter.ts): a point read whose
+   * key was never written here skips the skiplist search (~0.6 µs with 15k entries) for one cache
+   * line. Reads pass the key's bloomHash, which they compute once for the tables' filters too.
+   */
+  private readonly filter: Buffer;
   /** Smallest and largest sequence numbers inserted (for flush metadata). */
   minSeq = Number.MAX_SAFE_INTEGER;
   maxSeq = 0;
@@ -39,6 +55,8 @@ export class MemTable {
   /** `capacityBytes`: the memtable size it will be rotated at (its arena is allocated for it once). */
   constructor(seed: number, capacityBytes = 0) {
     this.list = new SkipList(new Random(seed), arenaBytesFor(capacityBytes));
+    const bits = Math.min(FILTER_BITS_MAX, Math.max(FILTER_BITS_MIN, Math.floor(capacityBytes / FILTER_BYTES_PER_BIT)));
+    this.filter = emptyFilter(bits, FILTER_PROBES);
   }
 
   /**
@@ -77,12 +95,22 @@ export class MemTable {
     const low = packed % 0x100000000;
     const high = Math.floor(packed / 0x100000000);
     this.list.insert(keySrc, keyStart, keyEnd, low, high, valueSrc, valueStart, valueEnd);
+    addHashToFilter(this.filter, bloomHash(keySrc, keyStart, keyEnd));
     if (seq < this.minSeq) this.minSeq = seq;
     if (seq > this.maxSeq) this.maxSeq = seq;
   }
 
-  /** Newest version of `userKey` with sequence <= `seq`. */
-  get(userKey: Buffer, seq: number): MemGetResult {
+  /** False only if no entry here has this user key; `hash` is its bloomHash. */
+  mayContainHash(hash: number): boolean {
+    return mayContainHash(this.filter, hash);
+  }
+
+  /**
+   * Newest version of `userKey` with sequence <= `seq`. `hash`, the key's bloomHash if the caller
+   * has it, lets a key never written here return at once.
+   */
+  get(userKey: Buffer, seq: number, hash = -1): MemGetResult {
+    if (hash >= 0 && !mayContainHash(this.filter, hash)) return NOT_FOUND;
     const list = this.list;
     const node = list.findVisible(userKey, seq * 256 + 255);
     if (node === NIL || !list.userKeyEquals(node, userKey)) return NOT_FOUND;
@@ -94,6 +122,7 @@ export class MemTable {
 
   /** Sequence number of the newest version of `userKey` here (value or deletion), or -1. */
   newestSeq(userKey: Buffer): number {
+    if (!mayContainHash(this.filter, bloomHash(userKey))) return -1;
     const list = this.list;
     const node = list.findVisible(userKey, MAX_SEQ * 256 + 255);
     if (node === NIL || !list.userKeyEquals(node, userKey)) return -1;

@@ -136,18 +136,8 @@ export class BloomFilterBuilder {
     const k = bloomProbesFor(this.bitsPerKey);
     const filter = Buffer.alloc(bytes + 1);
     if (this.layout === 'cache-local') {
-      const lines = bytes / LINE_BYTES;
-      for (let i = 0; i < this.count; i++) {
-        const h = this.hashes[i] as number;
-        const base = lineOf(h, lines) * LINE_BYTES;
-        let g = h;
-        for (let j = 0; j < k; j++) {
-          g = Math.imul(g, PROBE_STEP);
-          const bit = g >>> 23; // top 9 bits: 0..511
-          filter[base + (bit >>> 3)] = (filter[base + (bit >>> 3)] as number) | (1 << (bit & 7));
-        }
-      }
       filter[bytes] = CACHE_LOCAL | k;
+      for (let i = 0; i < this.count; i++) addHashToFilter(filter, this.hashes[i] as number);
     } else {
       const bits = bytes * 8;
       for (let i = 0; i < this.count; i++) {
@@ -164,6 +154,31 @@ export class BloomFilterBuilder {
     assert(filter.length === this.estimatedSizeBytes(), 'bloom size estimate disagrees');
     this.count = 0;
     return filter;
+  }
+}
+
+/**
+ * An empty cache-local filter of about `bits` bits with `k` probes per key, to be filled key by key
+ * with addHashToFilter (a memtable's filter, which grows with its writes).
+ */
+export function emptyFilter(bits: number, k: number): Buffer {
+  assert(k >= BLOOM_PROBES_MIN && k <= BLOOM_PROBES_MAX, 'bloom probe count out of range');
+  const bytes = Math.ceil(Math.max(BLOOM_BITS_MIN, bits) / LINE_BITS) * LINE_BYTES;
+  const filter = Buffer.alloc(bytes + 1);
+  filter[bytes] = CACHE_LOCAL | k;
+  return filter;
+}
+
+/** Sets the probe bits of a key with bloomHash `h` in a cache-local filter (finish, emptyFilter). */
+export function addHashToFilter(filter: Buffer, h: number): void {
+  const bytes = filter.length - 1;
+  const k = (filter[bytes] as number) & ~CACHE_LOCAL;
+  const base = lineOf(h, bytes / LINE_BYTES) * LINE_BYTES;
+  let g = h;
+  for (let j = 0; j < k; j++) {
+    g = Math.imul(g, PROBE_STEP);
+    const bit = g >>> 23; // top 9 bits: 0..511
+    filter[base + (bit >>> 3)] = (filter[base + (bit >>> 3)] as number) | (1 << (bit & 7));
   }
 }
 

@@ -8,6 +8,7 @@ import fc from 'fast-check';
 import { MemTable } from '../../src/memtable/memtable.js';
 import { KIND_DELETE, KIND_VALUE, compareInternalKeys, makeInternalKey } from '../../src/base/internal-key.js';
 import { testSeed } from '../harness/seed.js';
+import { bloomHash } from '../../src/sstable/bloom-filter.js';
 
 type Entry = { key: Buffer; seq: number; kind: number; value: Buffer };
 
@@ -95,4 +96,39 @@ test('exportSorted lists every entry in iterator order, into a reused export whe
     }),
     { seed: testSeed(), numRuns: 100 },
   );
+});
+
+test('the memtable filter: every written key passes, most others are turned away, get with a hash agrees', () => {
+  const seed = testSeed();
+  const rnd = fc.sample(fc.array(fc.uint8Array({ minLength: 0, maxLength: 40 }), { minLength: 2000, maxLength: 2000 }), { seed, numRuns: 1 })[0] as Uint8Array[];
+  // A small capacity (the filter's minimum size) with many keys: a loaded filter, the hard case.
+  const mem = new MemTable(seed, 64 * 1024);
+  const written = new Set<string>();
+  rnd.forEach((bytes, i) => {
+    const key = Buffer.from(bytes);
+    if (i % 2 === 0) {
+      mem.add(i + 1, i % 6 === 0 ? KIND_DELETE : KIND_VALUE, key, Buffer.from(`v${i}`));
+      written.add(key.toString('latin1'));
+    }
+  });
+  let passed = 0;
+  let absent = 0;
+  for (const bytes of rnd) {
+    const key = Buffer.from(bytes);
+    const hash = bloomHash(key);
+    const withHash = mem.get(key, 1_000_000, hash);
+    const without = mem.get(key, 1_000_000);
+    assert.deepEqual(withHash, without, `SEED=${seed} key ${key.toString('hex')}`);
+    if (written.has(key.toString('latin1'))) {
+      assert.ok(mem.mayContainHash(hash), `SEED=${seed}: written key ${key.toString('hex')} turned away`);
+      assert.ok(withHash.found, `SEED=${seed}: written key ${key.toString('hex')} not found`);
+      assert.ok(mem.newestSeq(key) > 0);
+    } else {
+      absent++;
+      if (mem.mayContainHash(hash)) passed++;
+      assert.equal(mem.newestSeq(key), -1);
+    }
+  }
+  // 1000 keys in a 32 Kibit filter (~32 bits per key): false positives stay far below 5%.
+  assert.ok(absent > 0 && passed / absent < 0.05, `SEED=${seed}: ${passed} of ${absent} absent keys passed the filter`);
 });
