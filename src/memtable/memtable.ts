@@ -110,7 +110,8 @@ export class MemTable {
    * has it, lets a key never written here return at once.
    */
   get(userKey: Buffer, seq: number, hash = -1): MemGetResult {
-    if (hash >= 0 && !mayContainHash(this.filter, hash)) return NOT_FOUND;
+    // An empty memtable (just after a rotation or open) answers without touching the filter.
+    if (this.list.length === 0 || (hash >= 0 && !mayContainHash(this.filter, hash))) return NOT_FOUND;
     const list = this.list;
     const node = list.findVisible(userKey, seq * 256 + 255);
     if (node === NIL || !list.userKeyEquals(node, userKey)) return NOT_FOUND;
