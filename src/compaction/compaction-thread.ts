@@ -91,6 +91,11 @@ export class CompactionThread {
   async close(): Promise<void> {
     this.closed = true;
     this.cancelRetire();
+    // Callers wait for their jobs first. Should one still be in flight (an ordering bug), it fails
+    // with CLOSED rather than waiting forever on a worker that is gone.
+    const p = this.pending;
+    this.pending = null;
+    p?.reject(new LightningError('CLOSED', `the ${this.name} worker was stopped with a job in flight`));
     const w = this.worker;
     this.worker = null;
     if (w === null) return;

@@ -513,7 +513,9 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     this.checkReadable();
     for (;;) {
       await this.writeQueue.idle();
-      while (this.flushing !== null) await this.flushing;
+      // A rotation (a write's, or compactRange's) starts a flush when it ends: wait for both. A
+      // failed rotation is its caller's error; here it only means there is nothing to wait for.
+      while (this.rotating !== null || this.flushing !== null) await (this.rotating ?? this.flushing)?.catch(() => undefined);
       this.maybeScheduleCompaction();
       const running = this.compacting ?? this.recovering;
       if (running === null) {
@@ -955,8 +957,17 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     let firstError: LightningError | null = null;
     try {
       await this.writeQueue.idle();
-      while (this.flushing !== null) await this.flushing;
-      while (this.compacting !== null) await this.compacting;
+      // Wait for a rotation too, and look again after each wait: a compactRange() that began
+      // before close() may rotate the memtable while we wait here (its flushNow), and the flush of
+      // that rotation starts only once the new WAL exists. Passing it by would close the flush
+      // worker under that flush, whose promise then never settles (close() returns, compactRange
+      // hangs with nothing left to keep the process alive).
+      for (;;) {
+        const busy = this.rotating ?? this.flushing ?? this.compacting;
+        if (busy === null) break;
+        // A failed rotation is its caller's error (a write, compactRange); close() goes on.
+        await busy.catch(() => undefined);
+      }
       this.bg.cancel();
       while (this.recovering !== null) await this.recovering;
       if (!this.options.readOnly && this.backgroundError === null && this.mem.entryCount > 0) {
