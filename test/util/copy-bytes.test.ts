@@ -39,15 +39,14 @@ test('copyWithViews copies exactly the range, at any alignment and length, like 
   for (const n of [0, 32, 33, 256, 257]) assert.equal(viewCopyPays(n), n > 32 && n <= 256, `viewCopyPays(${n})`);
 });
 
-/** A value of `n` bytes from one of the sources writers hand us. */
-function valueFrom(rnd: Random, n: number, slab: Buffer, slabAt: { off: number }): Buffer {
-  const bytes = Buffer.allocUnsafeSlow(n);
-  for (let i = 0; i < n; i++) bytes[i] = rnd.nextInt(256);
+/** `bytes` placed in one of the kinds of buffer writers hand us. */
+function placed(rnd: Random, bytes: Buffer, slab: Buffer, slabAt: { off: number }): Buffer {
+  const n = bytes.length;
   switch (rnd.nextInt(4)) {
     case 0:
       return Buffer.from(bytes); // Node's shared pool (small) or a buffer of its own
     case 1:
-      return bytes; // a buffer of its own
+      return Buffer.concat([bytes], n); // a buffer of its own (or pooled)
     case 2: {
       // A slice of one slab at an odd offset, as a batch built in one buffer gives.
       if (slabAt.off + n + 1 > slab.length) slabAt.off = 0;
@@ -56,9 +55,19 @@ function valueFrom(rnd: Random, n: number, slab: Buffer, slabAt: { off: number }
       slabAt.off += n + 3;
       return v;
     }
-    default:
-      return Buffer.from(bytes.buffer, 0, n); // a view of a whole ArrayBuffer
+    default: {
+      const own = Buffer.allocUnsafeSlow(n);
+      bytes.copy(own);
+      return Buffer.from(own.buffer, 0, n); // a view of a whole ArrayBuffer
+    }
   }
+}
+
+/** A random value of `n` bytes from one of those sources. */
+function valueFrom(rnd: Random, n: number, slab: Buffer, slabAt: { off: number }): Buffer {
+  const bytes = Buffer.allocUnsafeSlow(n);
+  for (let i = 0; i < n; i++) bytes[i] = rnd.nextInt(256);
+  return placed(rnd, bytes, slab, slabAt);
 }
 
 test('batches whose values come from pools, slabs and buffers of their own encode, decode and apply intact', async () => {
@@ -69,12 +78,14 @@ test('batches whose values come from pools, slabs and buffers of their own encod
     const all: { key: Buffer; value: Buffer | null; what: string }[] = [];
     let seq = 1;
     for (let round = 0; round < 30; round++) {
-      const slab = Buffer.allocUnsafeSlow(4096);
+      const slab = Buffer.allocUnsafeSlow(64 * 1024); // never wraps within a round (< 30 KiB used)
       const slabAt = { off: 0 };
       const ops: BatchOp[] = [];
       const count = 1 + rnd.nextInt(60);
       for (let i = 0; i < count; i++) {
-        const key = Buffer.from(`r${round}-k${String(i).padStart(4, '0')}`);
+        // Unique keys of 4 to ~40 bytes, from the same kinds of buffer as values.
+        const name = Buffer.concat([Buffer.from(`${round}.${i}.`), valueFrom(rnd, rnd.nextInt(34), slab, slabAt)]);
+        const key = placed(rnd, name, slab, slabAt);
         if (rnd.nextInt(8) === 0) {
           ops.push({ kind: KIND_DELETE, key, value: Buffer.alloc(0) });
         } else {
@@ -95,7 +106,7 @@ test('batches whose values come from pools, slabs and buffers of their own encod
         assert.ok(d.key.equals(op.key));
         if (op.kind === KIND_VALUE) assert.ok(d.value.equals(op.value), `SEED=${seed} round ${round} op ${i}: decoded value`);
         // Copies, not the caller's buffers: later changes to them must not show.
-        all.push({ key: op.key, value: op.kind === KIND_DELETE ? null : Buffer.from(op.value), what: `round ${round} op ${i} (${op.value.length} bytes)` });
+        all.push({ key: Buffer.from(op.key), value: op.kind === KIND_DELETE ? null : Buffer.from(op.value), what: `round ${round} op ${i} (${op.value.length} bytes)` });
         op.value.fill(0x5a);
       });
       payload.fill(0); // the memtable holds copies of the payload's bytes too
