@@ -35,8 +35,9 @@ export function copyOfRange(src: Buffer, start: number, end: number): Buffer {
 }
 
 /**
- * True if copyWithViews beats copyBytes for `n` bytes: from 33 bytes (below, copyBytes' byte loop
- * wins) to 256 (above, a native memmove does).
+ * True if a caller holding views should use copyWithViews for `n` bytes: 33 to 256 (above, a native
+ * memmove wins). Shorter copies stay on copyBytes' byte loop: moving keys to views was 3x faster in
+ * a micro-benchmark for 16 bytes but made no measurable difference to fillseq.
  */
 export function viewCopyPays(n: number): boolean {
   return n > LOOP_COPY_BYTES_MAX && n <= 256;
