@@ -19,9 +19,11 @@ export interface CompactionConfig {
  * L1 of 64 MiB and 8 MiB outputs (with 16 MiB memtables) rather than LevelDB's 10 MiB / 2 MiB:
  * measured on 1M random 116-byte entries, write amplification 4.3 → 2.2, fill 173k → 188k ops/s,
  * and a DB reopened right after the fill has 3 L0 files instead of 7 (reads 97k → 116k ops/s).
- * L0 compacts at 2 files, not 4: flushes write uncompressed tables (flush.ts), so fewer of them
- * waiting in L0 means less disk (1M random entries, right after close: 84.7 → 71.1 MiB) for the
- * same fill rate (write amplification 2.10 → 2.22, on the compaction worker).
+ * L0 compacts at 2 files, not 4: flushes wrote uncompressed tables then, so fewer of them
+ * waiting in L0 meant less disk (1M random entries, right after close: 84.7 → 71.1 MiB) for the
+ * same fill rate (write amplification 2.10 → 2.22, on the compaction worker). Flushes compress
+ * since 2026-11-26; 4 was measured again then (docs/decisions/2026-11-26-write-path.md): fills
+ * ~9% faster, but reads right after a fill and reopen 7-20% slower with 5 tables in L0. Kept 2.
  */
 export const COMPACTION_DEFAULTS: CompactionConfig = {
   l0CompactionTrigger: 2,
