@@ -691,11 +691,12 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
 
   /** Sequence number of the newest version of `userKey` (a value or a deletion), or -1. */
   private newestSeqOf(userKey: Buffer): number {
-    const inMem = this.mem.newestSeq(userKey);
+    const hash = bloomHash(userKey); // once, for both memtables' filters and every table's
+    const inMem = this.mem.newestSeq(userKey, hash);
     if (inMem >= 0) return inMem;
-    const inImm = this.imm === null ? -1 : this.imm.newestSeq(userKey);
+    const inImm = this.imm === null ? -1 : this.imm.newestSeq(userKey, hash);
     if (inImm >= 0) return inImm;
-    return newestSeqInTables(this.versions.current(), this.tableCache, userKey);
+    return newestSeqInTables(this.versions.current(), this.tableCache, userKey, hash);
   }
 
   /** True if any entry with a user key in `range` has a sequence number above `seq`. */

@@ -104,8 +104,9 @@ function lookupInTable(
 /**
  * Sequence number of the newest version of `userKey` (value or deletion) in the tables of
  * `version`, or -1. The first table (newest first: L0, then by level) holding the key has it.
+ * `hash` is the key's bloomHash (computed here if the caller has none).
  */
-export function newestSeqInTables(version: Version, tables: TableCache, userKey: Buffer): number {
+export function newestSeqInTables(version: Version, tables: TableCache, userKey: Buffer, hash = bloomHash(userKey)): number {
   const seekKey = seekKeyFor(userKey, MAX_SEQ);
   const entry: TableEntry = { key: seekKey, value: seekKey };
   for (let level = 0; level < NUM_LEVELS; level++) {
@@ -113,7 +114,7 @@ export function newestSeqInTables(version: Version, tables: TableCache, userKey:
     for (const meta of candidates) {
       if (meta === undefined || !inRange(meta, userKey)) continue;
       const reader = tables.peek(meta);
-      if (!reader.mayContain(userKey) || !reader.seekGE(seekKey, entry)) continue;
+      if (!reader.mayContainHash(hash) || !reader.seekGE(seekKey, entry)) continue;
       if (compareUserKeyOf(entry.key, userKey) === 0) return seqOfTrailer(trailerOf(entry.key, entry.key.length));
     }
   }

@@ -121,9 +121,9 @@ export class MemTable {
     return { found: true, deleted: false, value: list.value(node) };
   }
 
-  /** Sequence number of the newest version of `userKey` here (value or deletion), or -1. */
-  newestSeq(userKey: Buffer): number {
-    if (!mayContainHash(this.filter, bloomHash(userKey))) return -1;
+  /** Sequence number of the newest version of `userKey` here (value or deletion), or -1. `hash`: its bloomHash. */
+  newestSeq(userKey: Buffer, hash = bloomHash(userKey)): number {
+    if (!mayContainHash(this.filter, hash)) return -1;
     const list = this.list;
     const node = list.findVisible(userKey, MAX_SEQ * 256 + 255);
     if (node === NIL || !list.userKeyEquals(node, userKey)) return -1;
