@@ -100,6 +100,12 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
   private flushing: Promise<void> | null = null;
   /** The memtable rotation in progress (WAL fsync + new WAL), if any. */
   private rotating: Promise<void> | null = null;
+  /**
+   * The group commit between its WAL write and its memtable apply, if any. A rotation waits for it
+   * and a commit waits for a rotation, so a group's records and its entries always land in a WAL
+   * and the memtable that WAL covers.
+   */
+  private committing: Promise<void> | null = null;
   private compacting: Promise<void> | null = null;
   /** Runs compaction merges off the event loop (option compactionThread 'worker'); started lazily. */
   private compactionThread: CompactionThread | null = null;
@@ -306,11 +312,14 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
   }
 
   private async doRotateMemTable(): Promise<void> {
+    // A commit in flight (a rotation from compactRange or close, not from a write's makeRoom)
+    // applies to the current memtable the records it wrote to the current WAL: let it finish.
+    while (this.committing !== null) await this.committing.catch(() => undefined);
     const oldWal = this.wal;
     assert(oldWal !== null, 'rotate requires a WAL');
     assert(this.imm === null, 'rotate requires no immutable memtable');
     try {
-      await oldWal.sync();
+      await oldWal.seal();
     } catch (e) {
       this.setBackgroundError(e, 'wal-sync');
       throw e;
@@ -608,6 +617,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
 
   /** New WAL; the memtable (whose tail the failed WAL may have lost) goes to an SSTable. */
   private async replaceFailedWal(failed: RecordWriter): Promise<void> {
+    while (this.committing !== null) await this.committing.catch(() => undefined); // as a rotation
     const walNumber = this.versions.newFileNumber();
     this.wal = await createWal(this.fs, this.dir, walNumber);
     failed.close();
@@ -625,6 +635,22 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
 
   /** @internal GroupCommitter: one WAL write (+ one fsync) for the group, then apply. */
   async commitGroup(group: PendingWrite[], sync: boolean): Promise<void> {
+    // Commit to the WAL and memtable a rotation in progress is about to install, never to the old
+    // WAL with the entries then applied to the new memtable: that WAL is deleted once the old
+    // memtable is flushed, and the records with it.
+    while (this.rotating !== null) await this.rotating.catch(() => undefined);
+    if (this.backgroundError !== null) throw this.backgroundError;
+    assert(this.committing === null, 'one group commit at a time');
+    const committed = this.commitToWalAndApply(group, sync);
+    this.committing = committed;
+    try {
+      await committed;
+    } finally {
+      this.committing = null;
+    }
+  }
+
+  private async commitToWalAndApply(group: PendingWrite[], sync: boolean): Promise<void> {
     const wal = this.wal;
     assert(wal !== null, 'commit requires a WAL');
     if (group.some((w) => w.validate !== undefined)) this.validateGroup(group);
@@ -1053,7 +1079,7 @@ export async function createWal(fs: FileSystem, dir: string, walNumber: number):
   const path = joinPath(dir, logFileName(walNumber));
   const file = createNewFile(fs, path);
   try {
-    const wal = RecordWriter.create(file, walNumber, 'wal');
+    const wal = RecordWriter.create(file, walNumber, 'wal', { zeroFillAhead: true });
     await wal.sync();
     await fs.syncDir(dir).catch((e: unknown) => {
       throw fromIoError(e, 'fsync directory', dir);
