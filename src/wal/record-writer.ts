@@ -4,14 +4,6 @@
  * Every `add`/`addMany`/`addEncoded` is exactly one `FileHandle.write`, so a crash tears at most
  * the records of the last write, and a torn write is always at the tail (see the reader).
  *
- * Zero-fill ahead (WALs): an fdatasync after an append must also commit the file's new size to the
- * filesystem journal, which costs ~25-30% more per durable write on ext4 than an fdatasync after
- * overwriting bytes the file already has. So a writer created with `zeroFillAhead` extends the file
- * with zeros past its end when a small durable write comes near the zeroed region's end; the
- * records that follow overwrite zeros, and their fdatasyncs change no metadata. A zero tail reads
- * as the end of the log (type 0 is invalid; docs/formats/wal.md). `seal()` cuts the zeros off
- * before a log stops growing, so only the newest log ever ends in zeros.
- *
  * Failure: once a write or a sync throws, the bytes on disk past the last successful sync are
  * unknown (a short write may have landed, and after a failed fsync the page cache may have dropped
  * dirty pages). The writer then refuses every later call with the same error; the owner must roll
@@ -29,23 +21,6 @@ import {
   type LogFileKind,
 } from './format.js';
 
-/** Zeros written ahead of the end of a zero-filled log at a time. */
-export const ZERO_FILL_AHEAD_BYTES = 1024 * 1024;
-/**
- * Only syncs of at most this many new bytes zero-fill: for bigger ones the journal commit is a
- * small part of the cost, and writing the zeros would double the bytes written.
- */
-export const ZERO_FILL_SYNC_BYTES_MAX = 64 * 1024;
-/** Zero-fill again once the records come this close to the end of the zeros. */
-const ZERO_FILL_REFILL_BYTES = 64 * 1024;
-
-let zeroBlock: Uint8Array | undefined;
-
-export interface RecordWriterOptions {
-  /** Extend the file with zeros ahead of small durable writes (see the file comment). */
-  zeroFillAhead?: boolean;
-}
-
 export class RecordWriter {
   private readonly file: FileHandle;
   readonly fileNumber: number;
@@ -53,25 +28,21 @@ export class RecordWriter {
   /** Bytes written so far (= file size while healthy). */
   private offsetBytes: number;
   private failure: LightningError | undefined = undefined;
-  /** Whether sync() may still zero-fill (off once sealed, or after a zero-fill failed). */
-  private zeroFill: boolean;
-  /** End of the zeros written ahead (0: none); the file's size while it exceeds offsetBytes. */
-  private zeroedEndBytes = 0;
   /** offsetBytes when the last sync() started. */
   private syncStartBytes = 0;
+  /** The sync started by syncInBackground(), while it runs. */
+  private backgroundSync: Promise<void> | null = null;
 
   private constructor(
     file: FileHandle,
     fileNumber: number,
     kind: LogFileKind,
     offsetBytes: number,
-    zeroFill: boolean,
   ) {
     this.file = file;
     this.fileNumber = fileNumber;
     this.kind = kind;
     this.offsetBytes = offsetBytes;
-    this.zeroFill = zeroFill;
   }
 
   /**
@@ -79,15 +50,10 @@ export class RecordWriter {
    * makes it durable together with the first records).
    * Requires: `file` is empty and open for writing. Throws LightningError (IO_ERROR/DISK_FULL).
    */
-  static create(
-    file: FileHandle,
-    fileNumber: number,
-    kind: LogFileKind = 'wal',
-    options: RecordWriterOptions = {},
-  ): RecordWriter {
+  static create(file: FileHandle, fileNumber: number, kind: LogFileKind = 'wal'): RecordWriter {
     assert(Number.isSafeInteger(fileNumber) && fileNumber > 0, 'file number must be positive');
     assert(file.size() === 0, 'RecordWriter.create requires an empty file');
-    const writer = new RecordWriter(file, fileNumber, kind, 0, options.zeroFillAhead ?? false);
+    const writer = new RecordWriter(file, fileNumber, kind, 0);
     const header = encodeRecord(encodeFileHeaderPayload(kind, fileNumber), RECORD_TYPE_FILE_HEADER);
     assert(header.length === FILE_HEADER_RECORD_BYTES, 'file header record size');
     writer.addEncoded(header);
@@ -120,60 +86,43 @@ export class RecordWriter {
     this.offsetBytes += framed.length;
   }
 
-  /** Makes every record added so far durable (and zero-fills ahead first, if due). */
+  /** Bytes added since the last sync started (what a sync now would have to write). */
+  unsyncedBytes(): number {
+    return this.offsetBytes - this.syncStartBytes;
+  }
+
+  /**
+   * Starts a sync without waiting for it, unless one started this way is still running: a log
+   * written without durable writes then reaches the disk in steps, and the sync that must wait
+   * (at a memtable switch) finds little left to write. A failure disables the writer (as
+   * any failed sync does) and goes to `onError`; nothing is thrown.
+   */
+  syncInBackground(onError: (e: LightningError) => void): void {
+    if (this.backgroundSync !== null || this.failure !== undefined) return;
+    this.backgroundSync = this.sync().then(
+      () => {
+        this.backgroundSync = null;
+      },
+      (e: unknown) => {
+        this.backgroundSync = null;
+        onError(e as LightningError);
+      },
+    );
+  }
+
+  /** Resolves once no background sync is running (call before close()). Never rejects. */
+  async settled(): Promise<void> {
+    while (this.backgroundSync !== null) await this.backgroundSync;
+  }
+
+  /** Makes every record added so far durable. */
   async sync(): Promise<void> {
     this.throwIfFailed();
-    const newBytes = this.offsetBytes - this.syncStartBytes;
     this.syncStartBytes = this.offsetBytes;
-    // Not for the header's sync at creation: a log written without durable writes never zero-fills.
-    if (
-      this.zeroFill &&
-      this.offsetBytes > FILE_HEADER_RECORD_BYTES &&
-      newBytes <= ZERO_FILL_SYNC_BYTES_MAX &&
-      this.offsetBytes + ZERO_FILL_REFILL_BYTES > this.zeroedEndBytes
-    ) {
-      this.zeroFillAhead();
-    }
     try {
       await this.file.sync();
     } catch (e) {
       throw this.fail(e, 'sync');
-    }
-  }
-
-  /**
-   * Ends the log's growth: cuts off zeros written ahead, so that it does not end in what reads as a
-   * torn tail once a later log holds records, and makes every record durable. No zero-fill after.
-   */
-  async seal(): Promise<void> {
-    this.throwIfFailed();
-    this.zeroFill = false;
-    if (this.zeroedEndBytes > this.offsetBytes) {
-      try {
-        this.file.truncate(this.offsetBytes);
-      } catch (e) {
-        throw this.fail(e, 'truncate');
-      }
-    }
-    this.zeroedEndBytes = 0;
-    await this.sync();
-  }
-
-  /**
-   * Writes zeros from the end of the records (or of earlier zeros) to ZERO_FILL_AHEAD_BYTES past
-   * the records. Best effort: the zeros are an optimisation, so a failure (a full disk) only turns
-   * zero-filling off for this log; bytes it left past the records are zeros or nothing.
-   */
-  private zeroFillAhead(): void {
-    const from = Math.max(this.zeroedEndBytes, this.offsetBytes);
-    const to = this.offsetBytes + ZERO_FILL_AHEAD_BYTES;
-    zeroBlock ??= new Uint8Array(ZERO_FILL_AHEAD_BYTES);
-    try {
-      this.file.write(zeroBlock, 0, to - from, from);
-      this.zeroedEndBytes = to;
-    } catch {
-      this.zeroFill = false;
-      this.zeroedEndBytes = to; // part of it may have landed: seal() and close() cut it off
     }
   }
 
@@ -187,19 +136,8 @@ export class RecordWriter {
     return this.failure;
   }
 
-  /**
-   * Closes the file handle. Unsynced records stay unsynced. Idempotent. Zeros written ahead are cut
-   * off first (not synced: a crash may leave them, which reads the same).
-   */
+  /** Closes the file handle (after settled(), if syncs ran in the background). Idempotent. */
   close(): void {
-    if (this.zeroedEndBytes > this.offsetBytes && this.failure === undefined) {
-      try {
-        this.file.truncate(this.offsetBytes);
-      } catch {
-        // Only tidiness: a zero tail reads as the end of the log.
-      }
-    }
-    this.zeroedEndBytes = 0;
     this.file.close();
   }
 
