@@ -233,10 +233,9 @@ export class SkipList {
       rows[node + LINKS + level] = rows[p] as number;
       rows[p] = node;
     }
-    // Levels above the list's height have no predecessor but the head.
-    for (let level = 0; level < MAX_HEIGHT; level++) {
-      hint[level] = level < h ? node : level < this.height ? (prev[level] as number) : HEAD;
-    }
+    // Levels at and above the list's height keep HEAD, their initial value: the list never had
+    // nodes there.
+    for (let level = 0; level < this.height; level++) hint[level] = level < h ? node : (prev[level] as number);
     this.lastInserted = node;
   }
 
