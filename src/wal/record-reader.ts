@@ -32,6 +32,14 @@ import {
 export const READ_WINDOW_BYTES_DEFAULT = 256 * 1024;
 /** Scratch buffer used to checksum candidate records while scanning past a bad record. */
 const SCAN_CHUNK_BYTES = 64 * 1024;
+/**
+ * Bytes one scan past a bad record may checksum: the larger of this and SCAN_CHECKSUM_FILE_FACTOR
+ * times the file size. Data that looks like record headers (period-9 structures with small
+ * lengths) inside a torn record would otherwise make every offset a candidate checksummed over up
+ * to the rest of the file: quadratic, hours for a few MiB.
+ */
+const SCAN_CHECKSUM_BYTES_MIN = 64 * 1024 * 1024;
+const SCAN_CHECKSUM_FILE_FACTOR = 4;
 
 export interface RecordReaderOptions {
   /**
@@ -80,6 +88,8 @@ export class RecordReader {
   private lastOffset = -1;
   private headerNumber: number | undefined = undefined;
   private torn: number | undefined = undefined;
+  private gaveUp = false;
+  private readonly headerScratch = Buffer.alloc(RECORD_HEADER_BYTES);
   private skippedBytesTotal = 0;
   private skippedRegions = 0;
 
@@ -119,6 +129,14 @@ export class RecordReader {
       this.error = e instanceof LightningError ? e : fromIoError(e, 'read', this.path);
       throw this.error;
     }
+  }
+
+  /**
+   * True if a scan past a bad record ran out of its checksum budget and called the rest a torn
+   * tail without having ruled out a valid record further on (see findValidRecord).
+   */
+  get scanGaveUp(): boolean {
+    return this.gaveUp;
   }
 
   /** Set when the log ended in a torn record: the valid length of the file (truncate to it). */
@@ -240,12 +258,57 @@ export class RecordReader {
     this.offset = next;
   }
 
-  /** First offset >= `from` where a record with valid framing and checksum starts. */
+  /**
+   * First offset >= `from` where a record with valid framing and checksum starts. A candidate is
+   * checksummed only if what follows it could be a record too (the end of the file, a partial
+   * header, or a header with a known type and a legal length, which may run past the end: a torn
+   * record): that rejects almost every false candidate inside a torn record without reading its
+   * length's worth of bytes. If the checksum budget still runs out, the scan gives up and the bad
+   * record counts as a torn tail (`scanGaveUp`): the reader returns a prefix of the log, which
+   * loses nothing a crash could not have lost, at the price of not telling that tail from damage.
+   */
   private findValidRecord(from: number): number | undefined {
-    for (let q = from; q + RECORD_HEADER_BYTES <= this.fileSizeBytes; q++) {
+    let budget = Math.max(SCAN_CHECKSUM_BYTES_MIN, SCAN_CHECKSUM_FILE_FACTOR * this.fileSizeBytes);
+    const size = this.fileSizeBytes;
+    for (let q = from; q + RECORD_HEADER_BYTES <= size; q++) {
+      const end = this.candidateEnd(q);
+      if (end < 0) continue;
+      if (end < size && size - end >= RECORD_HEADER_BYTES && !this.headerPlausibleAt(end)) continue;
+      budget -= end - q;
+      if (budget < 0) {
+        this.gaveUp = true;
+        return undefined;
+      }
       if (typeof this.parseAt(q, false) !== 'string') return q;
     }
     return undefined;
+  }
+
+  /** End of the record whose header starts at `pos` if its type is known and it fits, else -1. */
+  private candidateEnd(pos: number): number {
+    const header = this.view(pos, RECORD_HEADER_BYTES);
+    const type = header[8] as number;
+    if (type !== RECORD_TYPE_DATA && type !== RECORD_TYPE_FILE_HEADER) return -1;
+    const length = header.readUInt32LE(4);
+    if (length > RECORD_PAYLOAD_BYTES_MAX || length > this.fileSizeBytes - pos - RECORD_HEADER_BYTES) return -1;
+    return pos + RECORD_HEADER_BYTES + length;
+  }
+
+  /**
+   * True if a whole header at `pos` has a known type and a legal length (it may run past EOF).
+   * Reads those 9 bytes alone when they are outside the window, so the window stays on the scan.
+   */
+  private headerPlausibleAt(pos: number): boolean {
+    let header: Buffer;
+    if (pos >= this.windowStart && pos + RECORD_HEADER_BYTES <= this.windowStart + this.windowLength) {
+      header = this.window.subarray(pos - this.windowStart, pos - this.windowStart + RECORD_HEADER_BYTES);
+    } else {
+      header = this.headerScratch;
+      this.readFully(header, RECORD_HEADER_BYTES, pos);
+    }
+    const type = header[8] as number;
+    if (type !== RECORD_TYPE_DATA && type !== RECORD_TYPE_FILE_HEADER) return false;
+    return header.readUInt32LE(4) <= RECORD_PAYLOAD_BYTES_MAX;
   }
 
   /**

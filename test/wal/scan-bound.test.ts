@@ -1,0 +1,121 @@
+/**
+ * The scan past a bad record (RecordReader.findValidRecord) is bounded. A torn record whose payload
+ * looks like record headers (period-9 structures: a known type byte, a small length) used to make
+ * almost every offset a candidate, each checksummed over its claimed length: quadratic in the torn
+ * region. Now a candidate is checksummed only if what follows it could be a record too, and a
+ * checksum budget caps what is left (scanGaveUp). Found in review of the WAL zero-fill experiment.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import type { FileHandle } from '../../src/env/file-system.js';
+import { MemFs } from '../../src/env/mem-fs.js';
+import { RECORD_TYPE_DATA } from '../../src/wal/format.js';
+import { RecordReader } from '../../src/wal/record-reader.js';
+import { RecordWriter } from '../../src/wal/record-writer.js';
+
+const PATH = '/db/000007.log';
+
+/** A payload of 9-byte units that each parse as a record header claiming `length` bytes. */
+function headerLike(bytes: number, length: number): Buffer {
+  const b = Buffer.alloc(bytes);
+  for (let i = 0; i + 9 <= bytes; i += 9) {
+    b.writeUInt32LE(0x12345678, i); // a checksum that will not match
+    b.writeUInt32LE(length, i + 4);
+    b[i + 8] = RECORD_TYPE_DATA;
+  }
+  return b;
+}
+
+/** A log of `good` small records, then `torn` whose last bytes never made it to the file. */
+function tornLog(torn: Buffer, keepBytes: number): { fs: MemFs; tornAt: number } {
+  const fs = new MemFs();
+  fs.mkdir('/db');
+  const file = fs.open(PATH, 'truncate');
+  const w = RecordWriter.create(file, 7, 'wal');
+  for (let i = 0; i < 3; i++) w.add(Buffer.alloc(50, i + 1));
+  const tornAt = w.sizeBytes();
+  w.add(torn);
+  w.close();
+  const whole = fs.readFileRaw(PATH);
+  fs.writeFileRaw(PATH, whole.subarray(0, tornAt + keepBytes));
+  return { fs, tornAt };
+}
+
+/** Reads the whole log, counting the bytes the reader reads from the file. */
+function readCounting(fs: MemFs): { records: number; torn: number | undefined; gaveUp: boolean; readBytes: number } {
+  const file = fs.open(PATH, 'r');
+  let readBytes = 0;
+  const counting: FileHandle = {
+    path: file.path,
+    read: (buf, off, len, pos) => {
+      const n = file.read(buf, off, len, pos);
+      readBytes += n;
+      return n;
+    },
+    write: (buf, off, len, pos) => file.write(buf, off, len, pos),
+    sync: () => file.sync(),
+    size: () => file.size(),
+    truncate: (n) => file.truncate(n),
+    close: () => file.close(),
+  };
+  try {
+    const reader = new RecordReader(counting, PATH);
+    let records = 0;
+    while (reader.next() !== undefined) records++;
+    return { records, torn: reader.tornTailOffset, gaveUp: reader.scanGaveUp, readBytes };
+  } finally {
+    file.close();
+  }
+}
+
+test('header-like data in a torn record: the scan checks few candidates and finds the torn tail', () => {
+  // 3 MiB of a 4 MiB record reached the file; every unit claims 28 KiB, which would fit. (The
+  // bytes a candidate's end lands on are the unit's zero length bytes: no plausible header.)
+  const { fs, tornAt } = tornLog(headerLike(4 * 1024 * 1024, 0x7000), 3 * 1024 * 1024);
+  const r = readCounting(fs);
+  assert.equal(r.records, 3, 'the records before the torn one');
+  assert.equal(r.torn, tornAt, 'the torn record is the tail');
+  assert.equal(r.gaveUp, false, 'no candidate is followed by something that could be a record');
+  const fileBytes = fs.readFileRaw(PATH).length;
+  assert.ok(r.readBytes <= 4 * fileBytes, `read ${r.readBytes} bytes for a ${fileBytes}-byte log`);
+});
+
+test('a crafted chain of plausible headers runs out of budget: the scan gives up, a prefix is returned', () => {
+  // Lengths that are multiples of 9 (minus the header) land every candidate's end on another unit.
+  const length = 9 * 30_000 - 9;
+  const { fs, tornAt } = tornLog(headerLike(2 * 1024 * 1024, length), 2 * 1024 * 1024 - 100);
+  const r = readCounting(fs);
+  assert.equal(r.records, 3);
+  assert.equal(r.torn, tornAt);
+  assert.equal(r.gaveUp, true, 'the budget ran out');
+  // Budget: max(64 MiB, 4 x file) of checksummed bytes, plus the window reads around them.
+  assert.ok(r.readBytes <= 80 * 1024 * 1024, `read ${(r.readBytes / 2 ** 20).toFixed(0)} MiB`);
+});
+
+test('corruption with a valid record after it is still found (and skipped with skipCorrupt)', () => {
+  const fs = new MemFs();
+  fs.mkdir('/db');
+  const w = RecordWriter.create(fs.open(PATH, 'truncate'), 7, 'wal');
+  const offsets: number[] = [];
+  for (let i = 0; i < 6; i++) {
+    offsets.push(w.sizeBytes());
+    w.add(Buffer.alloc(200, i + 1));
+  }
+  w.close();
+  fs.flipByte(PATH, (offsets[2] as number) + 20); // inside record 2's payload
+  const file = fs.open(PATH, 'r');
+  try {
+    assert.throws(() => {
+      const reader = new RecordReader(file, PATH);
+      while (reader.next() !== undefined);
+    }, /CORRUPTION/);
+    const skipping = new RecordReader(file, PATH, { skipCorrupt: true });
+    let n = 0;
+    while (skipping.next() !== undefined) n++;
+    assert.equal(n, 5, 'every record but the damaged one');
+    assert.equal(skipping.skippedRecords, 1);
+  } finally {
+    file.close();
+  }
+});
