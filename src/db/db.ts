@@ -145,6 +145,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     walBytesWritten: 0,
     userBytesWritten: 0,
     walSyncs: 0,
+    walBackgroundSyncs: 0,
     stalls: 0,
     backgroundErrors: 0,
     walRecordsReplayed: 0,
@@ -667,7 +668,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
         }
         this.counters.walSyncs++;
       } else if (wal.unsyncedBytes() >= WAL_BACKGROUND_SYNC_BYTES) {
-        wal.syncInBackground((e) => this.setBackgroundError(e, 'wal-sync'));
+        if (wal.syncInBackground((e) => this.setBackgroundError(e, 'wal-sync'))) this.counters.walBackgroundSyncs++;
       }
       this.apply(group);
     } finally {
@@ -959,6 +960,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
         batches: this.writeQueue.batches,
         groups: this.writeQueue.groups,
         walSyncs: c.walSyncs,
+        walBackgroundSyncs: c.walBackgroundSyncs,
         walBytesWritten: c.walBytesWritten,
         userBytesWritten: c.userBytesWritten,
         queued: this.writeQueue.length,

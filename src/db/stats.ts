@@ -20,7 +20,10 @@ export interface DbStats {
     batches: number;
     /** WAL writes: batches / groups is the group-commit factor. */
     groups: number;
+    /** fdatasyncs of durable write groups. */
     walSyncs: number;
+    /** fdatasyncs started in the background after 1 MiB of non-durable WAL (nobody waits for them). */
+    walBackgroundSyncs: number;
     walBytesWritten: number;
     userBytesWritten: number;
     queued: number;

@@ -95,10 +95,10 @@ export class RecordWriter {
    * Starts a sync without waiting for it, unless one started this way is still running: a log
    * written without durable writes then reaches the disk in steps, and the sync that must wait
    * (at a memtable switch) finds little left to write. A failure disables the writer (as
-   * any failed sync does) and goes to `onError`; nothing is thrown.
+   * any failed sync does) and goes to `onError`; nothing is thrown. Returns whether it started one.
    */
-  syncInBackground(onError: (e: LightningError) => void): void {
-    if (this.backgroundSync !== null || this.failure !== undefined) return;
+  syncInBackground(onError: (e: LightningError) => void): boolean {
+    if (this.backgroundSync !== null || this.failure !== undefined) return false;
     this.backgroundSync = this.sync().then(
       () => {
         this.backgroundSync = null;
@@ -108,6 +108,7 @@ export class RecordWriter {
         onError(e as LightningError);
       },
     );
+    return true;
   }
 
   /** Resolves once no background sync is running (call before close()). Never rejects. */

@@ -62,8 +62,8 @@ test('RecordWriter: one background sync at a time; settled() waits for it; a fai
   const w = RecordWriter.create(fs.open('/db/000003.log', 'truncate'), 3, 'wal');
   w.add(Buffer.alloc(100, 1));
   const errors: LightningError[] = [];
-  w.syncInBackground((e) => errors.push(e));
-  w.syncInBackground((e) => errors.push(e)); // one is running: no second
+  assert.equal(w.syncInBackground((e) => errors.push(e)), true);
+  assert.equal(w.syncInBackground((e) => errors.push(e)), false, 'one is running: no second');
   assert.equal(syncs, 1);
   assert.equal(w.unsyncedBytes(), 0, 'the running sync covers every record so far');
   await w.settled();
@@ -94,6 +94,9 @@ test('a non-durable load reaches the disk in steps: a power cut loses at most th
     // The first MiB of records is durable once the background sync it started has finished.
     await turnsUntil(() => walRecords(mem.crashClone()) >= 40, 'the background sync');
     const image = mem.crashClone();
+    const writes = db.stats().writes;
+    assert.equal(writes.walSyncs, 0, 'no durable write');
+    assert.equal(writes.walBackgroundSyncs, 1, 'one background sync, after the first MiB');
     const survived = walRecords(image);
     assert.ok(survived < batches, `a power cut now loses the unsynced tail (${survived} of ${batches})`);
     const again = await open('/db', { fs: image });
