@@ -9,14 +9,22 @@
  * later, bytes in the middle were lost: CORRUPTION, or with `skipCorrupt` the reader skips to that
  * record and counts what it skipped.
  *
+ * The scan for a later valid record looks at every byte offset, and a candidate may claim any
+ * length that fits in the file. Long candidates are checksummed from prefix-CRC checkpoints
+ * (PrefixCrcs, built once per reader), so the scan is linear in the file size whatever the torn or
+ * damaged bytes hold, with the same verdicts as checksumming every candidate in full.
+ *
  * Memory: reads go through a window of `windowBytes` (positioned reads); only a single record
- * larger than the window is read into its own buffer. The whole file is never loaded at once.
+ * larger than the window is read into its own buffer. The whole file is never loaded at once. A
+ * scan that meets a long candidate adds 4 bytes of checkpoint per CHECKPOINT_BYTES of the rest of
+ * the file.
  */
 import { corruption, fromIoError, LightningError } from '../base/errors.js';
 import { parseFileName } from '../base/file-names.js';
 import type { FileHandle } from '../env/file-system.js';
 import { assert } from '../util/assert.js';
 import { crc32Extend, unmaskCrc } from '../util/crc.js';
+import { byteShiftFactor, crc32Continue, mulModPoly } from '../util/crc-combine.js';
 import {
   decodeFileHeaderPayload,
   LOG_FORMAT_VERSION,
@@ -33,13 +41,16 @@ export const READ_WINDOW_BYTES_DEFAULT = 256 * 1024;
 /** Scratch buffer used to checksum candidate records while scanning past a bad record. */
 const SCAN_CHUNK_BYTES = 64 * 1024;
 /**
- * Bytes one scan past a bad record may checksum: the larger of this and SCAN_CHECKSUM_FILE_FACTOR
- * times the file size. Data that looks like record headers (period-9 structures with small
- * lengths) inside a torn record would otherwise make every offset a candidate checksummed over up
- * to the rest of the file: quadratic, hours for a few MiB.
+ * Candidates in a scan whose checksum covers more than this are checked from prefix checkpoints
+ * (PrefixCrcs) instead of reading their bytes: data that looks like record headers (a byte array
+ * of 0/1 flags: every eighth offset claims up to 16 MiB that fit) made the scan quadratic, hours
+ * for a few MiB.
  */
-const SCAN_CHECKSUM_BYTES_MIN = 64 * 1024 * 1024;
-const SCAN_CHECKSUM_FILE_FACTOR = 4;
+const DIRECT_CHECKSUM_BYTES_MAX = 4096;
+/** Distance between prefix-CRC checkpoints (memory: 4 bytes per checkpoint, while a scan runs). */
+const CHECKPOINT_BYTES = 128;
+/** Size of each extra read window the checkpoint path reads through. */
+const SIDE_WINDOW_BYTES = 64 * 1024;
 
 export interface RecordReaderOptions {
   /**
@@ -60,7 +71,7 @@ interface ParsedRecord {
   type: number;
   /** Offset just past the record. */
   end: number;
-  /** The payload (an owned copy); empty when the caller only checked the framing. */
+  /** The payload (an owned copy). */
   payload: Buffer;
 }
 
@@ -88,8 +99,8 @@ export class RecordReader {
   private lastOffset = -1;
   private headerNumber: number | undefined = undefined;
   private torn: number | undefined = undefined;
-  private gaveUp = false;
-  private readonly headerScratch = Buffer.alloc(RECORD_HEADER_BYTES);
+  /** Checkpointed prefix CRCs for long scan candidates, once a scan met one. */
+  private prefixCrcs: PrefixCrcs | undefined = undefined;
   private skippedBytesTotal = 0;
   private skippedRegions = 0;
 
@@ -129,14 +140,6 @@ export class RecordReader {
       this.error = e instanceof LightningError ? e : fromIoError(e, 'read', this.path);
       throw this.error;
     }
-  }
-
-  /**
-   * True if a scan past a bad record ran out of its checksum budget and called the rest a torn
-   * tail without having ruled out a valid record further on (see findValidRecord).
-   */
-  get scanGaveUp(): boolean {
-    return this.gaveUp;
   }
 
   /** Set when the log ended in a torn record: the valid length of the file (truncate to it). */
@@ -182,7 +185,7 @@ export class RecordReader {
       this.state = 'done'; // Created but never written: an empty log.
       return;
     }
-    const rec = this.parseAt(0, true);
+    const rec = this.parseAt(0);
     if (typeof rec === 'string') {
       this.state = 'records';
       this.onBadFraming(0, `bad file header (${rec})`);
@@ -223,7 +226,7 @@ export class RecordReader {
       this.state = 'done';
       return undefined;
     }
-    const rec = this.parseAt(pos, true);
+    const rec = this.parseAt(pos);
     if (typeof rec === 'string') {
       this.onBadFraming(pos, rec);
       return undefined;
@@ -259,63 +262,47 @@ export class RecordReader {
   }
 
   /**
-   * First offset >= `from` where a record with valid framing and checksum starts. A candidate is
-   * checksummed only if what follows it could be a record too (the end of the file, a partial
-   * header, or a header with a known type and a legal length, which may run past the end: a torn
-   * record): that rejects almost every false candidate inside a torn record without reading its
-   * length's worth of bytes. If the checksum budget still runs out, the scan gives up and the bad
-   * record counts as a torn tail (`scanGaveUp`): the reader returns a prefix of the log, which
-   * loses nothing a crash could not have lost, at the price of not telling that tail from damage.
+   * First offset >= `from` where a record with valid framing and checksum starts. Reads headers
+   * straight from the window (no view per offset): every offset of a torn region is looked at.
    */
   private findValidRecord(from: number): number | undefined {
-    let budget = Math.max(SCAN_CHECKSUM_BYTES_MIN, SCAN_CHECKSUM_FILE_FACTOR * this.fileSizeBytes);
     const size = this.fileSizeBytes;
+    const win = this.window;
     for (let q = from; q + RECORD_HEADER_BYTES <= size; q++) {
-      const end = this.candidateEnd(q);
-      if (end < 0) continue;
-      if (end < size && size - end >= RECORD_HEADER_BYTES && !this.headerPlausibleAt(end)) continue;
-      budget -= end - q;
-      if (budget < 0) {
-        this.gaveUp = true;
-        return undefined;
+      if (q < this.windowStart || q + RECORD_HEADER_BYTES > this.windowStart + this.windowLength) {
+        this.view(q, RECORD_HEADER_BYTES); // refills the window at q
       }
-      if (typeof this.parseAt(q, false) !== 'string') return q;
+      const h = q - this.windowStart;
+      const type = win[h + 8] as number;
+      if (type !== RECORD_TYPE_DATA && type !== RECORD_TYPE_FILE_HEADER) continue;
+      const length = win.readUInt32LE(h + 4);
+      if (length > RECORD_PAYLOAD_BYTES_MAX || length > size - q - RECORD_HEADER_BYTES) continue;
+      const storedCrc = unmaskCrc(win.readUInt32LE(h));
+      if (this.candidateCrc(q + 4, q + RECORD_HEADER_BYTES + length) === storedCrc) return q;
     }
     return undefined;
   }
 
-  /** End of the record whose header starts at `pos` if its type is known and it fits, else -1. */
-  private candidateEnd(pos: number): number {
-    const header = this.view(pos, RECORD_HEADER_BYTES);
-    const type = header[8] as number;
-    if (type !== RECORD_TYPE_DATA && type !== RECORD_TYPE_FILE_HEADER) return -1;
-    const length = header.readUInt32LE(4);
-    if (length > RECORD_PAYLOAD_BYTES_MAX || length > this.fileSizeBytes - pos - RECORD_HEADER_BYTES) return -1;
-    return pos + RECORD_HEADER_BYTES + length;
-  }
-
   /**
-   * True if a whole header at `pos` has a known type and a legal length (it may run past EOF).
-   * Reads those 9 bytes alone when they are outside the window, so the window stays on the scan.
+   * CRC-32 of file bytes [start, end) for a scan candidate: read directly when short, else from
+   * prefix checkpoints (built once per reader, from the first long candidate to the end of the
+   * file), so each candidate costs O(CHECKPOINT_BYTES + log length) whatever length it claims.
    */
-  private headerPlausibleAt(pos: number): boolean {
-    let header: Buffer;
-    if (pos >= this.windowStart && pos + RECORD_HEADER_BYTES <= this.windowStart + this.windowLength) {
-      header = this.window.subarray(pos - this.windowStart, pos - this.windowStart + RECORD_HEADER_BYTES);
-    } else {
-      header = this.headerScratch;
-      this.readFully(header, RECORD_HEADER_BYTES, pos);
+  private candidateCrc(start: number, end: number): number {
+    if (end - start <= DIRECT_CHECKSUM_BYTES_MAX) return this.crcOfRange(start, end);
+    if (this.prefixCrcs === undefined || start < this.prefixCrcs.base) {
+      this.prefixCrcs = new PrefixCrcs(this, start, this.fileSizeBytes);
     }
-    const type = header[8] as number;
-    if (type !== RECORD_TYPE_DATA && type !== RECORD_TYPE_FILE_HEADER) return false;
-    return header.readUInt32LE(4) <= RECORD_PAYLOAD_BYTES_MAX;
+    return this.prefixCrcs.crcOf(start, end);
   }
 
-  /**
-   * Parses the record at `pos`. Returns a reason string if the framing or the checksum is bad.
-   * With `wantPayload` false only the checksum is verified (scan mode: no large allocation).
-   */
-  private parseAt(pos: number, wantPayload: boolean): ParsedRecord | string {
+  /** @internal Reads [pos, pos + n) into `buf` (for PrefixCrcs). */
+  readInto(buf: Buffer, n: number, pos: number): void {
+    this.readFully(buf, n, pos);
+  }
+
+  /** Parses the record at `pos`. Returns a reason string if the framing or the checksum is bad. */
+  private parseAt(pos: number): ParsedRecord | string {
     const available = this.fileSizeBytes - pos;
     if (available < RECORD_HEADER_BYTES) return 'truncated record header';
     const header = this.view(pos, RECORD_HEADER_BYTES);
@@ -328,10 +315,6 @@ export class RecordReader {
     if (length > RECORD_PAYLOAD_BYTES_MAX) return `record length ${length} exceeds maximum`;
     if (length > available - RECORD_HEADER_BYTES) return 'record extends past end of file';
     const end = pos + RECORD_HEADER_BYTES + length;
-    if (!wantPayload) {
-      if (this.crcOfRange(pos + 4, end) !== storedCrc) return 'checksum mismatch';
-      return { type, end, payload: EMPTY };
-    }
     // Bytes [pos + 4, end): length, type, payload: what the checksum covers.
     const inWindow = length + 5 <= this.window.length;
     const body = inWindow ? this.view(pos + 4, length + 5) : this.readFresh(pos + 4, length + 5);
@@ -400,7 +383,84 @@ export class RecordReader {
   }
 }
 
-const EMPTY = Buffer.alloc(0);
+/**
+ * CRC-32 of any byte range of [base, size) of a file, from the CRCs of its prefixes: P(n) = CRC of
+ * [base, n) is kept every CHECKPOINT_BYTES and completed from the nearest checkpoint below, and
+ * CRC([a, b)) = P(b) ⊕ P(a) · x^(8(b−a)) (src/util/crc-combine.ts). Building reads the range once.
+ */
+class PrefixCrcs {
+  private readonly checkpoints: Uint32Array;
+  /** Two read windows: candidates' starts and ends each move forward through the file. */
+  private readonly windows = [new SideWindow(), new SideWindow()] as const;
+  /** byteShiftFactor by length: candidates of a repetitive payload claim few distinct lengths. */
+  private readonly factors = new Map<number, number>();
+
+  constructor(
+    private readonly reader: RecordReader,
+    readonly base: number,
+    private readonly size: number,
+  ) {
+    const count = Math.floor((size - base) / CHECKPOINT_BYTES) + 1;
+    this.checkpoints = new Uint32Array(count);
+    const chunk = Buffer.allocUnsafe(SCAN_CHUNK_BYTES);
+    let crc = 0;
+    let i = 1;
+    for (let p = base; p < size;) {
+      const n = Math.min(chunk.length, size - p);
+      reader.readInto(chunk, n, p);
+      // CHECKPOINT_BYTES divides SCAN_CHUNK_BYTES, so checkpoints never straddle chunks.
+      for (let off = 0; off < n; off += CHECKPOINT_BYTES) {
+        const stop = Math.min(n, off + CHECKPOINT_BYTES);
+        crc = crc32Extend(crc, chunk, off, stop);
+        if (stop - off === CHECKPOINT_BYTES && i < count) this.checkpoints[i++] = crc;
+      }
+      p += n;
+    }
+  }
+
+  crcOf(start: number, end: number): number {
+    assert(this.base <= start && start <= end && end <= this.size, 'range inside the checkpointed part');
+    const whole = this.prefix(end, 1);
+    const prefix = this.prefix(start, 0);
+    const length = end - start;
+    let factor = this.factors.get(length);
+    if (factor === undefined) {
+      if (this.factors.size >= 4096) this.factors.clear();
+      factor = byteShiftFactor(length);
+      this.factors.set(length, factor);
+    }
+    return (whole ^ mulModPoly(factor, prefix)) >>> 0;
+  }
+
+  /** CRC of [base, n), completed from the checkpoint below through read window `w`. */
+  private prefix(n: number, w: 0 | 1): number {
+    const i = Math.floor((n - this.base) / CHECKPOINT_BYTES);
+    const from = this.base + i * CHECKPOINT_BYTES;
+    const crc = this.checkpoints[i] as number;
+    if (n === from) return crc;
+    const window = this.windows[w];
+    const off = window.cover(this.reader, from, n - from, this.size);
+    return crc32Continue(crc, window.buf, off, off + (n - from));
+  }
+}
+
+/** A read window of its own for PrefixCrcs. */
+class SideWindow {
+  readonly buf = Buffer.allocUnsafe(SIDE_WINDOW_BYTES);
+  private start = 0;
+  private length = 0;
+
+  /** Makes file bytes [pos, pos + n) available; returns their offset in `buf`. */
+  cover(reader: RecordReader, pos: number, n: number, size: number): number {
+    assert(n <= this.buf.length, 'side window read too large');
+    if (pos < this.start || pos + n > this.start + this.length) {
+      this.length = Math.min(this.buf.length, size - pos);
+      reader.readInto(this.buf, this.length, pos);
+      this.start = pos;
+    }
+    return pos - this.start;
+  }
+}
 
 function fileNumberFromPath(path: string, kind: LogFileKind): number | undefined {
   const parsed = parseFileName(path.slice(path.lastIndexOf('/') + 1));
