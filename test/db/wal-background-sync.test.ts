@@ -10,11 +10,11 @@ import assert from 'node:assert/strict';
 
 import { open, LightningError } from '../../src/index.js';
 import { FaultFs, failWhile, opIn, pathEndsWith, type FaultFilter } from '../../src/env/fault-fs.js';
-import type { FileHandle, OpenMode } from '../../src/env/file-system.js';
 import { MemFs } from '../../src/env/mem-fs.js';
 import { RecordReader } from '../../src/wal/record-reader.js';
 import { RecordWriter } from '../../src/wal/record-writer.js';
 import { ProcessErrorRecorder, collect, k, rejectsCode } from '../harness/api-helpers.js';
+import { wrapOpen } from '../harness/wrap-open.js';
 
 const recorder = new ProcessErrorRecorder();
 const VALUE = 'v'.repeat(200);
@@ -159,26 +159,20 @@ test('close() with a background WAL sync in flight waits for it: no sync on a cl
   // Holds every WAL sync until released, so close() certainly finds one in flight.
   const held: (() => void)[] = [];
   let holding = false;
-  const fs = new Proxy(mem, {
-    get(target, prop, receiver) {
-      if (prop !== 'open') return Reflect.get(target, prop, receiver) as unknown;
-      return (path: string, mode: OpenMode): FileHandle => {
-        const handle = target.open(path, mode);
-        if (!path.endsWith('.log')) return handle;
-        const sync = handle.sync.bind(handle);
-        const close = handle.close.bind(handle);
-        handle.sync = async () => {
-          if (holding) await new Promise<void>((resolve) => held.push(resolve));
-          if (closedPaths.has(path)) syncsAfterClose++;
-          return sync();
-        };
-        handle.close = () => {
-          closedPaths.add(path);
-          close();
-        };
-        return handle;
-      };
-    },
+  const fs = wrapOpen(mem, (path, handle) => {
+    if (!path.endsWith('.log')) return handle;
+    const sync = handle.sync.bind(handle);
+    const close = handle.close.bind(handle);
+    handle.sync = async () => {
+      if (holding) await new Promise<void>((resolve) => held.push(resolve));
+      if (closedPaths.has(path)) syncsAfterClose++;
+      return sync();
+    };
+    handle.close = () => {
+      closedPaths.add(path);
+      close();
+    };
+    return handle;
   });
   const db = await open('/db', { fs, memtableSize: 64 * 1024 * 1024, sync: false });
   holding = true;

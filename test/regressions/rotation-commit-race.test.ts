@@ -9,10 +9,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { open } from '../../src/index.js';
-import type { FileHandle, FileSystem, OpenMode } from '../../src/env/file-system.js';
+import type { FileSystem } from '../../src/env/file-system.js';
 import { MemFs } from '../../src/env/mem-fs.js';
 import { Random } from '../../src/util/random.js';
 import { testSeed } from '../harness/seed.js';
+import { wrapOpen } from '../harness/wrap-open.js';
 
 const DIR = '/db';
 
@@ -85,20 +86,14 @@ test('writes and rotations interleaved at random keep every acknowledged durable
 function holdTableSyncs(inner: MemFs): { fs: FileSystem; hold(on: boolean): void } {
   let held = false;
   const waiting: (() => void)[] = [];
-  const fs = new Proxy(inner, {
-    get(target, prop, receiver) {
-      if (prop !== 'open') return Reflect.get(target, prop, receiver) as unknown;
-      return (path: string, mode: OpenMode): FileHandle => {
-        const handle = target.open(path, mode);
-        if (!path.endsWith('.sst')) return handle;
-        const sync = handle.sync.bind(handle);
-        handle.sync = async () => {
-          if (held) await new Promise<void>((resolve) => waiting.push(resolve));
-          return sync();
-        };
-        return handle;
-      };
-    },
+  const fs = wrapOpen(inner, (path, handle) => {
+    if (!path.endsWith('.sst')) return handle;
+    const sync = handle.sync.bind(handle);
+    handle.sync = async () => {
+      if (held) await new Promise<void>((resolve) => waiting.push(resolve));
+      return sync();
+    };
+    return handle;
   });
   return {
     fs,
