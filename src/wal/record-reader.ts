@@ -450,11 +450,17 @@ class SideWindow {
   private start = 0;
   private length = 0;
 
-  /** Makes file bytes [pos, pos + n) available; returns their offset in `buf`. */
+  /**
+   * Makes file bytes [pos, pos + n) available; returns their offset in `buf`. A miss just past the
+   * window (candidates moving forward) reads a whole window ahead; any other miss reads only the
+   * n bytes asked for, so candidates whose ends jump around cost n bytes each, not a window.
+   */
   cover(reader: RecordReader, pos: number, n: number, size: number): number {
     assert(n <= this.buf.length, 'side window read too large');
     if (pos < this.start || pos + n > this.start + this.length) {
-      this.length = Math.min(this.buf.length, size - pos);
+      const end = this.start + this.length;
+      const ahead = pos >= end && pos < end + this.buf.length;
+      this.length = ahead ? Math.min(this.buf.length, size - pos) : n;
       reader.readInto(this.buf, this.length, pos);
       this.start = pos;
     }
