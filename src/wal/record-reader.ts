@@ -291,14 +291,9 @@ export class RecordReader {
   private candidateCrc(start: number, end: number): number {
     if (end - start <= DIRECT_CHECKSUM_BYTES_MAX) return this.crcOfRange(start, end);
     if (this.prefixCrcs === undefined || start < this.prefixCrcs.base) {
-      this.prefixCrcs = new PrefixCrcs(this, start, this.fileSizeBytes);
+      this.prefixCrcs = new PrefixCrcs((buf, n, pos) => this.readFully(buf, n, pos), start, this.fileSizeBytes);
     }
     return this.prefixCrcs.crcOf(start, end);
-  }
-
-  /** @internal Reads [pos, pos + n) into `buf` (for PrefixCrcs). */
-  readInto(buf: Buffer, n: number, pos: number): void {
-    this.readFully(buf, n, pos);
   }
 
   /** Parses the record at `pos`. Returns a reason string if the framing or the checksum is bad. */
@@ -383,6 +378,8 @@ export class RecordReader {
   }
 }
 
+type ReadBytes = (buf: Buffer, n: number, pos: number) => void;
+
 /**
  * CRC-32 of any byte range of [base, size) of a file, from the CRCs of its prefixes: P(n) = CRC of
  * [base, n) is kept every CHECKPOINT_BYTES and completed from the nearest checkpoint below, and
@@ -396,7 +393,8 @@ class PrefixCrcs {
   private readonly factors = new Map<number, number>();
 
   constructor(
-    private readonly reader: RecordReader,
+    /** Reads file bytes [pos, pos + n) into `buf` (the reader's readFully: IO_ERROR on failure). */
+    private readonly read: ReadBytes,
     readonly base: number,
     private readonly size: number,
   ) {
@@ -407,7 +405,7 @@ class PrefixCrcs {
     let i = 1;
     for (let p = base; p < size;) {
       const n = Math.min(chunk.length, size - p);
-      reader.readInto(chunk, n, p);
+      read(chunk, n, p);
       // CHECKPOINT_BYTES divides SCAN_CHUNK_BYTES, so checkpoints never straddle chunks.
       for (let off = 0; off < n; off += CHECKPOINT_BYTES) {
         const stop = Math.min(n, off + CHECKPOINT_BYTES);
@@ -439,7 +437,7 @@ class PrefixCrcs {
     const crc = this.checkpoints[i] as number;
     if (n === from) return crc;
     const window = this.windows[w];
-    const off = window.cover(this.reader, from, n - from, this.size);
+    const off = window.cover(this.read, from, n - from, this.size);
     return crc32Continue(crc, window.buf, off, off + (n - from));
   }
 }
@@ -455,13 +453,13 @@ class SideWindow {
    * window (candidates moving forward) reads a whole window ahead; any other miss reads only the
    * n bytes asked for, so candidates whose ends jump around cost n bytes each, not a window.
    */
-  cover(reader: RecordReader, pos: number, n: number, size: number): number {
+  cover(read: ReadBytes, pos: number, n: number, size: number): number {
     assert(n <= this.buf.length, 'side window read too large');
     if (pos < this.start || pos + n > this.start + this.length) {
       const end = this.start + this.length;
       const ahead = pos >= end && pos < end + this.buf.length;
       this.length = ahead ? Math.min(this.buf.length, size - pos) : n;
-      reader.readInto(this.buf, this.length, pos);
+      read(this.buf, this.length, pos);
       this.start = pos;
     }
     return pos - this.start;
