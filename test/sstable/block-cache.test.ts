@@ -22,6 +22,7 @@ test('eviction under the byte budget, with hit and miss counts', () => {
     capacityBytes: 1000,
     entries: 2,
     protectedBytes: 0,
+    rejected: 0,
   });
   // Touch (1, 0) so that (1, 400) becomes least recently used.
   assert.equal(c.get(1, 0)?.[0], 1);
@@ -36,6 +37,7 @@ test('eviction under the byte budget, with hit and miss counts', () => {
     capacityBytes: 1000,
     entries: 2,
     protectedBytes: 800,
+    rejected: 0,
   });
 });
 
@@ -85,7 +87,7 @@ test('capacity 0 disables caching', () => {
   const c = new BlockCache(0);
   c.insert(1, 0, block(10));
   assert.equal(c.get(1, 0), undefined);
-  assert.deepEqual(c.stats(), { hits: 0, misses: 1, usedBytes: 0, capacityBytes: 0, entries: 0, protectedBytes: 0 });
+  assert.deepEqual(c.stats(), { hits: 0, misses: 1, usedBytes: 0, capacityBytes: 0, entries: 0, protectedBytes: 0, rejected: 0 });
 });
 
 for (const slotBytes of [0, 64]) test(`matches a segmented-LRU model under random operations (property, slotBytes ${slotBytes})`, () => {
@@ -171,4 +173,56 @@ test('a full scan does not evict the hot set (scan resistance)', () => {
   let hot = 0;
   for (let i = 0; i < 50; i++) if (c.get(1, i) !== undefined) hot++;
   assert.equal(hot, 50, 'every hot block survived the scan');
+});
+
+test('admission: when full, a block used less often than the eviction victim is not cached', () => {
+  const c = new BlockCache(1000, 100, true);
+  // Fill with ten blocks, each looked up (missed) three times before it is inserted.
+  for (let i = 0; i < 10; i++) {
+    for (let k = 0; k < 3; k++) c.get(1, i * 100);
+    c.insert(1, i * 100, block(100, i));
+  }
+  assert.equal(c.stats().entries, 10);
+  // A block seen once: not admitted; insert() hands back the caller's block itself.
+  assert.equal(c.get(2, 0), undefined);
+  const once = block(100, 99);
+  assert.equal(c.insert(2, 0, once), once, 'not cached: the caller keeps its own block');
+  assert.equal(c.stats().rejected, 1);
+  assert.equal(c.stats().entries, 10, 'nothing was evicted for it');
+  for (let i = 0; i < 10; i++) assert.equal(c.get(1, i * 100)?.[0], i, `block ${i} still cached`);
+  // Looked up more often than the least recently used block: admitted, evicting that one.
+  for (let k = 0; k < 6; k++) c.get(3, 0);
+  const popular = c.insert(3, 0, block(100, 77));
+  assert.equal(popular[0], 77);
+  assert.equal(c.get(3, 0)?.[0], 77, 'the popular block is cached');
+  assert.equal(c.stats().entries, 10);
+  assert.equal(c.stats().rejected, 1);
+});
+
+test('admission never refuses while there is room, and is off by default', () => {
+  const c = new BlockCache(1000, 100, true);
+  for (let i = 0; i < 10; i++) c.insert(1, i * 100, block(100, i)); // never looked up: count 0
+  assert.equal(c.stats().entries, 10);
+  assert.equal(c.stats().rejected, 0);
+  const plain = new BlockCache(1000, 100);
+  for (let i = 0; i < 20; i++) plain.insert(1, i * 100, block(100, i));
+  assert.equal(plain.stats().rejected, 0, 'without admission every insert is cached (LRU evicts)');
+  assert.equal(plain.get(1, 1900)?.[0], 19);
+});
+
+test('admission: counts fade, so yesterday\'s popular blocks give way to today\'s', () => {
+  const c = new BlockCache(1000, 100, true);
+  for (let i = 0; i < 10; i++) {
+    for (let k = 0; k < 15; k++) c.get(1, i * 100);
+    c.insert(1, i * 100, block(100, i));
+  }
+  // A new block looked up 4 times loses against counts of 15 ...
+  for (let k = 0; k < 4; k++) c.get(2, 0);
+  c.insert(2, 0, block(100, 50));
+  assert.equal(c.stats().rejected, 1);
+  // ... until enough other lookups halve the old counts (aging every 10 x the sketch width).
+  for (let n = 0; n < 200_000; n++) c.get(9, n * 100);
+  for (let k = 0; k < 4; k++) c.get(2, 0);
+  c.insert(2, 0, block(100, 50));
+  assert.equal(c.get(2, 0)?.[0], 50, 'admitted once the old counts faded');
 });
