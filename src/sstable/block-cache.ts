@@ -133,7 +133,8 @@ export class BlockCache {
     assert(Number.isSafeInteger(slotBytes) && slotBytes >= 0, 'slot size must be a non-negative integer');
     this.protectedCapacityBytes = Math.floor(capacityBytes * PROTECTED_SHARE);
     this.maxSlots = slotBytes === 0 ? 0 : Math.floor(capacityBytes / slotBytes);
-    // Sized for the blocks the budget holds (at least 1 KiB each): 4 bytes per counter row entry.
+    // Sized for the blocks the budget can hold (counting at least 1 KiB per block): 4 rows of about
+    // twice that many byte counters (32 MiB of 2 KiB slots: 128 KiB).
     const blocks = Math.max(64, Math.floor(capacityBytes / Math.max(slotBytes, 1024)));
     this.sketch = admission && capacityBytes > 0 ? new FrequencySketch(blocks) : null;
   }
