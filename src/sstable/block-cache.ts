@@ -33,6 +33,7 @@
  */
 import { assert, invariants } from '../util/assert.js';
 import { copyBytes } from '../util/copy-bytes.js';
+import { avalanche32 } from './bloom-filter.js';
 
 /** Share of the budget the protected segment may hold. */
 const PROTECTED_SHARE = 0.8;
@@ -304,11 +305,7 @@ export class BlockCache {
 
 /** A well-mixed 32-bit hash of a block's cache key. */
 function blockHash(fileNumber: number, offset: number): number {
-  let h = Math.imul(fileNumber ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(offset, 0xc2b2ae35) ^ Math.imul(Math.floor(offset / 4294967296), 0x27d4eb2f);
-  h ^= h >>> 15;
-  h = Math.imul(h, 0x2c1b3c6d);
-  h ^= h >>> 12;
-  return h >>> 0;
+  return avalanche32(Math.imul(fileNumber, 0x9e3779b1) ^ offset ^ Math.imul(Math.floor(offset / 4294967296), 0x27d4eb2f));
 }
 
 /**

@@ -75,6 +75,11 @@ export function bloomHash(buf: Uint8Array, start = 0, end = buf.length): number 
     h ^= tail;
   }
   // Final avalanche so that keys differing in one byte spread over all bits.
+  return avalanche32(h);
+}
+
+/** MurmurHash3's 32-bit finalizer: every input bit affects every output bit (unsigned result). */
+export function avalanche32(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
