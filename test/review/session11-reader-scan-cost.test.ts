@@ -20,34 +20,14 @@ import * as nodeFs from 'node:fs';
 import * as os from 'node:os';
 import * as nodePath from 'node:path';
 
-import type { FileHandle } from '../../src/env/file-system.js';
 import { MemFs } from '../../src/env/mem-fs.js';
 import { NodeFs } from '../../src/env/node-fs.js';
 import { RECORD_TYPE_DATA } from '../../src/wal/format.js';
 import { RecordReader } from '../../src/wal/record-reader.js';
 import { RecordWriter } from '../../src/wal/record-writer.js';
+import { countingReads } from '../harness/counting-file.js';
 
 const PATH = '/db/000007.log';
-
-function counting(file: FileHandle): { handle: FileHandle; reads(): number; calls(): number } {
-  let bytes = 0;
-  let calls = 0;
-  const handle: FileHandle = {
-    path: file.path,
-    read: (buf, off, len, pos) => {
-      calls++;
-      const n = file.read(buf, off, len, pos);
-      bytes += n;
-      return n;
-    },
-    write: (buf, off, len, pos) => file.write(buf, off, len, pos),
-    sync: () => file.sync(),
-    size: () => file.size(),
-    truncate: (n) => file.truncate(n),
-    close: () => file.close(),
-  };
-  return { handle, reads: () => bytes, calls: () => calls };
-}
 
 /**
  * Header, then `regions` x (a bad record holding `fakes` 9-byte fake headers, each claiming a
@@ -82,7 +62,7 @@ test('skipCorrupt over many damaged regions: total bytes read stay linear in the
   const regions = 300;
   const { fs, size } = manyRegionsLog(regions, 100);
   const file = fs.open(PATH, 'r');
-  const c = counting(file);
+  const c = countingReads(file);
   const t0 = performance.now();
   let records = 0;
   let skipped = 0;
@@ -96,16 +76,16 @@ test('skipCorrupt over many damaged regions: total bytes read stay linear in the
   const ms = performance.now() - t0;
   const perMiB = ms / 1000 / (size / 2 ** 20);
   console.log(
-    `file ${(size / 1024).toFixed(0)} KiB: read ${(c.reads() / 2 ** 20).toFixed(0)} MiB ` +
-      `(${(c.reads() / size).toFixed(0)} x the file) in ${ms.toFixed(0)} ms = ${perMiB.toFixed(1)} s/MiB`,
+    `file ${(size / 1024).toFixed(0)} KiB: read ${(c.bytes() / 2 ** 20).toFixed(0)} MiB ` +
+      `(${(c.bytes() / size).toFixed(0)} x the file) in ${ms.toFixed(0)} ms = ${perMiB.toFixed(1)} s/MiB`,
   );
   assert.equal(records, regions, 'every good record is recovered');
   assert.equal(skipped, regions, 'every bad record is skipped');
   // Generous linear bound: 64 x the file size plus one scan's minimum budget.
   assert.ok(
-    c.reads() <= 64 * size + 64 * 2 ** 20,
-    `skipCorrupt read ${(c.reads() / 2 ** 20).toFixed(0)} MiB for a ${(size / 1024).toFixed(0)} KiB log ` +
-      `(${(c.reads() / size).toFixed(0)} x its size, ${perMiB.toFixed(1)} s/MiB): each of the ${regions} scans has its own budget`,
+    c.bytes() <= 64 * size + 64 * 2 ** 20,
+    `skipCorrupt read ${(c.bytes() / 2 ** 20).toFixed(0)} MiB for a ${(size / 1024).toFixed(0)} KiB log ` +
+      `(${(c.bytes() / size).toFixed(0)} x its size, ${perMiB.toFixed(1)} s/MiB): each of the ${regions} scans has its own budget`,
   );
 });
 
@@ -129,7 +109,7 @@ test('a torn record of 0x01 bytes followed by a zero tail (NodeFs): read calls s
     const size = nodeFs.statSync(path).size;
 
     const file = nfs.open(path, 'r');
-    const c = counting(file);
+    const c = countingReads(file);
     const t0 = performance.now();
     let records = 0;
     let tornOffset: number | undefined;

@@ -10,11 +10,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import type { FileHandle } from '../../src/env/file-system.js';
 import { MemFs } from '../../src/env/mem-fs.js';
 import { RECORD_TYPE_DATA } from '../../src/wal/format.js';
 import { RecordReader } from '../../src/wal/record-reader.js';
 import { RecordWriter } from '../../src/wal/record-writer.js';
+import { countingReads } from '../harness/counting-file.js';
 
 const PATH = '/db/000007.log';
 
@@ -37,25 +37,12 @@ function run(tornBytes: number): { reads: number; size: number; torn: boolean; r
   }
   fs.writeFileRaw(PATH, Buffer.concat([fs.readFileRaw(PATH), torn]));
   const file = fs.open(PATH, 'r');
-  let reads = 0;
-  const handle: FileHandle = {
-    path: file.path,
-    read: (buf, off, len, pos) => {
-      const k = file.read(buf, off, len, pos);
-      reads += k;
-      return k;
-    },
-    write: (buf, off, len, pos) => file.write(buf, off, len, pos),
-    sync: () => file.sync(),
-    size: () => file.size(),
-    truncate: (k) => file.truncate(k),
-    close: () => file.close(),
-  };
+  const counted = countingReads(file);
   try {
-    const reader = new RecordReader(handle, PATH);
+    const reader = new RecordReader(counted.handle, PATH);
     let records = 0;
     while (reader.next() !== undefined) records++;
-    return { reads, size, torn: reader.tornTailOffset === tornAt, records };
+    return { reads: counted.bytes(), size, torn: reader.tornTailOffset === tornAt, records };
   } finally {
     file.close();
   }

@@ -8,11 +8,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import type { FileHandle } from '../../src/env/file-system.js';
 import { MemFs } from '../../src/env/mem-fs.js';
 import { RECORD_TYPE_DATA } from '../../src/wal/format.js';
 import { RecordReader } from '../../src/wal/record-reader.js';
 import { RecordWriter } from '../../src/wal/record-writer.js';
+import { countingReads } from '../harness/counting-file.js';
 
 const PATH = '/db/000007.log';
 
@@ -45,25 +45,12 @@ function tornLog(torn: Buffer, keepBytes: number): { fs: MemFs; tornAt: number }
 /** Reads the whole log, counting the bytes the reader reads from the file. */
 function readCounting(fs: MemFs): { records: number; torn: number | undefined; readBytes: number } {
   const file = fs.open(PATH, 'r');
-  let readBytes = 0;
-  const counting: FileHandle = {
-    path: file.path,
-    read: (buf, off, len, pos) => {
-      const n = file.read(buf, off, len, pos);
-      readBytes += n;
-      return n;
-    },
-    write: (buf, off, len, pos) => file.write(buf, off, len, pos),
-    sync: () => file.sync(),
-    size: () => file.size(),
-    truncate: (n) => file.truncate(n),
-    close: () => file.close(),
-  };
+  const counted = countingReads(file);
   try {
-    const reader = new RecordReader(counting, PATH);
+    const reader = new RecordReader(counted.handle, PATH);
     let records = 0;
     while (reader.next() !== undefined) records++;
-    return { records, torn: reader.tornTailOffset, readBytes };
+    return { records, torn: reader.tornTailOffset, readBytes: counted.bytes() };
   } finally {
     file.close();
   }
