@@ -17,7 +17,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { open } from '../../src/index.js';
-import type { FileHandle, OpenMode } from '../../src/env/file-system.js';
 import { MemFs } from '../../src/env/mem-fs.js';
 import { Random } from '../../src/util/random.js';
 import { RecordReader } from '../../src/wal/record-reader.js';
@@ -25,8 +24,22 @@ import { RecordWriter } from '../../src/wal/record-writer.js';
 
 const ZERO_FILL_AHEAD_BYTES = 1024 * 1024; // what zero-fill wrote ahead
 import { testSeed } from '../harness/seed.js';
+import { wrapOpen } from '../harness/wrap-open.js';
 
 const DIR = '/db';
+
+/** `mem` whose WAL fsyncs first take three torn power-cut images (into `images`) while `want()`. */
+function imagingWalSyncs(mem: MemFs, rng: Random, images: MemFs[], want: () => boolean): MemFs {
+  return wrapOpen(mem, (path, handle) => {
+    if (!path.endsWith('.log')) return handle;
+    const sync = handle.sync.bind(handle);
+    handle.sync = () => {
+      if (want()) for (let i = 0; i < 3; i++) images.push(mem.crashClone({ rng, tearLastWrite: true }));
+      return sync();
+    };
+    return handle;
+  });
+}
 
 /**
  * Durable put (zero-fills 1 MiB ahead), then ~1.6 MiB of non-durable puts in groups of 100 (one
@@ -39,23 +52,8 @@ async function nonDurableImages(seed: number): Promise<{ images: MemFs[]; keys: 
   const mem = new MemFs();
   const images: MemFs[] = [];
   let armed = false;
-  const fs = new Proxy(mem, {
-    get(target, prop, receiver) {
-      if (prop !== 'open') return Reflect.get(target, prop, receiver) as unknown;
-      return (path: string, mode: OpenMode): FileHandle => {
-        const handle = target.open(path, mode);
-        if (!path.endsWith('.log')) return handle;
-        const sync = handle.sync.bind(handle);
-        handle.sync = () => {
-          if (armed && images.length < 6) {
-            for (let i = 0; i < 3; i++) images.push(target.crashClone({ rng, tearLastWrite: true }));
-          }
-          return sync();
-        };
-        return handle;
-      };
-    },
-  });
+  const fs = imagingWalSyncs(mem, rng, images, () => armed && images.length < 6);
+
   const db = await open(DIR, { fs }); // memtable 16 MiB: no rotation below
   await db.put('durable', 'yes', { sync: true }); // small durable group: zero-fills ahead
   armed = true;
@@ -163,23 +161,8 @@ test('db level, durable writes only: a power cut during the fsync of a big group
   const images: MemFs[] = [];
   let armed = false;
   // Takes the crash image at the start of a WAL fsync: the group's write is done, its sync not.
-  const fs = new Proxy(mem, {
-    get(target, prop, receiver) {
-      if (prop !== 'open') return Reflect.get(target, prop, receiver) as unknown;
-      return (path: string, mode: OpenMode): FileHandle => {
-        const handle = target.open(path, mode);
-        if (!path.endsWith('.log')) return handle;
-        const sync = handle.sync.bind(handle);
-        handle.sync = () => {
-          if (armed && images.length === 0) {
-            for (let i = 0; i < 3; i++) images.push(target.crashClone({ rng, tearLastWrite: true }));
-          }
-          return sync();
-        };
-        return handle;
-      };
-    },
-  });
+  const fs = imagingWalSyncs(mem, rng, images, () => armed && images.length === 0);
+
   const db = await open(DIR, { fs });
   await db.put('durable', 'yes', { sync: true }); // small durable group: 1 MiB of zeros ahead
   armed = true;
