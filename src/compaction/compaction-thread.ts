@@ -14,20 +14,13 @@ import { LightningError } from '../base/errors.js';
 import { assert } from '../util/assert.js';
 import type { MergeOutcome, MergeSpec } from './merge-tables.js';
 import type { FlushSpec } from '../db/flush-table.js';
-import type { FlushBuilt } from '../db/flush.js';
-import type { SortedEntries } from '../memtable/skiplist.js';
+import type { FileMetadata } from '../version/file-metadata.js';
 import { errorFromWire, outcomeFromWire, type WorkerJob, type WorkerReply } from './worker-protocol.js';
 
 const WORKER_URL = new URL('./compaction-worker.js', import.meta.url);
 
-/** A job's result: the outcome, and for a flush the export the worker handed back. */
-interface JobResult {
-  outcome: MergeOutcome;
-  returned: SortedEntries | null;
-}
-
 interface PendingMerge {
-  resolve(r: JobResult): void;
+  resolve(r: MergeOutcome): void;
   reject(e: Error): void;
 }
 
@@ -53,26 +46,25 @@ export class CompactionThread {
 
   /** Runs a compaction merge. */
   async run(spec: MergeSpec): Promise<MergeOutcome> {
-    return (await this.post({ kind: 'merge', spec })).outcome;
+    return this.post({ kind: 'merge', spec });
   }
 
   /**
-   * Builds a flushed memtable's table; resolves with its metadata and the export, handed back for
-   * reuse. The spec's export is transferred to the worker, not copied: the caller must not use it
-   * afterwards (only what comes back).
+   * Builds a flushed memtable's table; resolves with its metadata. The worker reads the
+   * memtable's shared buffers in place: they must not change or be reused until this settles.
    */
-  async flush(spec: FlushSpec): Promise<FlushBuilt> {
-    const { outcome, returned } = await this.post({ kind: 'flush', spec }, [spec.sorted.bytes.buffer, spec.sorted.entries.buffer]);
+  async flush(spec: FlushSpec): Promise<FileMetadata> {
+    const outcome = await this.post({ kind: 'flush', spec });
     const meta = outcome.outputs[0];
     assert(outcome.outputs.length === 1 && meta !== undefined, 'a flush builds one table');
-    return { meta, sorted: returned };
+    return meta;
   }
 
-  private post(job: WorkerJob, transfer: ArrayBuffer[] = []): Promise<JobResult> {
+  private post(job: WorkerJob): Promise<MergeOutcome> {
     assert(this.pending === null, 'one job at a time');
     assert(!this.closed, 'compaction thread used after close');
     this.cancelRetire();
-    return new Promise<JobResult>((resolve, reject) => {
+    return new Promise<MergeOutcome>((resolve, reject) => {
       let w: Worker;
       try {
         w = this.worker ?? this.start();
@@ -83,7 +75,7 @@ export class CompactionThread {
       }
       this.pending = { resolve, reject };
       w.ref();
-      w.postMessage(job, transfer);
+      w.postMessage(job);
     });
   }
 
@@ -114,7 +106,7 @@ export class CompactionThread {
       const p = this.settle(w);
       this.scheduleRetire(w);
       if (p === null) return;
-      if (reply.ok) p.resolve({ outcome: outcomeFromWire(reply.outcome), returned: reply.returned ?? null });
+      if (reply.ok) p.resolve(outcomeFromWire(reply.outcome));
       else p.reject(errorFromWire(reply.error));
     });
     w.on('error', (e: Error) => this.fail(w, `the ${this.name} worker failed: ${e.message}`, e));

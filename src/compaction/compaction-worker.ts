@@ -14,15 +14,8 @@ import { errorToWire, outcomeToWire, type WorkerJob, type WorkerReply } from './
 const port = parentPort;
 if (port !== null) {
   const fs = new NodeFs();
-  const reply = (job: WorkerJob, outcome: MergeOutcome): void => {
-    if (job.kind === 'merge') {
-      port.postMessage({ ok: true, outcome: outcomeToWire(outcome) } satisfies WorkerReply);
-      return;
-    }
-    // Hand the export back (transferred) so the main thread refills it: left here, each one would
-    // wait for this isolate's garbage collector, which a worker that allocates little rarely runs.
-    const sorted = job.spec.sorted;
-    port.postMessage({ ok: true, outcome: outcomeToWire(outcome), returned: sorted } satisfies WorkerReply, [sorted.bytes.buffer, sorted.entries.buffer]);
+  const reply = (outcome: MergeOutcome): void => {
+    port.postMessage({ ok: true, outcome: outcomeToWire(outcome) } satisfies WorkerReply);
   };
   const run = async (job: WorkerJob): Promise<MergeOutcome> => {
     if (job.kind === 'merge') return mergeTables(fs, job.spec, 0);
@@ -30,7 +23,7 @@ if (port !== null) {
   };
   port.on('message', (job: WorkerJob) => {
     run(job).then(
-      (outcome) => reply(job, outcome),
+      (outcome) => reply(outcome),
       (e: unknown) => port.postMessage({ ok: false, error: errorToWire(e) } satisfies WorkerReply),
     );
   });

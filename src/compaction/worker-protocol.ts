@@ -7,7 +7,6 @@ import { LightningError, type ErrorCode } from '../base/errors.js';
 import type { FileMetadata } from '../version/file-metadata.js';
 import type { MergeOutcome, MergeSpec } from './merge-tables.js';
 import type { FlushSpec } from '../db/flush-table.js';
-import type { SortedEntries } from '../memtable/skiplist.js';
 
 /** A job for the background worker: a compaction merge, or building a flushed memtable's table. */
 export type WorkerJob = { kind: 'merge'; spec: MergeSpec } | { kind: 'flush'; spec: FlushSpec };
@@ -21,10 +20,10 @@ export interface WireError {
 }
 
 /**
- * A flush replies with a MergeOutcome too (its one output table, nothing dropped) and transfers
- * the export it was sent back in `returned`, for the next flush to fill.
+ * A flush replies with a MergeOutcome too (its one output table, nothing dropped). Its input, the
+ * memtable's SharedArrayBuffers, was shared rather than copied, so nothing goes back.
  */
-export type WorkerReply = { ok: true; outcome: MergeOutcome; returned?: SortedEntries } | { ok: false; error: WireError };
+export type WorkerReply = { ok: true; outcome: MergeOutcome } | { ok: false; error: WireError };
 
 export function outcomeToWire(o: MergeOutcome): MergeOutcome {
   const outputs = o.outputs.map((f) => ({

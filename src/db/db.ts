@@ -19,7 +19,7 @@ import { MergingIterator } from '../iter/merging-iterator.js';
 import { LevelIterator } from '../iter/level-iterator.js';
 import { DbIterator, type UserRange } from '../iter/db-iterator.js';
 import type { InternalIterator } from '../iter/internal-iterator.js';
-import { MemTable } from '../memtable/memtable.js';
+import { MemTable, type MemTableStorage } from '../memtable/memtable.js';
 import { BlockCache } from '../sstable/block-cache.js';
 import { RecordWriter } from '../wal/record-writer.js';
 import { encodeRecordInto, encodedRecordBytes } from '../wal/format.js';
@@ -34,8 +34,7 @@ import { LightningIterator, type IteratorOwner } from './user-iterator.js';
 import { TableCache } from './table-cache.js';
 import { getFromTables, newestSeqInTables } from './read-path.js';
 import { bloomHash } from '../sstable/bloom-filter.js';
-import { flushMemTable, flushOnThisThread, type FlushBuilt } from './flush.js';
-import type { SortedEntries } from '../memtable/skiplist.js';
+import { flushMemTable, flushOnThisThread } from './flush.js';
 import type { FlushSpec } from './flush-table.js';
 import { BackgroundDeleter } from './background-deleter.js';
 import { Snapshot, type SnapshotOwner } from './snapshot.js';
@@ -122,8 +121,14 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
   private flushThread: CompactionThread | null = null;
   /** Deletes replaced tables and obsolete WALs off the event loop. */
   private readonly deleter: BackgroundDeleter;
-  /** The last flush's memtable export, refilled by the next flush instead of a new allocation. */
-  private spareExport: SortedEntries | null = null;
+  /**
+   * The buffers of the last flushed memtable, for the next memtable (MemTable.retire): its pages
+   * are resident already, and 16 MiB arenas do not pile up waiting for the garbage collector.
+   */
+  private spareMemTable: MemTableStorage | null = null;
+  private readonly keepSpareMemTable = (storage: MemTableStorage): void => {
+    this.spareMemTable = storage;
+  };
   private lastShareMs = 0;
   /** Per level: largest user key of the last compaction there (round-robin cursor). */
   private readonly compactCursor: (Buffer | undefined)[] = [];
@@ -340,7 +345,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     oldWal.close();
     this.wal = wal;
     this.imm = this.mem;
-    this.mem = new MemTable(this.memSeed++, this.options.memtableSizeBytes);
+    this.mem = this.newMemTable();
     this.startFlush(walNumber);
   }
 
@@ -367,19 +372,21 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
   /** Flushes `imm` to L0 and drops it. Throws LightningError. */
   private async flushImmutable(imm: MemTable, logNumber: number): Promise<void> {
     assert(this.imm === imm, 'flushing a memtable that is not the immutable one');
-    const spare = this.spareExport;
-    this.spareExport = null; // handed to this flush (and transferred, with the worker)
     const r = await flushMemTable(this.fs, this.dir, this.versions, imm, logNumber, this.lastSeq, this.options, {
       build: this.buildFlushTable,
-      reuse: spare,
       remove: this.removeInBackground,
     });
-    // Keep it for the next flush unless one outsized batch made it much bigger than a memtable.
-    const keep = r.sorted !== null && r.sorted.bytes.byteLength + r.sorted.entries.byteLength <= 2 * this.options.memtableSizeBytes + 64 * 1024;
-    this.spareExport = keep ? r.sorted : null;
     this.counters.flushes++;
     this.counters.flushBytesWritten += r.bytesWritten;
     this.imm = null;
+    imm.retire(this.keepSpareMemTable);
+  }
+
+  /** The next memtable, on the last flushed one's buffers when they are free. */
+  private newMemTable(): MemTable {
+    const spare = this.spareMemTable;
+    this.spareMemTable = null;
+    return new MemTable(this.memSeed++, this.options.memtableSizeBytes, spare);
   }
 
   // ---------------------------------------------------------------- compaction
@@ -441,10 +448,10 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
   }
 
   /** Builds a flush's table in the flush worker, or here in slices (other filesystems, or after the worker failed). */
-  private readonly buildFlushTable = (spec: FlushSpec): Promise<FlushBuilt> => {
+  private readonly buildFlushTable = (spec: FlushSpec): Promise<FileMetadata> => {
     // A part-full memtable (the tail flushed at close) is built here in a few milliseconds:
     // cheaper than starting a worker for it.
-    const small = spec.sorted.bytes.byteLength < Math.min(SMALL_FLUSH_BYTES, this.options.memtableSizeBytes / 2);
+    const small = spec.sorted.usedBytes < Math.min(SMALL_FLUSH_BYTES, this.options.memtableSizeBytes / 2);
     if (this.options.compactionThread === 'worker' && !small) {
       this.flushThread ??= new CompactionThread('flush');
       if (!this.flushThread.broken) return this.flushThread.flush(spec);
@@ -635,7 +642,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     failed.close();
     if (this.mem.entryCount > 0) {
       this.imm = this.mem;
-      this.mem = new MemTable(this.memSeed++, this.options.memtableSizeBytes);
+      this.mem = this.newMemTable();
       await this.flushImmutable(this.imm, walNumber);
     } else {
       const edit = new VersionEdit();

@@ -1,6 +1,6 @@
 /**
- * The CPU- and I/O-heavy half of a flush: write a memtable's entries (exported in order, see
- * SkipList.exportSorted) as one new L0 table, fsync it and its directory entry. Like
+ * The CPU- and I/O-heavy half of a flush: write a memtable's entries (shared in place, in order,
+ * see SkipList.sortedEntries) as one new L0 table, fsync it and its directory entry. Like
  * mergeTables, it needs only a filesystem and plain data, so the same code runs in the background
  * worker (compaction-worker.ts, for node:fs) or on the main thread in slices (other filesystems,
  * or after the worker failed). Recording the table in the MANIFEST stays with flush.ts.
@@ -11,7 +11,7 @@
 import { fromIoError } from '../base/errors.js';
 import { tableFileName } from '../base/file-names.js';
 import { joinPath, type FileSystem } from '../env/file-system.js';
-import type { SortedEntries } from '../memtable/skiplist.js';
+import { NIL, firstSorted, nextSorted, sortedKeyLength, sortedKeyOffset, sortedValueLength, type SortedEntries } from '../memtable/skiplist.js';
 import { TableBuilder, type TableCompression } from '../sstable/table-builder.js';
 import { assert } from '../util/assert.js';
 import { metadataOfBuiltTable, type FileMetadata } from '../version/file-metadata.js';
@@ -34,9 +34,10 @@ export interface FlushSpec {
  * that many entries (the main-thread path); 0 never yields (the worker).
  */
 export async function buildFlushTable(fs: FileSystem, spec: FlushSpec, yieldEvery: number): Promise<FileMetadata> {
-  const { bytes, entries, count } = spec.sorted;
-  assert(Number.isInteger(count) && count > 0 && entries.length >= 3 * count, 'flush of an empty memtable');
-  const data = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const sorted = spec.sorted;
+  const count = sorted.count;
+  assert(Number.isInteger(count) && count > 0, 'flush of an empty memtable');
+  const data = Buffer.from(sorted.bytes.buffer, sorted.bytes.byteOffset, sorted.bytes.byteLength);
   const path = joinPath(spec.dir, tableFileName(spec.fileNumber));
   const file = createNewFile(fs, path);
   try {
@@ -48,11 +49,14 @@ export async function buildFlushTable(fs: FileSystem, spec: FlushSpec, yieldEver
       // encoding cost lands in the flush worker, off the writers' thread.
       compression: spec.compression,
     });
-    for (let i = 0; i < count; i++) {
-      // Each entry's value follows its key in `data` (SkipList.exportSorted).
-      builder.addAdjacent(data, entries[3 * i] as number, entries[3 * i + 1] as number, entries[3 * i + 2] as number);
-      if (yieldEvery > 0 && (i + 1) % yieldEvery === 0) await yieldToEventLoop();
+    let i = 0;
+    for (let x = firstSorted(sorted); x !== NIL; x = nextSorted(sorted, x)) {
+      // Each entry's value follows its key in `data` (SkipList.sortedEntries).
+      builder.addAdjacent(data, sortedKeyOffset(sorted, x), sortedKeyLength(sorted, x), sortedValueLength(sorted, x));
+      i++;
+      if (yieldEvery > 0 && i % yieldEvery === 0) await yieldToEventLoop();
     }
+    assert(i === count, 'skiplist count disagrees with its level-0 chain');
     const info = builder.finish();
     assert(info.entryCount === count, 'flush lost entries');
     await file.sync();

@@ -15,7 +15,6 @@ import { logFileName, parseFileName } from '../base/file-names.js';
 import { joinPath, type FileSystem } from '../env/file-system.js';
 import { assert } from '../util/assert.js';
 import type { MemTable } from '../memtable/memtable.js';
-import type { SortedEntries } from '../memtable/skiplist.js';
 import type { VersionSet } from '../version/version-set.js';
 import { VersionEdit } from '../version/version-edit.js';
 import type { FileMetadata } from '../version/file-metadata.js';
@@ -31,8 +30,6 @@ export interface FlushResult {
   fileNumber: number;
   bytesWritten: number;
   walsDeleted: number;
-  /** The memtable export, given back for the next flush to fill (exportSorted's `reuse`). */
-  sorted: SortedEntries | null;
 }
 
 /**
@@ -49,26 +46,18 @@ export async function hasFreeSpace(fs: FileSystem, dir: string, bytes: number): 
   return st.availableBytes >= bytes;
 }
 
-/** A built flush table, and the export it was built from when it can be reused (else null). */
-export interface FlushBuilt {
-  meta: FileMetadata;
-  sorted: SortedEntries | null;
-}
-
 /** Builds the table of a FlushSpec: in the background worker, or on this thread in slices. */
-export type FlushBuilder = (spec: FlushSpec) => Promise<FlushBuilt>;
+export type FlushBuilder = (spec: FlushSpec) => Promise<FileMetadata>;
 
 /** The main-thread builder: yields to the event loop every FLUSH_YIELD_ENTRIES entries. */
 export function flushOnThisThread(fs: FileSystem): FlushBuilder {
-  return async (spec) => ({ meta: await buildFlushTable(fs, spec, FLUSH_YIELD_ENTRIES), sorted: spec.sorted });
+  return (spec) => buildFlushTable(fs, spec, FLUSH_YIELD_ENTRIES);
 }
 
 /** How a flush runs; every field has a main-thread default. */
 export interface FlushHow {
   /** Builds the table (default: here, in slices). */
   build?: FlushBuilder;
-  /** An earlier export to refill (see FlushResult.sorted). */
-  reuse?: SortedEntries | null;
   /** Removes an obsolete WAL (default: removeQuietly, synchronously). */
   remove?: (path: string) => void;
 }
@@ -93,13 +82,14 @@ export async function flushMemTable(
     throw new LightningError('DISK_FULL', `not enough free space in ${dir} to flush ${mem.approximateBytes} bytes`);
   }
   const fileNumber = versions.newFileNumber();
-  const { meta, sorted } = await build({
+  // The builder reads the memtable's buffers in place (the memtable takes no more writes).
+  const meta = await build({
     dir,
     fileNumber,
     blockSizeBytes: options.blockSizeBytes,
     bloomBitsPerKey: options.bloomBitsPerKey,
     compression: options.compression,
-    sorted: mem.exportSorted(how.reuse ?? null),
+    sorted: mem.sortedEntries(),
   });
   assert(meta.number === fileNumber, 'flush built a different table');
   const edit = new VersionEdit();
@@ -108,7 +98,7 @@ export async function flushMemTable(
   edit.lastSequence = lastSeq;
   await versions.logAndApply(edit);
   const walsDeleted = deleteObsoleteWals(fs, dir, logNumber, how.remove);
-  return { fileNumber, bytesWritten: meta.sizeBytes, walsDeleted, sorted };
+  return { fileNumber, bytesWritten: meta.sizeBytes, walsDeleted };
 }
 
 /**

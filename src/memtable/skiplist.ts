@@ -10,6 +10,10 @@
  * views handed out earlier keep pointing into the old arena, whose bytes never change.
  *
  * Heights come from the injected seeded Random so runs replay exactly.
+ *
+ * The arena and the rows live in SharedArrayBuffers: once the memtable is immutable, the flush
+ * worker walks them in place (sortedEntries) instead of receiving a copy, and after the flush
+ * the DB hands them to the next memtable (release, then the constructor's `storage`).
  */
 import { assert } from '../util/assert.js';
 import { KeyProbe, viewOf } from '../base/key-probe.js';
@@ -33,14 +37,55 @@ const INITIAL_ROW_INTS = 8 * 1024;
 const INITIAL_ARENA_BYTES = 64 * 1024;
 
 /**
- * A memtable's entries in internal-key order, structured-clonable: entry i < count has its key at
- * bytes[entries[3i], entries[3i] + entries[3i+1]) and its value in the entries[3i+2] bytes after
- * it. The arrays may be longer than needed (a reused export).
+ * A frozen skiplist's entries in internal-key order, shared with another thread (the arrays view
+ * SharedArrayBuffers, so posting them copies nothing). Walk them with firstSorted / nextSorted:
+ * node x has its key at bytes[sortedKeyOffset(x), + sortedKeyLength(x)) and its value in the
+ * sortedValueLength(x) bytes right after it. Valid only while the skiplist takes no inserts and
+ * has not been released.
  */
 export interface SortedEntries {
-  bytes: Uint8Array<ArrayBuffer>;
-  entries: Int32Array<ArrayBuffer>;
+  bytes: Uint8Array;
+  rows: Int32Array;
   count: number;
+  /** Bytes of keys and values in `bytes` (the rest of it is unused). */
+  usedBytes: number;
+}
+
+/** The first node of a SortedEntries walk (NIL if empty). */
+export function firstSorted(s: SortedEntries): number {
+  return s.rows[HEAD + LINKS] as number;
+}
+
+/** The node after `node` in key order, or NIL. */
+export function nextSorted(s: SortedEntries, node: number): number {
+  return s.rows[node + LINKS] as number;
+}
+
+export function sortedKeyOffset(s: SortedEntries, node: number): number {
+  return s.rows[node + KEY_OFF] as number;
+}
+
+export function sortedKeyLength(s: SortedEntries, node: number): number {
+  return s.rows[node + KEY_LEN] as number;
+}
+
+export function sortedValueLength(s: SortedEntries, node: number): number {
+  return s.rows[node + VALUE_LEN] as number;
+}
+
+/** A released skiplist's arena and rows, for a new skiplist to reuse (see release). */
+export interface SkipListStorage {
+  arena: Buffer;
+  rows: Int32Array;
+}
+
+/** A Buffer over a new SharedArrayBuffer (zeroed pages, resident only once written). */
+function sharedBytes(bytes: number): Buffer {
+  return Buffer.from(new SharedArrayBuffer(bytes));
+}
+
+function sharedInts(count: number): Int32Array {
+  return new Int32Array(new SharedArrayBuffer(count * 4));
 }
 
 export class SkipList {
@@ -60,7 +105,7 @@ export class SkipList {
    * fixed MAX_HEIGHT row, and the fields a search reads sit together: one cache line per hop.
    * rows[node + LINKS + level] = next node at that level, or NIL. The head (id 0) has every level.
    */
-  private rows = new Int32Array(INITIAL_ROW_INTS);
+  private rows: Int32Array;
   private rowsUsed = LINKS + MAX_HEIGHT;
   private count = 0;
   private height = 1;
@@ -69,14 +114,24 @@ export class SkipList {
   private readonly hint = new Int32Array(MAX_HEIGHT);
   private lastInserted = NIL;
   private readonly rng: Random;
+  /** True after release(): a reader still walking the list is a bug (MemTableIterator asserts). */
+  released = false;
 
   /**
    * `arenaBytes`: the arena's first size. Sized for the whole memtable, it never grows (no copy,
    * no discarded smaller arenas for the garbage collector); pages not yet written are not resident.
+   * `storage` (a released skiplist's) is reused instead: its pages are already resident, and no new
+   * ones wait for the garbage collector. Each of its arrays is reused only if it is at least the
+   * size a new one would have and at most twice `arenaBytes` (one outsized memtable's buffers are
+   * dropped rather than kept for the rest of the session).
    */
-  constructor(rng: Random, arenaBytes = INITIAL_ARENA_BYTES) {
+  constructor(rng: Random, arenaBytes = INITIAL_ARENA_BYTES, storage: SkipListStorage | null = null) {
     assert(Number.isSafeInteger(arenaBytes) && arenaBytes > 0, 'arena size must be a positive integer');
-    this.arena = Buffer.allocUnsafeSlow(arenaBytes);
+    const keepBytes = 2 * arenaBytes;
+    const arena = storage?.arena;
+    this.arena = arena !== undefined && arena.length >= arenaBytes && arena.length <= keepBytes ? arena : sharedBytes(arenaBytes);
+    const rows = storage?.rows;
+    this.rows = rows !== undefined && rows.length >= INITIAL_ROW_INTS && rows.byteLength <= keepBytes ? rows : sharedInts(INITIAL_ROW_INTS);
     this.view = viewOf(this.arena);
     this.rng = rng;
     this.rows.fill(NIL, HEAD + LINKS, HEAD + LINKS + MAX_HEIGHT);
@@ -93,25 +148,30 @@ export class SkipList {
   }
 
   /**
-   * The entries in order, as plain data another thread can take (flush-table.ts): a copy of the
-   * key/value bytes and, per entry, [key offset, key length, value length] into that copy. One
-   * walk of level 0 and one bulk copy; the list itself is not changed. `reuse` (an earlier
-   * export the flush gave back) is filled instead of allocating when it is large enough.
+   * The entries in order, shared in place (no copy) with the thread that builds the flush table.
+   * Requires: no insert from now on (the memtable is immutable) and no release() while in use.
    */
-  exportSorted(reuse: SortedEntries | null = null): SortedEntries {
-    const bytes = reuse !== null && reuse.bytes.length >= this.arenaUsed ? reuse.bytes : new Uint8Array(this.arenaUsed);
-    bytes.set(this.arena.subarray(0, this.arenaUsed));
-    const need = this.count * 3;
-    const entries = reuse !== null && reuse.entries.length >= need ? reuse.entries : new Int32Array(need);
-    const rows = this.rows;
-    let i = 0;
-    for (let x = rows[HEAD + LINKS] as number; x !== NIL; x = rows[x + LINKS] as number) {
-      entries[i++] = rows[x + KEY_OFF] as number;
-      entries[i++] = rows[x + KEY_LEN] as number;
-      entries[i++] = rows[x + VALUE_LEN] as number;
-    }
-    assert(i === need, 'skiplist count disagrees with its level-0 chain');
-    return { bytes, entries, count: this.count };
+  sortedEntries(): SortedEntries {
+    return { bytes: this.arena, rows: this.rows, count: this.count, usedBytes: this.arenaUsed };
+  }
+
+  /**
+   * Gives up the arena and rows for a new skiplist to reuse, and becomes empty. Requires: nothing
+   * still reads this list (no open iterator, no flush, no view of a key or value kept).
+   */
+  release(): SkipListStorage {
+    this.released = true;
+    const storage: SkipListStorage = { arena: this.arena, rows: this.rows };
+    this.arena = Buffer.alloc(0);
+    this.view = viewOf(this.arena);
+    this.rows = new Int32Array(LINKS + MAX_HEIGHT).fill(NIL, HEAD + LINKS);
+    this.rowsUsed = LINKS + MAX_HEIGHT;
+    this.arenaUsed = 0;
+    this.count = 0;
+    this.height = 1;
+    this.lastInserted = NIL;
+    this.hint.fill(HEAD);
+    return storage;
   }
 
   // ---- node accessors (views are valid for as long as they are referenced) ----
@@ -255,14 +315,14 @@ export class SkipList {
   private appendNode(klen: number, vlen: number, height: number): number {
     const bytes = klen + vlen;
     if (this.arenaUsed + bytes > this.arena.length) {
-      const grown = Buffer.allocUnsafeSlow(Math.max(this.arena.length * 2, this.arenaUsed + bytes));
+      const grown = sharedBytes(Math.max(this.arena.length * 2, this.arenaUsed + bytes));
       this.arena.copy(grown, 0, 0, this.arenaUsed);
       this.arena = grown;
       this.view = viewOf(grown);
     }
     const rowInts = LINKS + height;
     if (this.rowsUsed + rowInts > this.rows.length) {
-      const grown = new Int32Array(Math.max(this.rows.length * 2, this.rowsUsed + rowInts));
+      const grown = sharedInts(Math.max(this.rows.length * 2, this.rowsUsed + rowInts));
       grown.set(this.rows.subarray(0, this.rowsUsed));
       this.rows = grown;
     }

@@ -164,12 +164,18 @@ export class BloomFilterBuilder {
 
 /**
  * An empty cache-local filter of about `bits` bits with `k` probes per key, to be filled key by key
- * with addHashToFilter (a memtable's filter, which grows with its writes).
+ * with addHashToFilter (a memtable's filter, which grows with its writes). `reuse`, an old filter
+ * of exactly that size, is cleared and returned instead of allocating.
  */
-export function emptyFilter(bits: number, k: number): Buffer {
+export function emptyFilter(bits: number, k: number, reuse: Buffer | null = null): Buffer {
   assert(k >= BLOOM_PROBES_MIN && k <= BLOOM_PROBES_MAX, 'bloom probe count out of range');
   const bytes = Math.ceil(Math.max(BLOOM_BITS_MIN, bits) / LINE_BITS) * LINE_BYTES;
-  const filter = Buffer.alloc(bytes + 1);
+  let filter: Buffer;
+  if (reuse !== null && reuse.length === bytes + 1) {
+    filter = reuse.fill(0);
+  } else {
+    filter = Buffer.alloc(bytes + 1);
+  }
   filter[bytes] = CACHE_LOCAL | k;
   return filter;
 }

@@ -5,7 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { MemTable } from '../../src/memtable/memtable.js';
+import { MemTable, type MemTableStorage } from '../../src/memtable/memtable.js';
+import { NIL, firstSorted, nextSorted, sortedKeyLength, sortedKeyOffset, sortedValueLength } from '../../src/memtable/skiplist.js';
 import { KIND_DELETE, KIND_VALUE, compareInternalKeys, makeInternalKey } from '../../src/base/internal-key.js';
 import { testSeed } from '../harness/seed.js';
 import { bloomHash } from '../../src/sstable/bloom-filter.js';
@@ -63,37 +64,83 @@ test('memtable matches a sorted model (ascending runs, random keys, versions)', 
   );
 });
 
-test('exportSorted lists every entry in iterator order, into a reused export when it is big enough', () => {
+/** The entries of a sortedEntries() walk, as key=value hex strings. */
+function listed(e: ReturnType<MemTable['sortedEntries']>): string[] {
+  const out: string[] = [];
+  const bytes = Buffer.from(e.bytes.buffer, e.bytes.byteOffset, e.bytes.byteLength);
+  for (let x = firstSorted(e); x !== NIL; x = nextSorted(e, x)) {
+    const off = sortedKeyOffset(e, x);
+    const keyEnd = off + sortedKeyLength(e, x);
+    out.push(`${bytes.subarray(off, keyEnd).toString('hex')}=${bytes.subarray(keyEnd, keyEnd + sortedValueLength(e, x)).toString('hex')}`);
+  }
+  return out;
+}
+
+function contents(m: MemTable): string[] {
+  const want: string[] = [];
+  const it = m.iterator();
+  for (it.first(); it.valid(); it.next()) want.push(`${it.key().toString('hex')}=${it.value().toString('hex')}`);
+  it.close();
+  return want;
+}
+
+test('sortedEntries walks every entry in iterator order, in shared memory', () => {
   fc.assert(
     fc.property(fc.array(fc.tuple(fc.nat(3000), fc.nat(40)), { minLength: 1, maxLength: 300 }), fc.nat(), fc.constantFrom(0, 100, 1 << 20), (puts, seed, capacity) => {
       const m = new MemTable(seed, capacity);
       puts.forEach(([k, vlen], i) => m.add(i + 1, KIND_VALUE, Buffer.from(`key${k}`), Buffer.alloc(vlen, i & 0xff)));
-      const want: string[] = [];
-      const it = m.iterator();
-      for (it.first(); it.valid(); it.next()) want.push(`${it.key().toString('hex')}=${it.value().toString('hex')}`);
-      const listed = (e: ReturnType<MemTable['exportSorted']>): string[] => {
-        const out: string[] = [];
-        const bytes = Buffer.from(e.bytes.buffer, e.bytes.byteOffset, e.bytes.byteLength);
-        for (let i = 0; i < e.count; i++) {
-          const off = e.entries[3 * i] as number;
-          const keyEnd = off + (e.entries[3 * i + 1] as number);
-          out.push(`${bytes.subarray(off, keyEnd).toString('hex')}=${bytes.subarray(keyEnd, keyEnd + (e.entries[3 * i + 2] as number)).toString('hex')}`);
-        }
-        return out;
-      };
-      const fresh = m.exportSorted();
-      assert.equal(fresh.count, puts.length);
-      assert.deepEqual(listed(fresh), want);
-      // A larger export from before (stale contents) is refilled in place.
-      const big = { bytes: new Uint8Array(fresh.bytes.length + 64).fill(0xee), entries: new Int32Array(fresh.entries.length + 9).fill(-1), count: 0 };
-      const again = m.exportSorted(big);
-      assert.equal(again.bytes, big.bytes);
-      assert.equal(again.entries, big.entries);
-      assert.deepEqual(listed(again), want);
-      // Too small: a new one.
-      const small = { bytes: new Uint8Array(1), entries: new Int32Array(0), count: 0 };
-      assert.notEqual(m.exportSorted(small).bytes, small.bytes);
+      const e = m.sortedEntries();
+      assert.equal(e.count, puts.length);
+      assert.ok(e.bytes.buffer instanceof SharedArrayBuffer && e.rows.buffer instanceof SharedArrayBuffer);
+      assert.deepEqual(listed(e), contents(m));
     }),
+    { seed: testSeed(), numRuns: 100 },
+  );
+});
+
+test('a retired memtable hands its buffers on only after its last iterator closes, and the next memtable starts empty on them', () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.tuple(fc.nat(3000), fc.nat(40)), { minLength: 1, maxLength: 200 }),
+      fc.array(fc.tuple(fc.nat(3000), fc.nat(40)), { maxLength: 200 }),
+      fc.nat(3),
+      fc.nat(),
+      (first, second, openIterators, seed) => {
+        const capacity = 64 * 1024;
+        const a = new MemTable(seed, capacity);
+        first.forEach(([k, vlen], i) => a.add(i + 1, KIND_VALUE, Buffer.from(`key${k}`), Buffer.alloc(vlen, i & 0xff)));
+        const before = contents(a);
+        const its = Array.from({ length: openIterators }, () => a.iterator());
+        for (const it of its) it.first();
+        let spare: MemTableStorage | null = null;
+        a.retire((s) => {
+          spare = s;
+        });
+        // Open iterators keep reading the old entries, untouched.
+        for (let i = 0; i < its.length; i++) {
+          assert.equal(spare, null, 'buffers handed on while an iterator is open');
+          const it = its[i] as ReturnType<MemTable['iterator']>;
+          const seen: string[] = [];
+          for (; it.valid(); it.next()) seen.push(`${it.key().toString('hex')}=${it.value().toString('hex')}`);
+          assert.deepEqual(seen, before);
+          it.close();
+          it.close(); // twice is harmless
+        }
+        assert.notEqual(spare, null, 'buffers not handed on after the last iterator closed');
+        const b = new MemTable(seed + 1, capacity, spare);
+        assert.equal(b.entryCount, 0);
+        assert.deepEqual(contents(b), []);
+        const model = new MemTable(seed + 1, capacity);
+        second.forEach(([k, vlen], i) => {
+          for (const m of [b, model]) m.add(i + 1, KIND_VALUE, Buffer.from(`key${k}`), Buffer.alloc(vlen, (i * 7) & 0xff));
+        });
+        assert.deepEqual(contents(b), contents(model));
+        for (const [k] of first) {
+          const key = Buffer.from(`key${k}`);
+          assert.deepEqual(b.get(key, 1_000_000, bloomHash(key)), model.get(key, 1_000_000, bloomHash(key)));
+        }
+      },
+    ),
     { seed: testSeed(), numRuns: 100 },
   );
 });

@@ -23,7 +23,7 @@ import { open, NodeFs, type Database } from '../../src/index.js';
 import { CompactionThread } from '../../src/compaction/compaction-thread.js';
 import { mergeTables, type MergeOutcome, type MergeSpec } from '../../src/compaction/merge-tables.js';
 import type { FlushSpec } from '../../src/db/flush-table.js';
-import type { FlushBuilt } from '../../src/db/flush.js';
+import type { FileMetadata } from '../../src/version/file-metadata.js';
 import { ProcessErrorRecorder, assertLightning, describeError } from '../harness/api-helpers.js';
 
 function tempDir(): string {
@@ -72,7 +72,7 @@ class WatchedFlushes extends CompactionThread {
     super('flush');
   }
 
-  override async flush(spec: FlushSpec): Promise<FlushBuilt> {
+  override async flush(spec: FlushSpec): Promise<FileMetadata> {
     this.inFlight++;
     try {
       const h = this.hold;

@@ -1,17 +1,17 @@
 /**
  * Review (session 9): memtable arenas allocated once at memtableSize (min 64 KiB, capped at
- * 256 MiB) and the flush export that is refilled by the next flush.
+ * 256 MiB) and (since session 12) handed from each flushed memtable to the next.
  *   - arenas of every edge size filled past their capacity, including single entries far larger
  *     than the arena: order, point reads and values handed out before the arena grew stay right;
- *   - chains of exports reused across memtables of different sizes (bytes big enough but entries
- *     not, and the reverse), each built into a table (buildFlushTable) and read back;
+ *   - chains of retired memtables' buffers reused by memtables of other shapes (few large entries,
+ *     many small ones, and the reverse), each built into a table (buildFlushTable) and read back;
  *   - databases with memtableSize at the minimum and at the maximum, and single batches far
  *     larger than the memtable (MemFs, main-thread flushes that refill the spare export).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MemTable } from '../../src/memtable/memtable.js';
-import type { SortedEntries } from '../../src/memtable/skiplist.js';
+import { MemTable, type MemTableStorage } from '../../src/memtable/memtable.js';
+import { NIL, firstSorted, nextSorted, sortedKeyLength, sortedKeyOffset, sortedValueLength, type SortedEntries } from '../../src/memtable/skiplist.js';
 import { KIND_DELETE, KIND_VALUE, compareInternalKeys, makeInternalKey } from '../../src/base/internal-key.js';
 import { buildFlushTable } from '../../src/db/flush-table.js';
 import { tableFileName } from '../../src/base/file-names.js';
@@ -45,11 +45,12 @@ function fillMem(m: MemTable, rng: Random, n: number, seqStart: number, maxValue
 function listExport(e: SortedEntries): Put[] {
   const bytes = Buffer.from(e.bytes.buffer, e.bytes.byteOffset, e.bytes.byteLength);
   const out: Put[] = [];
-  for (let i = 0; i < e.count; i++) {
-    const off = e.entries[3 * i] as number;
-    const keyEnd = off + (e.entries[3 * i + 1] as number);
-    out.push({ ikey: bytes.subarray(off, keyEnd), value: bytes.subarray(keyEnd, keyEnd + (e.entries[3 * i + 2] as number)) });
+  for (let x = firstSorted(e); x !== NIL; x = nextSorted(e, x)) {
+    const off = sortedKeyOffset(e, x);
+    const keyEnd = off + sortedKeyLength(e, x);
+    out.push({ ikey: bytes.subarray(off, keyEnd), value: bytes.subarray(keyEnd, keyEnd + sortedValueLength(e, x)) });
   }
+  assert.equal(out.length, e.count, 'walk length');
   return out;
 }
 
@@ -88,17 +89,17 @@ test('arenas of edge sizes filled past capacity, single entries larger than the 
     samePuts(listed, puts, `SEED=${seed} capacity ${capacity} iterator`);
     const got = m.get(Buffer.from('huge'), 1e9);
     assert.ok(got.found && !got.deleted && got.value.equals(huge));
-    samePuts(listExport(m.exportSorted()), puts, `capacity ${capacity} export`);
+    samePuts(listExport(m.sortedEntries()), puts, `capacity ${capacity} export`);
     assert.ok(m.approximateBytes >= huge.length);
   }
 });
 
-test('export chains: reused exports too small in bytes or in entries, built into tables and read back', async () => {
+test('storage chains: retired memtables of every shape reused by the next, built into tables and read back', async () => {
   const seed = testSeed();
   const rng = new Random(seed);
   const fs = new MemFs();
   fs.mkdir('/t');
-  let spare: SortedEntries | null = null;
+  let spare: MemTableStorage | null = null;
   // [entries, max value]: entry counts and byte totals swing in both directions
   const shapes: [number, number][] = [
     [2000, 4],
@@ -113,17 +114,10 @@ test('export chains: reused exports too small in bytes or in entries, built into
   let file = 1;
   for (let round = 0; round < 3; round++) {
     for (const [n, maxValue] of shapes) {
-      const m = new MemTable(seed + file, 64 * 1024);
+      const m = new MemTable(seed + file, 64 * 1024, spare);
       const puts = fillMem(m, rng, n, 1000 * file, maxValue);
-      const prevBytes = spare?.bytes.length ?? -1;
-      const prevEntries = spare?.entries.length ?? -1;
-      const e = m.exportSorted(spare);
-      // a reused array keeps stale bytes past what this export uses
-      if (spare !== null) {
-        if (e.bytes !== spare.bytes) assert.ok(e.bytes.length > prevBytes, 'a new bytes array only when the spare is too small');
-        if (e.entries !== spare.entries) assert.ok(3 * n > prevEntries, 'a new entries array only when the spare is too small');
-        else assert.ok(prevEntries >= 3 * n);
-      }
+      // reused buffers keep stale bytes and rows past what this memtable uses
+      const e = m.sortedEntries();
       samePuts(listExport(e), puts, `SEED=${seed} file ${file} export`);
       const meta = await buildFlushTable(fs, { dir: '/t', fileNumber: file, blockSizeBytes: 512, bloomBitsPerKey: 10, compression: round === 1 ? 'lz' : 'none', sorted: e }, round === 1 ? 7 : 0);
       assert.equal(meta.entryCount, n);
@@ -135,7 +129,11 @@ test('export chains: reused exports too small in bytes or in entries, built into
       r.close();
       samePuts(listed, puts, `SEED=${seed} file ${file} table`);
       assert.ok(meta.smallest.equals((puts[0] as Put).ikey) && meta.largest.equals((puts[puts.length - 1] as Put).ikey), 'table key range');
-      spare = e;
+      spare = null;
+      m.retire((s) => {
+        spare = s;
+      });
+      assert.notEqual(spare, null, 'a memtable without iterators hands its buffers on at once');
       file++;
     }
   }

@@ -1,11 +1,11 @@
 /**
- * Review (session 9): the flush export kept for reuse (Database.spareExport) is refilled whenever
- * it is large enough, so one unusually large memtable (a single batch far above memtableSize)
- * leaves an export of its size pinned for the rest of the session: every later flush "fits" and
- * reuses it, and nothing ever lets it go. The commit's goal was lower peak memory; the rest of
- * the engine avoids keeping buffers sized for one outlier (TableIterator's block copy, the WAL
- * group buffer, the block-cache slots). This test expects the spare to shrink back to the order
- * of memtableSize once normal-sized flushes follow.
+ * Review (session 9): buffers kept for reuse across flushes must not stay sized for one outlier.
+ * Then it was the flush export (Database.spareExport); since session 12 it is the last flushed
+ * memtable's arena, rows and filter (Database.spareMemTable), handed to the next memtable. One
+ * unusually large memtable (a single batch far above memtableSize) must not leave buffers of its
+ * size pinned for the rest of the session, as the rest of the engine avoids (TableIterator's block
+ * copy, the WAL group buffer, the block-cache slots). This test expects the spare to shrink back
+ * to the order of memtableSize once normal-sized flushes follow.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,11 +14,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { open, type Database, type OpenOptions } from '../../src/index.js';
 import { MemFs } from '../../src/env/mem-fs.js';
-import type { SortedEntries } from '../../src/memtable/skiplist.js';
+import type { MemTableStorage } from '../../src/memtable/memtable.js';
 
 function spareBytes(db: Database): number {
-  const s = (db as unknown as { spareExport: SortedEntries | null }).spareExport;
-  return s === null ? 0 : s.bytes.byteLength + s.entries.byteLength;
+  const s = (db as unknown as { spareMemTable: MemTableStorage | null }).spareMemTable;
+  return s === null ? 0 : s.list.arena.byteLength + s.list.rows.byteLength + s.filter.byteLength;
 }
 
 async function outlierThenNormal(db: Database): Promise<number> {
@@ -46,7 +46,7 @@ test('an outlier memtable does not pin its export for the rest of the session (m
   const db = await open('/db', opts);
   try {
     const kept = await outlierThenNormal(db);
-    assert.ok(kept <= 16 * memtableSize, `after 40 ordinary flushes the spare export still holds ${kept} bytes (memtableSize ${memtableSize})`);
+    assert.ok(kept <= 16 * memtableSize, `after 40 ordinary flushes the spare memtable buffers still hold ${kept} bytes (memtableSize ${memtableSize})`);
   } finally {
     await db.close();
   }
@@ -59,7 +59,7 @@ test('an outlier memtable does not pin its export for the rest of the session (w
   try {
     const kept = await outlierThenNormal(db);
     assert.equal(db.stats().flushes.thread, 'worker');
-    assert.ok(kept <= 16 * memtableSize, `after 40 ordinary flushes the spare export still holds ${kept} bytes (memtableSize ${memtableSize})`);
+    assert.ok(kept <= 16 * memtableSize, `after 40 ordinary flushes the spare memtable buffers still hold ${kept} bytes (memtableSize ${memtableSize})`);
   } finally {
     await db.close();
     fs.rmSync(dir, { recursive: true, force: true });
