@@ -181,9 +181,9 @@ async function runFill(dir, workload, order, report_) {
 }
 
 /** One workload in its own fresh DB (single-op write workloads and txn). */
-async function runFresh(workload, durable, fn) {
+async function runFresh(workload, durable, fn, variant = 'default') {
   const dir = freshDir();
-  const h = await adapter.open(dir, { durable, cacheBytes });
+  const h = await adapter.open(dir, { durable, cacheBytes, variant });
   try {
     const io0 = W.ioWriteBytes();
     const r = await fn({ ...baseCtx, h });
@@ -198,9 +198,17 @@ async function runFresh(workload, durable, fn) {
       extra.ioWriteAmp = io0 === null || io1 === null ? null : (io1 - io0) / r.bytes;
     }
     if (info.ours) Object.assign(extra, writeAmp(stats), { ours: oursSummary(stats) });
-    report(workload, 'default', r, extra);
+    report(workload, variant, r, extra);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A durable-write workload, plus its (getSync) variant where the engine has synchronous fsync. */
+async function runDurable(workload, writers) {
+  await attempt(workload, 'default', () => runFresh(workload, true, (c) => W.fillSync(c, workload, writers)));
+  if (info.syncDurableWrites) {
+    await attempt(workload, 'getSync', () => runFresh(workload, true, (c) => W.fillSync({ ...c, variant: 'getSync' }, workload, writers), 'getSync'));
   }
 }
 
@@ -215,8 +223,8 @@ if (group === 'seq') {
   }
 } else if (group === 'single') {
   if (has('putsingle')) await attempt('putsingle', 'default', () => runFresh('putsingle', false, (c) => W.putSingle(c)));
-  if (has('fillsync')) await attempt('fillsync', 'default', () => runFresh('fillsync', true, (c) => W.fillSync(c, 'fillsync', 1)));
-  if (has('fillsync16')) await attempt('fillsync16', 'default', () => runFresh('fillsync16', true, (c) => W.fillSync(c, 'fillsync16', 16)));
+  if (has('fillsync')) await runDurable('fillsync', 1);
+  if (has('fillsync16')) await runDurable('fillsync16', 16);
 } else if (group === 'txn') {
   if (has('txn')) {
     if (!info.txn) emit({ type: 'skip', workload: 'txn', variant: 'default', reason: 'not supported' });

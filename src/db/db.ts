@@ -668,7 +668,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
       if (wal === null) return; // every write of the group failed validation
       if (sync) {
         try {
-          await wal.sync();
+          await wal.sync(this.options.inlineSync);
         } catch (e) {
           this.setBackgroundError(e, 'wal-sync');
           throw e;

@@ -164,9 +164,9 @@ export class FaultFs implements FileSystem {
         this.checkWrite(inner, buf, bufOffset, length, position);
         inner.write(buf, bufOffset, length, position);
       },
-      sync: async () => {
+      sync: async (inline?: boolean) => {
         this.check('sync', path); // Inside an async function, so a fault is a rejection.
-        await inner.sync();
+        await inner.sync(inline);
       },
       size: () => inner.size(),
       truncate: (length) => {

@@ -27,8 +27,12 @@ export interface FileHandle {
    * when this returns, but not durable until `sync()` resolves.
    */
   write(buf: Uint8Array, bufOffset: number, length: number, position: number | null): void;
-  /** Makes every byte written so far durable (fdatasync). */
-  sync(): Promise<void>;
+  /**
+   * Makes every byte written so far durable (fdatasync). `inline` asks for the fdatasync to run on
+   * the calling thread, blocking it (the result is still a promise; a failure rejects it), rather
+   * than in a background thread; implementations without that distinction ignore it.
+   */
+  sync(inline?: boolean): Promise<void>;
   /** Current file size in bytes. */
   size(): number;
   /** Truncates (or extends with zeros) to `length` bytes. Not durable until `sync()`. */

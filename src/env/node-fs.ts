@@ -80,9 +80,17 @@ class NodeFileHandle implements FileHandle {
     assert(done === length, 'every byte written');
   }
 
-  sync(): Promise<void> {
+  sync(inline = false): Promise<void> {
     if (this.closed) return Promise.reject(new FsError('EBADF', 'fdatasync', this.path));
     const fd = this.fd;
+    if (inline) {
+      try {
+        fs.fdatasyncSync(fd);
+        return Promise.resolve();
+      } catch (e) {
+        return Promise.reject(e as Error);
+      }
+    }
     return new Promise((resolve, reject) => {
       fs.fdatasync(fd, (err) => (err === null ? resolve() : reject(err)));
     });

@@ -116,12 +116,12 @@ export class RecordWriter {
     while (this.backgroundSync !== null) await this.backgroundSync;
   }
 
-  /** Makes every record added so far durable. */
-  async sync(): Promise<void> {
+  /** Makes every record added so far durable; `inline`: see FileHandle.sync. */
+  async sync(inline = false): Promise<void> {
     this.throwIfFailed();
     this.syncStartBytes = this.offsetBytes;
     try {
-      await this.file.sync();
+      await this.file.sync(inline);
     } catch (e) {
       throw this.fail(e, 'sync');
     }

@@ -18,9 +18,9 @@ import { withSeed } from '../harness/seed.js';
 const CHILD = path.join(path.dirname(fileURLToPath(import.meta.url)), 'kill-child.js');
 
 /** Runs the child until it has acknowledged `acks` writes, then SIGKILLs it. Returns acked keys. */
-function runAndKill(dir: string, acks: number): Promise<Set<number>> {
+function runAndKill(dir: string, acks: number, syncMode: 'pool' | 'inline'): Promise<Set<number>> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CHILD, dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CHILD, dir, syncMode], { stdio: ['ignore', 'pipe', 'pipe'] });
     const acked = new Set<number>();
     let buf = '';
     let stderr = '';
@@ -47,14 +47,14 @@ function runAndKill(dir: string, acks: number): Promise<Set<number>> {
   });
 }
 
-test('SIGKILL during durable writes loses no acknowledged write', { timeout: 120_000 }, async () => {
-  await withSeed('kill test', async (seed) => {
+for (const syncMode of ['pool', 'inline'] as const) test(`SIGKILL during durable writes loses no acknowledged write (fdatasync: ${syncMode})`, { timeout: 120_000 }, async () => {
+  await withSeed(`kill test, ${syncMode}`, async (seed) => {
     const rng = new Random(seed);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ldb-kill-'));
     try {
       const allAcked = new Set<number>();
       for (let round = 0; round < 3; round++) {
-        const acked = await runAndKill(dir, 200 + rng.nextInt(1500));
+        const acked = await runAndKill(dir, 200 + rng.nextInt(1500), syncMode);
         for (const n of acked) allAcked.add(n);
         const db = await open(dir);
         const present: number[] = [];

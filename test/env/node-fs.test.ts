@@ -239,3 +239,15 @@ test('mkdir of a path that can never be created fails instead of looping (Node 2
   const nfs = new NodeFs();
   assert.throws(() => nfs.mkdir('/proc/lightning-db-cannot-exist/sub'), (e: unknown) => typeof (e as { code?: unknown }).code === 'string');
 });
+
+test('sync(inline) runs fdatasync on the calling thread: resolves, and rejects with EBADF once closed', async () => {
+  const nfs = new NodeFs();
+  const file = path.join(freshDir(), 'inline');
+  const h = nfs.open(file, 'create-excl');
+  h.write(Buffer.from('abc'), 0, 3, 0);
+  await h.sync(true);
+  h.close();
+  await assert.rejects(h.sync(true), { code: 'EBADF' });
+  await assert.rejects(h.sync(false), { code: 'EBADF' });
+  assert.equal(readAll(nfs, file).toString(), 'abc');
+});
