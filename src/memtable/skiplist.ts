@@ -73,10 +73,22 @@ export function sortedValueLength(s: SortedEntries, node: number): number {
   return s.rows[node + VALUE_LEN] as number;
 }
 
-/** A released skiplist's arena and rows, for a new skiplist to reuse (see release). */
+/**
+ * A released skiplist's arena and rows, for a new skiplist to reuse (see release); null where the
+ * list had outgrown the size worth keeping.
+ */
 export interface SkipListStorage {
-  arena: Buffer;
-  rows: Int32Array;
+  arena: Buffer | null;
+  rows: Int32Array | null;
+}
+
+/**
+ * True if an arena or rows array of `bytes` is worth reusing for a list whose arena starts at
+ * `arenaBytes`: at most twice that. A list that one outsized batch grew keeps nothing of that size
+ * alive for the rest of the session.
+ */
+function worthKeeping(bytes: number, arenaBytes: number): boolean {
+  return bytes <= 2 * arenaBytes;
 }
 
 /** A Buffer over a new SharedArrayBuffer (zeroed pages, resident only once written). */
@@ -116,22 +128,23 @@ export class SkipList {
   private readonly rng: Random;
   /** True after release(): a reader still walking the list is a bug (MemTableIterator asserts). */
   released = false;
+  /** The arena's first size (the constructor's `arenaBytes`). */
+  private readonly arenaBytes: number;
 
   /**
    * `arenaBytes`: the arena's first size. Sized for the whole memtable, it never grows (no copy,
    * no discarded smaller arenas for the garbage collector); pages not yet written are not resident.
    * `storage` (a released skiplist's) is reused instead: its pages are already resident, and no new
    * ones wait for the garbage collector. Each of its arrays is reused only if it is at least the
-   * size a new one would have and at most twice `arenaBytes` (one outsized memtable's buffers are
-   * dropped rather than kept for the rest of the session).
+   * size a new one would have and worth keeping (see worthKeeping).
    */
   constructor(rng: Random, arenaBytes = INITIAL_ARENA_BYTES, storage: SkipListStorage | null = null) {
     assert(Number.isSafeInteger(arenaBytes) && arenaBytes > 0, 'arena size must be a positive integer');
-    const keepBytes = 2 * arenaBytes;
-    const arena = storage?.arena;
-    this.arena = arena !== undefined && arena.length >= arenaBytes && arena.length <= keepBytes ? arena : sharedBytes(arenaBytes);
-    const rows = storage?.rows;
-    this.rows = rows !== undefined && rows.length >= INITIAL_ROW_INTS && rows.byteLength <= keepBytes ? rows : sharedInts(INITIAL_ROW_INTS);
+    this.arenaBytes = arenaBytes;
+    const arena = storage?.arena ?? null;
+    this.arena = arena !== null && arena.length >= arenaBytes && worthKeeping(arena.length, arenaBytes) ? arena : sharedBytes(arenaBytes);
+    const rows = storage?.rows ?? null;
+    this.rows = rows !== null && rows.length >= INITIAL_ROW_INTS && worthKeeping(rows.byteLength, arenaBytes) ? rows : sharedInts(INITIAL_ROW_INTS);
     this.view = viewOf(this.arena);
     this.rng = rng;
     this.rows.fill(NIL, HEAD + LINKS, HEAD + LINKS + MAX_HEIGHT);
@@ -156,12 +169,16 @@ export class SkipList {
   }
 
   /**
-   * Gives up the arena and rows for a new skiplist to reuse, and becomes empty. Requires: nothing
-   * still reads this list (no open iterator, no flush, no view of a key or value kept).
+   * Gives up the arena and rows for a new skiplist to reuse (those worth keeping), and becomes
+   * empty. Requires: nothing still reads this list (no open iterator, no flush, no view of a key or
+   * value kept).
    */
   release(): SkipListStorage {
     this.released = true;
-    const storage: SkipListStorage = { arena: this.arena, rows: this.rows };
+    const storage: SkipListStorage = {
+      arena: worthKeeping(this.arena.length, this.arenaBytes) ? this.arena : null,
+      rows: worthKeeping(this.rows.byteLength, this.arenaBytes) ? this.rows : null,
+    };
     this.arena = Buffer.alloc(0);
     this.view = viewOf(this.arena);
     this.rows = new Int32Array(LINKS + MAX_HEIGHT).fill(NIL, HEAD + LINKS);

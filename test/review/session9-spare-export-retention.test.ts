@@ -18,7 +18,7 @@ import type { MemTableStorage } from '../../src/memtable/memtable.js';
 
 function spareBytes(db: Database): number {
   const s = (db as unknown as { spareMemTable: MemTableStorage | null }).spareMemTable;
-  return s === null ? 0 : s.list.arena.byteLength + s.list.rows.byteLength + s.filter.byteLength;
+  return s === null ? 0 : (s.list.arena?.byteLength ?? 0) + (s.list.rows?.byteLength ?? 0) + s.filter.byteLength;
 }
 
 async function outlierThenNormal(db: Database): Promise<number> {
