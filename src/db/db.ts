@@ -605,16 +605,23 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
    */
   private async recoverFromBackgroundError(): Promise<void> {
     try {
-      while (this.flushing !== null) await this.flushing;
-      while (this.compacting !== null) await this.compacting;
+      await this.backgroundSettled();
       const err = this.bg.error;
       if (err === null || this.state !== 'open') return;
+      if (err.code === 'DISK_FULL') {
+        const current = this.wal;
+        assert(current !== null, 'a writable database has a WAL');
+        if (!(await hasFreeSpace(this.fs, this.dir, this.bytesToRecover(current)))) {
+          this.bg.scheduleRetry(() => this.retryBackground());
+          return;
+        }
+        // Work that began before the error may have gone on meanwhile: a rotation ends by starting
+        // its own flush of `imm`, which must not be flushed twice.
+        await this.backgroundSettled();
+        if (this.bg.error === null || this.state !== 'open') return;
+      }
       const wal = this.wal;
       assert(wal !== null, 'a writable database has a WAL');
-      if (err.code === 'DISK_FULL' && !(await hasFreeSpace(this.fs, this.dir, this.bytesToRecover(wal)))) {
-        this.bg.scheduleRetry(() => this.retryBackground());
-        return;
-      }
       // The current WAL (even a failed one) still holds the memtable's writes: keep it live.
       if (this.imm !== null) await this.flushImmutable(this.imm, wal.fileNumber);
       if (wal.failed() !== undefined) await this.replaceFailedWal(wal);
@@ -622,6 +629,16 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
       this.maybeScheduleCompaction();
     } catch (e) {
       this.setBackgroundError(e, 'recovery');
+    }
+  }
+
+  /** Resolves once no rotation, flush or compaction is running (each may start the next). */
+  private async backgroundSettled(): Promise<void> {
+    for (;;) {
+      if (this.rotating !== null) await this.rotating.catch(() => undefined);
+      else if (this.flushing !== null) await this.flushing;
+      else if (this.compacting !== null) await this.compacting;
+      else return;
     }
   }
 
