@@ -38,15 +38,17 @@ export class BlockBuilder {
   private lastKeyLength = 0;
   private finished = false;
 
+  /** `buffer`: a spare buffer to start in (taken over) instead of allocating one. */
   constructor(
     readonly restartInterval: number = RESTART_INTERVAL_DEFAULT,
     initialCapacityBytes = 4096,
+    buffer: Buffer | null = null,
   ) {
     assert(Number.isInteger(restartInterval), 'restart interval must be an integer');
     assert(restartInterval >= 1, 'restart interval must be at least 1');
     assert(restartInterval <= RESTART_INTERVAL_MAX, 'restart interval above maximum');
     assert(initialCapacityBytes > 0, 'initial capacity must be positive');
-    this.buf = Buffer.allocUnsafeSlow(initialCapacityBytes);
+    this.buf = buffer !== null && buffer.length >= initialCapacityBytes ? buffer : Buffer.allocUnsafeSlow(initialCapacityBytes);
     this.restarts = new Uint32Array(64);
     this.restarts[0] = 0;
     this.lastKey = Buffer.allocUnsafeSlow(256);
@@ -148,6 +150,11 @@ export class BlockBuilder {
     this.finished = true;
     assert(off === this.estimatedSizeBytes(), 'block size accounting is off');
     return this.buf.subarray(0, off);
+  }
+
+  /** The (grown) block buffer, for another builder to reuse. Requires: this builder is done with. */
+  buffer(): Buffer {
+    return this.buf;
   }
 
   private addRestart(): void {

@@ -72,6 +72,28 @@ export interface TableInfo {
 
 type BuilderState = 'open' | 'finished' | 'abandoned' | 'failed';
 
+/**
+ * Buffers of finished or abandoned builders (write staging, index block), for the next builder on
+ * the same thread: this module has one instance per thread. Each builder grows these to the size
+ * of its filter and index blocks (~0.5 MiB per 8 MiB table). In a worker, which allocates little
+ * JS and so rarely runs its garbage collector, dropped ones stayed resident.
+ */
+const SPARES_MAX = 2;
+const SPARE_BYTES_MAX = 4 * 1024 * 1024;
+const spareStaging: Buffer[] = [];
+const spareIndexBuffers: Buffer[] = [];
+/** What a builder holds as staging once its buffer went to the spares. */
+const EMPTY_STAGING = Buffer.alloc(0);
+
+function takeSpare(spares: Buffer[], minBytes: number): Buffer {
+  const b = spares.pop();
+  return b !== undefined && b.length >= minBytes ? b : Buffer.allocUnsafeSlow(minBytes);
+}
+
+function giveSpare(spares: Buffer[], b: Buffer): void {
+  if (spares.length < SPARES_MAX && b.length <= SPARE_BYTES_MAX) spares.push(b);
+}
+
 export class TableBuilder {
   private readonly file: FileHandle;
   private readonly blockSizeBytes: number;
@@ -83,7 +105,7 @@ export class TableBuilder {
   private readonly compress: boolean;
 
   /** Staging buffer for file writes; `stagedBytes` of it are pending. */
-  private staging: Buffer = Buffer.allocUnsafeSlow(WRITE_BATCH_BYTES);
+  private staging: Buffer = takeSpare(spareStaging, WRITE_BATCH_BYTES);
   private stagedBytes = 0;
   /** Bytes already handed to file.write(). */
   private writtenBytes = 0;
@@ -122,7 +144,7 @@ export class TableBuilder {
     this.restartInterval = restartInterval;
     this.bloomBitsPerKey = opts.bloomBitsPerKey;
     this.dataBlock = new BlockBuilder(restartInterval, Math.max(4096, opts.blockSizeBytes * 2));
-    this.indexBlock = new BlockBuilder(INDEX_RESTART_INTERVAL);
+    this.indexBlock = new BlockBuilder(INDEX_RESTART_INTERVAL, 4096, spareIndexBuffers.pop() ?? null);
     this.bloom = new BloomFilterBuilder(opts.bloomBitsPerKey, opts.bloomLayout ?? 'cache-local');
   }
 
@@ -213,7 +235,15 @@ export class TableBuilder {
     };
     assert(this.stagedBytes === 0, 'staged bytes left after finish');
     assert(this.file.size() === info.fileSizeBytes, 'table file has bytes not written by us');
+    this.releaseBuffers();
     return info;
+  }
+
+  /** Hands the staging and index buffers to the next builder on this thread (writes are synchronous and copy). */
+  private releaseBuffers(): void {
+    giveSpare(spareStaging, this.staging);
+    giveSpare(spareIndexBuffers, this.indexBlock.buffer());
+    this.staging = EMPTY_STAGING;
   }
 
   /**
@@ -222,8 +252,10 @@ export class TableBuilder {
    */
   abandon(): void {
     assert(this.state !== 'finished', 'abandon() after finish()');
+    if (this.state === 'abandoned') return;
     this.state = 'abandoned';
     this.stagedBytes = 0;
+    this.releaseBuffers();
   }
 
   /** Version 2 only if needed: a table without compressed blocks is a plain version 1 table. */
