@@ -1,4 +1,5 @@
-import type { FileHandle } from '../../src/env/file-system.js';
+import type { FileHandle, FileSystem } from '../../src/env/file-system.js';
+import { RecordReader } from '../../src/wal/record-reader.js';
 
 /** `file` with its reads counted (bytes returned and calls); everything else passes through. */
 export function countingReads(file: FileHandle): { handle: FileHandle; bytes(): number; calls(): number } {
@@ -13,10 +14,24 @@ export function countingReads(file: FileHandle): { handle: FileHandle; bytes(): 
       return n;
     },
     write: (buf, off, len, pos) => file.write(buf, off, len, pos),
-    sync: () => file.sync(),
+    sync: (inline) => file.sync(inline),
     size: () => file.size(),
     truncate: (n) => file.truncate(n),
     close: () => file.close(),
   };
   return { handle, bytes: () => bytes, calls: () => calls };
+}
+
+/** Reads the whole log at `path` with a RecordReader, counting the bytes it reads from the file. */
+export function readLogCounting(fs: FileSystem, path: string): { records: number; torn: number | undefined; readBytes: number } {
+  const file = fs.open(path, 'r');
+  const counted = countingReads(file);
+  try {
+    const reader = new RecordReader(counted.handle, path);
+    let records = 0;
+    while (reader.next() !== undefined) records++;
+    return { records, torn: reader.tornTailOffset, readBytes: counted.bytes() };
+  } finally {
+    file.close();
+  }
 }

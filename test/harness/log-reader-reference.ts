@@ -153,3 +153,16 @@ export function plantRecord(bytes: Buffer, q: number, length: number, type = REC
   bytes[q + 8] = type;
   bytes.writeUInt32LE(maskCrc(crc32(bytes.subarray(q + 4, q + 9 + length))), q);
 }
+
+/**
+ * The newest WAL in `fs` (a crash image), its bytes, and the offset of every whole record in it
+ * (file header first), for tests that damage one record of a database's log.
+ */
+export function newestWalRecords(fs: MemFs): { path: string; bytes: Buffer; starts: number[] } {
+  const path = fs.listAll().filter((p) => p.endsWith('.log')).sort().pop();
+  assert.ok(path !== undefined, 'the image has a WAL');
+  const bytes = fs.readFileRaw(path);
+  const starts: number[] = [];
+  for (let off = 0; off + 9 <= bytes.length; off += 9 + bytes.readUInt32LE(off + 4)) starts.push(off);
+  return { path, bytes, starts };
+}

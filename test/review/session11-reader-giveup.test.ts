@@ -24,6 +24,7 @@ import { MemFs } from '../../src/env/mem-fs.js';
 import { RecordReader } from '../../src/wal/record-reader.js';
 import { RecordWriter } from '../../src/wal/record-writer.js';
 import { testSeed } from '../harness/seed.js';
+import { newestWalRecords } from '../harness/log-reader-reference.js';
 
 const PATH = '/db/000007.log';
 
@@ -164,12 +165,8 @@ test('db level: a flipped byte in a durable boolean-array value must fail strict
   for (let i = 0; i < 5; i++) await db.put(`z${i}`, `after-${i}`, { sync: true });
   const image = mem.crashClone();
   await db.close();
-  const wal = image.listAll().filter((p) => p.endsWith('.log')).sort().pop();
-  assert.ok(wal !== undefined);
-  const bytes = image.readFileRaw(wal);
   // Record boundaries: header, 'a', 'flags', z0..z4.
-  const starts: number[] = [];
-  for (let off = 0; off + 9 <= bytes.length; off += 9 + bytes.readUInt32LE(off + 4)) starts.push(off);
+  const { path: wal, starts } = newestWalRecords(image);
   assert.equal(starts.length, 8);
   image.flipByte(wal, (starts[2] as number) + 9 + 5000);
 

@@ -24,6 +24,7 @@ import { MemFs } from '../../src/env/mem-fs.js';
 import { RecordReader } from '../../src/wal/record-reader.js';
 import { RecordWriter } from '../../src/wal/record-writer.js';
 import { testSeed } from '../harness/seed.js';
+import { newestWalRecords } from '../harness/log-reader-reference.js';
 
 const PATH = '/db/000007.log';
 
@@ -81,11 +82,7 @@ test('db level: flipped byte in one durable write, one more durable write, then 
   await db.put('c', 'third', { sync: true });
   const image = mem.crashClone();
   await db.close();
-  const wal = image.listAll().filter((p) => p.endsWith('.log')).sort().pop();
-  assert.ok(wal !== undefined);
-  const bytes = image.readFileRaw(wal);
-  const starts: number[] = [];
-  for (let off = 0; off + 9 <= bytes.length; off += 9 + bytes.readUInt32LE(off + 4)) starts.push(off);
+  const { path: wal, starts } = newestWalRecords(image);
   assert.equal(starts.length, 4, 'header + 3 writes');
   image.flipByte(wal, (starts[2] as number) + 12); // inside the record of 'b'
   image.writeFileRaw(wal, Buffer.concat([image.readFileRaw(wal), Buffer.alloc(8192)]), { synced: true });

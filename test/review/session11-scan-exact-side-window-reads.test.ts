@@ -12,9 +12,8 @@ import assert from 'node:assert/strict';
 
 import { MemFs } from '../../src/env/mem-fs.js';
 import { RECORD_TYPE_DATA } from '../../src/wal/format.js';
-import { RecordReader } from '../../src/wal/record-reader.js';
 import { RecordWriter } from '../../src/wal/record-writer.js';
-import { countingReads } from '../harness/counting-file.js';
+import { readLogCounting } from '../harness/counting-file.js';
 
 const PATH = '/db/000007.log';
 
@@ -36,16 +35,8 @@ function run(tornBytes: number): { reads: number; size: number; torn: boolean; r
     torn[j + 8] = RECORD_TYPE_DATA;
   }
   fs.writeFileRaw(PATH, Buffer.concat([fs.readFileRaw(PATH), torn]));
-  const file = fs.open(PATH, 'r');
-  const counted = countingReads(file);
-  try {
-    const reader = new RecordReader(counted.handle, PATH);
-    let records = 0;
-    while (reader.next() !== undefined) records++;
-    return { reads: counted.bytes(), size, torn: reader.tornTailOffset === tornAt, records };
-  } finally {
-    file.close();
-  }
+  const r = readLogCounting(fs, PATH);
+  return { reads: r.readBytes, size, torn: r.torn === tornAt, records: r.records };
 }
 
 test('long candidates with alternating ends: torn tail, reads linear in the file size', () => {

@@ -12,7 +12,7 @@ import { MemFs } from '../../src/env/mem-fs.js';
 import { RECORD_TYPE_DATA } from '../../src/wal/format.js';
 import { RecordReader } from '../../src/wal/record-reader.js';
 import { RecordWriter } from '../../src/wal/record-writer.js';
-import { countingReads } from '../harness/counting-file.js';
+import { readLogCounting } from '../harness/counting-file.js';
 
 const PATH = '/db/000007.log';
 
@@ -42,25 +42,12 @@ function tornLog(torn: Buffer, keepBytes: number): { fs: MemFs; tornAt: number }
   return { fs, tornAt };
 }
 
-/** Reads the whole log, counting the bytes the reader reads from the file. */
-function readCounting(fs: MemFs): { records: number; torn: number | undefined; readBytes: number } {
-  const file = fs.open(PATH, 'r');
-  const counted = countingReads(file);
-  try {
-    const reader = new RecordReader(counted.handle, PATH);
-    let records = 0;
-    while (reader.next() !== undefined) records++;
-    return { records, torn: reader.tornTailOffset, readBytes: counted.bytes() };
-  } finally {
-    file.close();
-  }
-}
 
 test('header-like data in a torn record: the scan checks few candidates and finds the torn tail', () => {
   // 3 MiB of a 4 MiB record reached the file; every unit claims 28 KiB, which would fit. (The
   // bytes a candidate's end lands on are the unit's zero length bytes: no plausible header.)
   const { fs, tornAt } = tornLog(headerLike(4 * 1024 * 1024, 0x7000), 3 * 1024 * 1024);
-  const r = readCounting(fs);
+  const r = readLogCounting(fs, PATH);
   assert.equal(r.records, 3, 'the records before the torn one');
   assert.equal(r.torn, tornAt, 'the torn record is the tail');
   const fileBytes = fs.readFileRaw(PATH).length;
@@ -71,7 +58,7 @@ test('a crafted chain of plausible headers: still a torn tail, still a linear re
   // Lengths that are multiples of 9 (minus the header) land every candidate's end on another unit.
   const length = 9 * 30_000 - 9;
   const { fs, tornAt } = tornLog(headerLike(2 * 1024 * 1024, length), 2 * 1024 * 1024 - 100);
-  const r = readCounting(fs);
+  const r = readLogCounting(fs, PATH);
   assert.equal(r.records, 3);
   assert.equal(r.torn, tornAt);
   const fileBytes = fs.readFileRaw(PATH).length;
