@@ -540,9 +540,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     this.checkReadable();
     for (;;) {
       await this.writeQueue.idle();
-      // A rotation (a write's, or compactRange's) starts a flush when it ends: wait for both. A
-      // failed rotation is its caller's error; here it only means there is nothing to wait for.
-      while (this.rotating !== null || this.flushing !== null) await (this.rotating ?? this.flushing)?.catch(() => undefined);
+      await this.rotationSettled();
       this.maybeScheduleCompaction();
       const running = this.compacting ?? this.recovering;
       if (running === null) {
@@ -632,13 +630,21 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     }
   }
 
-  /** Resolves once no rotation, flush or compaction is running (each may start the next). */
+  /**
+   * Resolves once no rotation or flush is running. A rotation (a write's, or compactRange's)
+   * starts a flush when it ends: this waits for both. A failed rotation is its caller's error;
+   * here it only means there is nothing to wait for.
+   */
+  private async rotationSettled(): Promise<void> {
+    while (this.rotating !== null || this.flushing !== null) await (this.rotating ?? this.flushing)?.catch(() => undefined);
+  }
+
+  /** Resolves once no rotation, flush or compaction is running. */
   private async backgroundSettled(): Promise<void> {
     for (;;) {
-      if (this.rotating !== null) await this.rotating.catch(() => undefined);
-      else if (this.flushing !== null) await this.flushing;
-      else if (this.compacting !== null) await this.compacting;
-      else return;
+      await this.rotationSettled();
+      if (this.compacting === null) return;
+      await this.compacting;
     }
   }
 
