@@ -2,12 +2,12 @@
  * Point reads in SSTables: L0 files newest first (they overlap), then at most one file per deeper
  * level. A table whose key range or bloom filter excludes the key costs no disk read.
  */
-import { KIND_DELETE, KIND_SEEK, MAX_SEQ, TRAILER_BYTES, compareUserKeyOf, kindOfTrailer, putTrailer, seqOfTrailer, trailerOf } from '../base/internal-key.js';
+import { KIND_DELETE, KIND_SEEK, MAX_SEQ, TRAILER_BYTES, compareBytes, compareUserKeyOf, kindOfTrailer, putTrailer, seqOfTrailer, trailerOf } from '../base/internal-key.js';
 import type { Version } from '../version/version.js';
 import type { FileMetadata } from '../version/file-metadata.js';
 import { NUM_LEVELS } from '../version/file-metadata.js';
 import type { TableCache } from './table-cache.js';
-import type { TableEntry } from '../sstable/table-reader.js';
+import { BlockPointSearch } from '../sstable/block-point-search.js';
 import { bloomHash } from '../sstable/bloom-filter.js';
 import { copyBytes, copyOfRange } from '../util/copy-bytes.js';
 
@@ -19,13 +19,13 @@ const enum Lookup {
 
 interface LookupState {
   value: Buffer | undefined;
-  entry: TableEntry;
+  search: BlockPointSearch;
   /** bloomHash of the user key, computed at the first table (-1 until then). */
   hash: number;
 }
 
 /** Reused by every lookup (reads are synchronous and never re-enter): no allocation per get. */
-const scratch: LookupState = { value: undefined, entry: { key: Buffer.alloc(0), value: Buffer.alloc(0) }, hash: -1 };
+const scratch: LookupState = { value: undefined, search: new BlockPointSearch(), hash: -1 };
 
 /**
  * Newest visible value of `userKey` at `seq` in the tables of `version`, or undefined. `hash` is
@@ -58,16 +58,24 @@ export function getFromTables(
   return undefined;
 }
 
-/** Reused seek-key buffer (lookups are synchronous and never re-enter). */
+/** Reused seek-key buffer (lookups are synchronous and never re-enter), and its last view. */
 let seekKeyBuffer = Buffer.allocUnsafeSlow(256);
+let seekKeyView = seekKeyBuffer.subarray(0, 0);
 
-/** The internal seek key (userKey, seq, KIND_SEEK), in a buffer valid until the next call. */
+/**
+ * The internal seek key (userKey, seq, KIND_SEEK), in a buffer valid until the next call. The view
+ * is reused while key lengths repeat (no Buffer object per get).
+ */
 function seekKeyFor(userKey: Buffer, seq: number): Buffer {
   const n = userKey.length + TRAILER_BYTES;
-  if (n > seekKeyBuffer.length) seekKeyBuffer = Buffer.allocUnsafeSlow(Math.max(n, 2 * seekKeyBuffer.length));
+  if (n > seekKeyBuffer.length) {
+    seekKeyBuffer = Buffer.allocUnsafeSlow(Math.max(n, 2 * seekKeyBuffer.length));
+    seekKeyView = seekKeyBuffer.subarray(0, 0);
+  }
   copyBytes(userKey, 0, userKey.length, seekKeyBuffer, 0);
   putTrailer(seekKeyBuffer, userKey.length, seq, KIND_SEEK);
-  return seekKeyBuffer.subarray(0, n);
+  if (seekKeyView.length !== n) seekKeyView = seekKeyBuffer.subarray(0, n);
+  return seekKeyView;
 }
 
 function inRange(meta: FileMetadata, userKey: Buffer): boolean {
@@ -89,15 +97,17 @@ function lookupInTable(
   const reader = tables.peek(meta);
   if (out.hash < 0) out.hash = bloomHash(userKey);
   if (!reader.mayContainHash(out.hash)) return Lookup.Missing;
-  const hit = out.entry;
-  if (!reader.seekGE(seekKey, hit)) return Lookup.Missing;
-  const k = hit.key;
-  if (compareUserKeyOf(k, userKey) !== 0) return Lookup.Missing;
-  if (kindOfTrailer(trailerOf(k, k.length)) === KIND_DELETE) {
+  const search = out.search;
+  const block = reader.find(seekKey, search);
+  if (block === null) return Lookup.Missing;
+  const key = search.keyBuffer;
+  const keyLength = search.keyLength;
+  if (compareBytes(key, 0, keyLength - TRAILER_BYTES, userKey, 0, userKey.length) !== 0) return Lookup.Missing;
+  if (kindOfTrailer(trailerOf(key, keyLength)) === KIND_DELETE) {
     out.value = undefined;
     return Lookup.Deleted;
   }
-  out.value = copyOfRange(hit.value, 0, hit.value.length);
+  out.value = copyOfRange(block, search.valueStart, search.valueEnd);
   return Lookup.Found;
 }
 
@@ -108,14 +118,16 @@ function lookupInTable(
  */
 export function newestSeqInTables(version: Version, tables: TableCache, userKey: Buffer, hash = bloomHash(userKey)): number {
   const seekKey = seekKeyFor(userKey, MAX_SEQ);
-  const entry: TableEntry = { key: seekKey, value: seekKey };
+  const search = scratch.search;
   for (let level = 0; level < NUM_LEVELS; level++) {
     const candidates = level === 0 ? version.files(0) : [version.findFile(level, userKey)];
     for (const meta of candidates) {
       if (meta === undefined || !inRange(meta, userKey)) continue;
       const reader = tables.peek(meta);
-      if (!reader.mayContainHash(hash) || !reader.seekGE(seekKey, entry)) continue;
-      if (compareUserKeyOf(entry.key, userKey) === 0) return seqOfTrailer(trailerOf(entry.key, entry.key.length));
+      if (!reader.mayContainHash(hash) || reader.find(seekKey, search) === null) continue;
+      const key = search.keyBuffer;
+      const keyLength = search.keyLength;
+      if (compareBytes(key, 0, keyLength - TRAILER_BYTES, userKey, 0, userKey.length) === 0) return seqOfTrailer(trailerOf(key, keyLength));
     }
   }
   return -1;

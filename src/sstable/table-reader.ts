@@ -7,9 +7,10 @@
  * stored compressed (format version 2), and kept — uncompressed — in the shared BlockCache when
  * one is given. All reads are synchronous (see env/file-system.ts).
  *
- * Point lookups: the DB calls mayContain(userKey) and then seekGE(makeInternalKey(userKey,
- * snapshotSeq, KIND_SEEK), out), and checks that out.key has the same user key. seekGE reuses one
- * iterator owned by the reader, so a lookup allocates no iterator, key or result object.
+ * Point lookups: the DB calls mayContainHash(bloomHash(userKey)) and then find(makeInternalKey(
+ * userKey, snapshotSeq, KIND_SEEK), search), and checks that the key found has the same user key.
+ * find() searches the block in place (block-point-search.ts): a lookup allocates no iterator, key,
+ * view or result object.
  */
 import { assert } from '../util/assert.js';
 import { corruption, fromIoError } from '../base/errors.js';
@@ -17,7 +18,7 @@ import { TRAILER_BYTES } from '../base/internal-key.js';
 import type { FileHandle } from '../env/file-system.js';
 import type { InternalIterator } from '../iter/internal-iterator.js';
 import type { BlockCache } from './block-cache.js';
-import { BlockIterator } from './block-iterator.js';
+import { BlockPointSearch } from './block-point-search.js';
 import { BLOCK_TRAILER_BYTES, checkBlockTrailer, COMPRESSION_NONE } from './block-trailer.js';
 import { mayContain, mayContainHash } from './bloom-filter.js';
 import { decodeFooter, FOOTER_BYTES, TABLE_FORMAT_VERSION_1, type Footer } from './footer.js';
@@ -32,6 +33,9 @@ export interface TableEntry {
   key: Buffer;
   value: Buffer;
 }
+
+/** The search behind seekGE (lookups are synchronous and never re-enter; one per thread). */
+const sharedSearch = new BlockPointSearch();
 
 export class TableReader implements TableBlockSource {
   readonly path: string;
@@ -49,8 +53,6 @@ export class TableReader implements TableBlockSource {
   private readonly dataEndOffset: number;
   /** The index decoded for point lookups; the index block itself serves iterators. */
   private readonly indexArray: IndexArray;
-  /** Reused by point lookups: a lookup allocates no iterator. */
-  private readonly pointData = new BlockIterator();
   private closed = false;
 
   private constructor(
@@ -119,28 +121,39 @@ export class TableReader implements TableBlockSource {
   }
 
   /**
-   * Finds the first entry with internal key >= seekKey. Returns false if there is none; otherwise
-   * fills `out` with views of its key and value, valid until the next block read through any
-   * table or the block cache (see readDataBlock): copy what you keep.
+   * Point search for the first entry with internal key >= seekKey: returns the (uncompressed) block
+   * holding it, with the entry's key and value position in `search`, or null if there is none.
+   * The block is valid until the next block read through any table or the block cache (see
+   * readDataBlock). `seekKey` must not be a view of search.keyBuffer.
    */
-  seekGE(seekKey: Buffer, out: TableEntry): boolean {
+  find(seekKey: Buffer, search: BlockPointSearch): Buffer | null {
     assert(!this.closed, 'table reader used after close');
     assert(seekKey.length >= TRAILER_BYTES, 'seek key must be an internal key');
     const index = this.indexArray;
-    const data = this.pointData;
     // The first block whose separator is >= seekKey holds the answer, unless every key in it is
     // below seekKey (separators may exceed a block's last key): then it is the next block's first.
     for (let i = index.findGE(seekKey); i < index.count; i++) {
       const offset = index.blockOffsets[i] as number;
-      data.reset(this.readDataBlock(offset, index.blockSizes[i] as number), this.path, offset);
-      data.seekGE(seekKey);
-      if (data.valid()) {
-        out.key = data.key();
-        out.value = data.value();
-        return true;
-      }
+      const block = this.readDataBlock(offset, index.blockSizes[i] as number);
+      if (search.seekGE(block, seekKey, this.path, offset)) return block;
     }
-    return false;
+    return null;
+  }
+
+  /**
+   * find() with views: returns false if there is no entry >= seekKey; otherwise fills `out` with
+   * views of its key and value, valid until the next block read through any table or the block
+   * cache and the next seekGE on any reader: copy what you keep.
+   */
+  seekGE(seekKey: Buffer, out: TableEntry): boolean {
+    const search = sharedSearch;
+    // A caller may seek to a key it got from here: the search would overwrite it mid-compare.
+    if (seekKey.buffer === search.keyBuffer.buffer) seekKey = Buffer.from(seekKey);
+    const block = this.find(seekKey, search);
+    if (block === null) return false;
+    out.key = search.keyBuffer.subarray(0, search.keyLength);
+    out.value = block.subarray(search.valueStart, search.valueEnd);
+    return true;
   }
 
   /** Allocating convenience over seekGE: a fresh result with copies of the key and value. */
@@ -224,7 +237,6 @@ export class TableReader implements TableBlockSource {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.pointData.close();
     this.file.close();
   }
 }

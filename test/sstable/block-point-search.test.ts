@@ -1,0 +1,98 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { BlockBuilder } from '../../src/sstable/block-builder.js';
+import { BlockIterator } from '../../src/sstable/block-iterator.js';
+import { BlockPointSearch } from '../../src/sstable/block-point-search.js';
+import { isLightningError } from '../../src/base/errors.js';
+import { Random } from '../../src/util/random.js';
+import { entryArb, ikey, ikeyArb, lowerBound, SEED, sortedUnique, type Entry } from './model.js';
+
+function buildBlock(entries: Entry[], restartInterval: number): Buffer {
+  const b = new BlockBuilder(restartInterval, 16);
+  for (const e of entries) b.add(e.key, e.value);
+  return Buffer.from(b.finish());
+}
+
+/** The search's answer as copies: [key, value], or null. */
+function search(s: BlockPointSearch, block: Buffer, target: Buffer): [Buffer, Buffer] | null {
+  if (!s.seekGE(block, target, 'test.sst', 0)) return null;
+  return [Buffer.from(s.keyBuffer.subarray(0, s.keyLength)), Buffer.from(block.subarray(s.valueStart, s.valueEnd))];
+}
+
+test('point search finds what the model and BlockIterator.seekGE find (property)', () => {
+  fc.assert(
+    fc.property(
+      fc.array(entryArb, { maxLength: 120 }),
+      fc.constantFrom(1, 2, 3, 16),
+      fc.array(ikeyArb, { maxLength: 40 }),
+      (raw, restartInterval, targets) => {
+        const model = sortedUnique(raw);
+        const block = buildBlock(model, restartInterval);
+        const it = new BlockIterator(block);
+        const s = new BlockPointSearch();
+        // Every stored key, and arbitrary keys between them.
+        for (const target of [...model.map((e) => e.key), ...targets]) {
+          const i = lowerBound(model, target);
+          const got = search(s, block, target);
+          it.seekGE(target);
+          if (i === model.length) {
+            assert.equal(got, null);
+            assert.equal(it.valid(), false);
+            continue;
+          }
+          const want = model[i] as Entry;
+          assert.ok(got !== null, 'found an entry');
+          assert.ok(got[0].equals(want.key), 'key');
+          assert.ok(got[1].equals(want.value), 'value');
+          assert.ok(it.valid() && it.key().equals(got[0]), 'agrees with the iterator');
+        }
+        it.close();
+      },
+    ),
+    { seed: SEED, numRuns: 300 },
+  );
+});
+
+test('snapshot seeks land on the newest visible version; the key buffer grows for long keys', () => {
+  const model: Entry[] = [];
+  for (let seq = 90; seq >= 1; seq--) model.push({ key: ikey('k', seq), value: Buffer.from(`v${seq}`) });
+  model.push({ key: ikey(Buffer.alloc(300, 0x7a), 4), value: Buffer.from('long') });
+  const block = buildBlock(model, 16);
+  const s = new BlockPointSearch();
+  for (const seq of [95, 90, 50, 17, 1]) {
+    const got = search(s, block, ikey('k', seq));
+    assert.equal(got?.[1].toString(), `v${Math.min(seq, 90)}`, `snapshot ${seq}`);
+  }
+  assert.equal(search(s, block, ikey(Buffer.alloc(300, 0x7a), 9))?.[1].toString(), 'long');
+  assert.equal(search(s, block, ikey('{', 1)), null, 'past the last key');
+  assert.equal(search(s, buildBlock([], 16), ikey('a', 1)), null, 'empty block');
+});
+
+test('corrupted blocks: point search raises CORRUPTION or answers, never another error or a hang', () => {
+  const rng = new Random(SEED);
+  const model = sortedUnique(
+    Array.from({ length: 60 }, (_, i) => ({ key: ikey(`user${i % 20}`, i), value: Buffer.alloc(i % 9, i) })),
+  );
+  const good = buildBlock(model, 4);
+  const s = new BlockPointSearch();
+  let corruptions = 0;
+  for (let trial = 0; trial < 3000; trial++) {
+    const bad = Buffer.from(good);
+    const flips = 1 + rng.nextInt(3);
+    for (let f = 0; f < flips; f++) bad[rng.nextInt(bad.length)] = rng.nextInt(256);
+    const cut = rng.nextInt(8) === 0 ? bad.subarray(0, rng.nextInt(bad.length)) : bad;
+    try {
+      for (const target of [ikey('user1', 5), ikey('user19', 100), ikey('a', 1), ikey('zzz', 1)]) {
+        if (s.seekGE(cut, target, 'fuzz.sst', 1000)) {
+          assert.ok(s.valueStart <= s.valueEnd && s.valueEnd <= cut.length, `trial ${trial} (SEED=${SEED}): value inside the block`);
+        }
+      }
+    } catch (e) {
+      assert.ok(isLightningError(e, 'CORRUPTION'), `trial ${trial} (SEED=${SEED}): ${String(e)}`);
+      assert.match((e as Error).message, /fuzz\.sst at offset \d+/);
+      corruptions++;
+    }
+  }
+  assert.ok(corruptions > 0, 'some corruption must be detected');
+});
