@@ -177,15 +177,13 @@ export class BlockCache {
     if (charge > this.capacityBytes) return block;
     const inner = this.files.get(fileNumber);
     const existing = inner?.get(offset);
-    if (inner !== undefined && existing !== undefined) this.remove(existing, inner);
-    // Admission (TinyLFU): when the cache is full, a block used less often than the one it would
-    // evict is not cached; the caller uses it once from `block`.
-    if (this.sketch !== null && this.usedBytes + charge > this.capacityBytes) {
-      const victim = this.lists[PROBATION].tail ?? this.lists[PROTECTED].tail;
-      if (victim !== null && this.sketch.estimate(blockHash(fileNumber, offset)) <= this.sketch.estimate(blockHash(victim.fileNumber, victim.offset))) {
-        this.rejected++;
-        return block;
-      }
+    if (inner !== undefined && existing !== undefined) {
+      this.remove(existing, inner); // a replaced block was admitted before
+    } else if (this.rejects(fileNumber, offset, charge)) {
+      // Admission (TinyLFU): when the cache is full, a block used less often than the one it
+      // would evict is not cached; the caller uses it once from `block`.
+      this.rejected++;
+      return block;
     }
     this.evictToBudget(this.capacityBytes - charge);
     let slot = NO_SLOT;
@@ -211,6 +209,28 @@ export class BlockCache {
     this.entryCount++;
     this.checkInvariants();
     return copy;
+  }
+
+  /**
+   * Whether insert() would cache a block of `length` bytes at this key now (capacity, size and
+   * admission as insert decides them). A reader asks before decoding a block it read, to skip
+   * the work insert would have needed; a refusal counts as a rejection.
+   */
+  admits(fileNumber: number, offset: number, length: number): boolean {
+    if (this.capacityBytes === 0) return false;
+    const charge = length <= this.slotBytes && this.maxSlots > 0 ? this.slotBytes : length;
+    if (charge > this.capacityBytes) return false;
+    if (this.files.get(fileNumber)?.get(offset) !== undefined) return true;
+    if (!this.rejects(fileNumber, offset, charge)) return true;
+    this.rejected++;
+    return false;
+  }
+
+  /** TinyLFU: full, and the block was used no more often than the one it would evict. */
+  private rejects(fileNumber: number, offset: number, charge: number): boolean {
+    if (this.sketch === null || this.usedBytes + charge <= this.capacityBytes) return false;
+    const victim = this.lists[PROBATION].tail ?? this.lists[PROTECTED].tail;
+    return victim !== null && this.sketch.estimate(blockHash(fileNumber, offset)) <= this.sketch.estimate(blockHash(victim.fileNumber, victim.offset));
   }
 
   /** A free slot; the budget check before guarantees one exists or can be allocated. */

@@ -13,8 +13,11 @@
 import { corruption } from '../base/errors.js';
 import { compareInternalKeyRanges, TRAILER_BYTES } from '../base/internal-key.js';
 import { getVarint } from '../util/coding.js';
+import { lzErrorMessage, type LzPrefixDecoder } from './lz-codec.js';
 
 const RESTART_BYTES = 4;
+/** Longest entry header: three varints of up to 5 bytes. */
+const ENTRY_HEADER_BYTES_MAX = 15;
 
 export class BlockPointSearch {
   /** The key of the entry found last: keyBuffer[0, keyLength). Valid until the next seekGE. */
@@ -86,6 +89,63 @@ export class BlockPointSearch {
     return false;
   }
 
+  /**
+   * seekGE for a compressed block that `decoder` is decoding into `block` (from offset 0): decodes
+   * only as far as the entry it finds. Without the restart array (the block's end) it scans from
+   * the first entry; the restart array announces itself, because its first point is 0, which reads
+   * as an entry with an empty key (no real entry has one). Throws CORRUPTION if the block is
+   * malformed or does not decode.
+   */
+  seekGEInPrefix(decoder: LzPrefixDecoder, block: Buffer, target: Buffer, path: string, blockOffset: number): boolean {
+    const total = decoder.length;
+    // Entries end before the restart array: its count and at least one point.
+    const limit = total - 2 * RESTART_BYTES;
+    if (limit < 0) throw corruption(path, blockOffset, 'block too small for its restart count');
+    const targetLength = target.length;
+    let available = decoder.decoded;
+    let keyLength = 0;
+    let key = this.keyBuffer;
+    let off = 0;
+    while (off < limit) {
+      if (available < off + ENTRY_HEADER_BYTES_MAX && available < total) available = extendOrFail(decoder, off + ENTRY_HEADER_BYTES_MAX, path, blockOffset);
+      const end = available < limit ? available : limit;
+      let shared = block[off] as number;
+      let unshared = off + 1 < end ? (block[off + 1] as number) : 0x80;
+      let valueLength = off + 2 < end ? (block[off + 2] as number) : 0x80;
+      let p = off + 3;
+      if ((shared | unshared | valueLength) >= 0x80) {
+        let d = getVarint(block, off, end);
+        shared = d.value;
+        d = getVarint(block, d.next < 0 ? end : d.next, end);
+        unshared = d.value;
+        d = getVarint(block, d.next < 0 ? end : d.next, end);
+        valueLength = d.value;
+        if (d.next < 0) throw corruption(path, blockOffset + off, 'bad block entry header');
+        p = d.next;
+      }
+      if (shared === 0 && unshared === 0) break; // the restart array: every key is below target
+      if (shared > keyLength) throw corruption(path, blockOffset + off, 'block entry shares more than the previous key');
+      const next = p + unshared + valueLength;
+      if (next > limit) throw corruption(path, blockOffset + off, 'block entry overruns the block');
+      if (available < next) available = extendOrFail(decoder, next, path, blockOffset);
+      const length = shared + unshared;
+      if (length < TRAILER_BYTES) throw corruption(path, blockOffset + off, 'block key shorter than an internal key trailer');
+      if (length > key.length) key = this.grow(length, keyLength);
+      for (let i = 0; i < unshared; i++) key[shared + i] = block[p + i] as number;
+      keyLength = length;
+      p += unshared;
+      if (compareInternalKeyRanges(key, 0, length, target, 0, targetLength) >= 0) {
+        this.keyLength = length;
+        this.valueStart = p;
+        this.valueEnd = p + valueLength;
+        return true;
+      }
+      off = next;
+    }
+    this.keyLength = 0;
+    return false;
+  }
+
   /** Compares the whole key stored at restart point offset `at` with target, in place. */
   private compareRestartKey(block: Buffer, at: number, limit: number, target: Buffer, path: string, blockOffset: number): number {
     let unshared: number;
@@ -127,4 +187,11 @@ function restartPoint(block: Buffer, limit: number, i: number, path: string, blo
   const off = readU32(block, at);
   if (off > limit) throw corruption(path, blockOffset + at, 'bad restart point');
   return off;
+}
+
+/** Decodes until `bytes` of the block are final (or all of it); returns how many are. */
+function extendOrFail(decoder: LzPrefixDecoder, bytes: number, path: string, blockOffset: number): number {
+  const n = decoder.extend(bytes);
+  if (n < 0) throw corruption(path, blockOffset, lzErrorMessage(n));
+  return n;
 }

@@ -308,15 +308,45 @@ export function decompressBlock(
   }
   const sv = sourceViews.of(src);
   const dv = destinationViews.of(dst);
-  let ip = parseHeader(src, start, end);
+  const ip = parseHeader(src, start, end);
   if (ip < 0 || parsedHeader !== expectedLength) return LZ_ERR_HEADER;
   const oend = dstStart + expectedLength;
-  let op = dstStart;
+  const op = decodeSequences(src, sv, ip, end, dst, dv, dstStart, dstStart, oend, Infinity);
+  if (op < 0) return op;
+  if (op !== oend) return LZ_ERR_LENGTH;
+  return expectedLength;
+}
+
+/** Input offset where decodeSequences stopped (the decoder never re-enters). */
+let stoppedAt = 0;
+
+/**
+ * The sequence loop of decompressBlock, resumable: decodes sequences from src[ip, end) to dst at
+ * `op` (output range [dstStart, oend)) until the input ends or, between two sequences, at least
+ * `stopAt` is reached. Returns the new output position (its input position in `stoppedAt`) or a
+ * negative LZ_ERR_* code. The last sequence must end the output exactly at oend. Bytes past the
+ * returned position may hold up to 3 bytes of scratch from word copies; later sequences overwrite
+ * them.
+ */
+function decodeSequences(
+  src: Buffer,
+  sv: DataView,
+  ip: number,
+  end: number,
+  dst: Buffer,
+  dv: DataView,
+  dstStart: number,
+  op: number,
+  oend: number,
+  stopAt: number,
+): number {
+  let len: number;
   for (;;) {
+    if (op >= stopAt && ip < end) break;
     if (ip >= end) return LZ_ERR_TRUNCATED;
     const token = src[ip++] as number;
     // Literals.
-    let len = token >>> 4;
+    len = token >>> 4;
     if (len === 15) {
       let b: number;
       do {
@@ -345,6 +375,7 @@ export function decompressBlock(
     if (ip === end) {
       // The last sequence: literals only.
       if ((token & 15) !== 0) return LZ_ERR_TRAILING;
+      if (op !== oend) return LZ_ERR_LENGTH;
       break;
     }
     // Match.
@@ -390,6 +421,81 @@ export function decompressBlock(
       }
     }
   }
-  if (op !== oend) return LZ_ERR_LENGTH;
-  return expectedLength;
+  stoppedAt = ip;
+  return op;
 }
+
+/**
+ * Decodes one compressed block a part at a time, for readers that may need only its beginning (a
+ * point lookup stops at the entry it looks for: on average half way). Checks as decompressBlock,
+ * except that a block left part way is not checked to its end (its CRC was, before decoding).
+ * Keeps references to the buffers of the last begin(); a reader reuses one decoder.
+ */
+export class LzPrefixDecoder {
+  private src: Buffer = EMPTY;
+  private sv: DataView = EMPTY_VIEW;
+  private dst: Buffer = EMPTY;
+  private dv: DataView = EMPTY_VIEW;
+  private ip = 0;
+  private end = 0;
+  private dstStart = 0;
+  private op = 0;
+  private oend = 0;
+  /** Uncompressed length of the block (its header). */
+  length = 0;
+
+  /**
+   * Starts decoding the block `src[start, end)` into dst at dstStart, which must have room for
+   * the whole block (size it with lzUncompressedLength). Returns the uncompressed length or a
+   * negative LZ_ERR_* code; decodes nothing yet.
+   */
+  begin(src: Buffer, start: number, end: number, dst: Buffer, dstStart: number): number {
+    const n = lzUncompressedLength(src, start, end);
+    if (n < 0) return n;
+    if (!(Number.isInteger(dstStart) && dstStart >= 0 && dstStart + n <= dst.length)) {
+      throw new RangeError('LzPrefixDecoder: output range outside its buffer');
+    }
+    this.src = src;
+    this.sv = sourceViews.of(src);
+    this.dst = dst;
+    this.dv = destinationViews.of(dst);
+    this.ip = parseHeader(src, start, end);
+    this.end = end;
+    this.dstStart = dstStart;
+    this.op = dstStart;
+    this.oend = dstStart + n;
+    this.length = n;
+    return n;
+  }
+
+  /** Bytes at the front of the output that are final (dst[dstStart, dstStart + decoded)). */
+  get decoded(): number {
+    return this.op - this.dstStart;
+  }
+
+  /**
+   * Decodes until at least `bytes` (from dstStart) are final, or the whole block. Returns the
+   * number of final bytes, or a negative LZ_ERR_* code.
+   */
+  extend(bytes: number): number {
+    if (this.op - this.dstStart >= bytes || this.op === this.oend) return this.op - this.dstStart;
+    const op = decodeSequences(this.src, this.sv, this.ip, this.end, this.dst, this.dv, this.dstStart, this.op, this.oend, this.dstStart + bytes);
+    if (op < 0) {
+      this.op = this.oend = this.dstStart;
+      return op;
+    }
+    this.op = op;
+    this.ip = stoppedAt;
+    return op - this.dstStart;
+  }
+
+  /** Drops the references to the last block's buffers. */
+  clear(): void {
+    this.src = this.dst = EMPTY;
+    this.sv = this.dv = EMPTY_VIEW;
+    this.ip = this.end = this.dstStart = this.op = this.oend = this.length = 0;
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+const EMPTY_VIEW = new DataView(new ArrayBuffer(0));

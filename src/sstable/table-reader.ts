@@ -22,7 +22,7 @@ import { BlockPointSearch } from './block-point-search.js';
 import { BLOCK_TRAILER_BYTES, checkBlockTrailer, COMPRESSION_NONE } from './block-trailer.js';
 import { mayContain, mayContainHash } from './bloom-filter.js';
 import { decodeFooter, FOOTER_BYTES, TABLE_FORMAT_VERSION_1, type Footer } from './footer.js';
-import { decompressBlock, lzErrorMessage, lzUncompressedLength } from './lz-codec.js';
+import { decompressBlock, lzErrorMessage, LzPrefixDecoder, lzUncompressedLength } from './lz-codec.js';
 import { decodeProperties, type TableProperties } from './properties.js';
 import { TableIterator, type TableBlockSource } from './table-iterator.js';
 import { IndexArray } from './index-array.js';
@@ -133,11 +133,40 @@ export class TableReader implements TableBlockSource {
     // The first block whose separator is >= seekKey holds the answer, unless every key in it is
     // below seekKey (separators may exceed a block's last key): then it is the next block's first.
     for (let i = index.findGE(seekKey); i < index.count; i++) {
-      const offset = index.blockOffsets[i] as number;
-      const block = this.readDataBlock(offset, index.blockSizes[i] as number);
-      if (search.seekGE(block, seekKey, this.path, offset)) return block;
+      const block = this.findInBlock(index.blockOffsets[i] as number, index.blockSizes[i] as number, seekKey, search);
+      if (block !== null) return block;
     }
     return null;
+  }
+
+  /**
+   * find() in one data block: returns the block if it holds an entry >= seekKey. A compressed
+   * block read from the file that the cache would not admit (most misses of random reads over data
+   * larger than the cache) is decoded only up to the entry found: half of it, on average.
+   */
+  private findInBlock(offset: number, sizeBytes: number, seekKey: Buffer, search: BlockPointSearch): Buffer | null {
+    const cache = this.cache;
+    let block = cache !== null ? cache.get(this.fileNumber, offset) : undefined;
+    if (block === undefined) {
+      this.checkDataHandle(offset, sizeBytes);
+      const raw = readCheckedDataBlock(this.file, offset, sizeBytes);
+      if (readType === COMPRESSION_NONE || this.formatVersion === TABLE_FORMAT_VERSION_1) {
+        block = uncompressedDataBlock(raw, 0, sizeBytes, readType, this.path, offset, this.formatVersion > TABLE_FORMAT_VERSION_1);
+      } else {
+        const length = lzUncompressedLength(raw, 0, sizeBytes);
+        if (length < 0) throw corruption(this.path, offset, lzErrorMessage(length));
+        if (length <= SHARED_READ_BYTES_MAX && (cache === null || !cache.admits(this.fileNumber, offset, length))) {
+          const out = sharedOutput(length);
+          if (prefixDecoder.begin(raw, 0, sizeBytes, out, 0) < 0) throw corruption(this.path, offset, 'compressed block header changed');
+          const found = search.seekGEInPrefix(prefixDecoder, out, seekKey, this.path, offset);
+          prefixDecoder.clear();
+          return found ? out : null;
+        }
+        block = decompressDataBlock(raw, 0, sizeBytes, this.path, offset);
+      }
+      if (cache !== null) block = cache.insert(this.fileNumber, offset, block);
+    }
+    return search.seekGE(block, seekKey, this.path, offset) ? block : null;
   }
 
   /**
@@ -193,9 +222,7 @@ export class TableReader implements TableBlockSource {
   readDataBlock(offset: number, sizeBytes: number, useCache = true, readahead: Readahead | null = null): Buffer {
     assert(!this.closed, 'table reader used after close');
     const total = sizeBytes + BLOCK_TRAILER_BYTES;
-    if (offset + total > this.dataEndOffset) {
-      throw corruption(this.path, this.indexOffset, 'data block handle out of range');
-    }
+    this.checkDataHandle(offset, sizeBytes);
     const cache = useCache ? this.cache : null;
     if (cache !== null) {
       const cached = cache.get(this.fileNumber, offset);
@@ -233,6 +260,13 @@ export class TableReader implements TableBlockSource {
     return cache !== null ? cache.insert(this.fileNumber, offset, block) : block;
   }
 
+  /** Throws CORRUPTION unless the data block (and trailer) at offset lies in the data area. */
+  private checkDataHandle(offset: number, sizeBytes: number): void {
+    if (offset + sizeBytes + BLOCK_TRAILER_BYTES > this.dataEndOffset) {
+      throw corruption(this.path, this.indexOffset, 'data block handle out of range');
+    }
+  }
+
   /** Closes the file. Cached blocks stay (they are still valid); the DB evicts them on delete. */
   close(): void {
     if (this.closed) return;
@@ -268,11 +302,15 @@ let sharedRead = Buffer.allocUnsafeSlow(16 * 1024);
 /** The shared buffer compressed blocks are decompressed into (same rules as sharedRead). */
 let sharedUncompressed = Buffer.allocUnsafeSlow(16 * 1024);
 
+/** Trailer type of the block readCheckedDataBlock read last. */
+let readType = COMPRESSION_NONE;
+
 /**
- * Reads a data block and its trailer (into the shared read buffer unless the block is large) and
- * returns it verified and uncompressed (verifiedDataBlock): a view valid until the next call.
+ * Reads a data block and its trailer into the shared read buffer (unless the block is large) and
+ * checks the trailer (CRC); returns the buffer, the block at its start, its type in `readType`.
+ * The buffer is valid until the next call.
  */
-function readVerifiedDataBlock(file: FileHandle, offset: number, sizeBytes: number, compressedAllowed: boolean): Buffer {
+function readCheckedDataBlock(file: FileHandle, offset: number, sizeBytes: number): Buffer {
   const total = sizeBytes + BLOCK_TRAILER_BYTES;
   let buf: Buffer;
   if (total > SHARED_READ_BYTES_MAX) {
@@ -282,17 +320,35 @@ function readVerifiedDataBlock(file: FileHandle, offset: number, sizeBytes: numb
     buf = sharedRead;
   }
   readFully(file, buf, total, offset, 'block');
-  return verifiedDataBlock(buf, 0, sizeBytes, file.path, offset, compressedAllowed);
+  readType = checkBlockTrailer(buf, 0, sizeBytes, file.path, offset);
+  return buf;
+}
+
+/**
+ * Reads a data block and its trailer and returns it verified and uncompressed (verifiedDataBlock):
+ * a view valid until the next call.
+ */
+function readVerifiedDataBlock(file: FileHandle, offset: number, sizeBytes: number, compressedAllowed: boolean): Buffer {
+  const buf = readCheckedDataBlock(file, offset, sizeBytes);
+  return uncompressedDataBlock(buf, 0, sizeBytes, readType, file.path, offset, compressedAllowed);
 }
 
 /**
  * Checks the trailer of the data block stored at `buf[start, start + sizeBytes)` (read from `path`
- * at `offset`) and, if it is stored compressed and `compressedAllowed` (format version 2),
- * decompresses it (into the shared output buffer unless it is large). Returns a view of the
- * uncompressed block bytes, valid until the next call or until `buf` is reused.
+ * at `offset`) and returns it uncompressed (uncompressedDataBlock).
  */
 function verifiedDataBlock(buf: Buffer, start: number, sizeBytes: number, path: string, offset: number, compressedAllowed: boolean): Buffer {
   const type = checkBlockTrailer(buf, start, sizeBytes, path, offset);
+  return uncompressedDataBlock(buf, start, sizeBytes, type, path, offset, compressedAllowed);
+}
+
+/**
+ * The checked data block at `buf[start, start + sizeBytes)`, of trailer type `type`: a view of it,
+ * or, if it is stored compressed and `compressedAllowed` (format version 2), its decompressed
+ * bytes (in the shared output buffer unless large). Valid until the next call or until `buf` is
+ * reused.
+ */
+function uncompressedDataBlock(buf: Buffer, start: number, sizeBytes: number, type: number, path: string, offset: number, compressedAllowed: boolean): Buffer {
   if (type === COMPRESSION_NONE) return buf.subarray(start, start + sizeBytes);
   if (!compressedAllowed) {
     throw corruption(path, offset + sizeBytes, `compression type ${type} in a version 1 table`);
@@ -309,20 +365,23 @@ function decompressDataBlock(buf: Buffer, start: number, sizeBytes: number, path
   const end = start + sizeBytes;
   const length = lzUncompressedLength(buf, start, end);
   if (length < 0) throw corruption(path, offset, lzErrorMessage(length));
-  let out: Buffer;
-  if (length > SHARED_READ_BYTES_MAX) {
-    out = Buffer.allocUnsafeSlow(length);
-  } else {
-    if (length > sharedUncompressed.length) {
-      sharedUncompressed = Buffer.allocUnsafeSlow(Math.min(SHARED_READ_BYTES_MAX, Math.max(length, 2 * sharedUncompressed.length)));
-    }
-    out = sharedUncompressed;
-  }
+  const out = length > SHARED_READ_BYTES_MAX ? Buffer.allocUnsafeSlow(length) : sharedOutput(length);
   // Whole buffers, not subarrays: the codec caches a DataView per buffer object.
   const r = decompressBlock(buf, start, end, out, 0, length);
   if (r < 0) throw corruption(path, offset, lzErrorMessage(r));
   return out.subarray(0, length);
 }
+
+/** The shared output buffer, grown to hold `length` (at most SHARED_READ_BYTES_MAX) bytes. */
+function sharedOutput(length: number): Buffer {
+  if (length > sharedUncompressed.length) {
+    sharedUncompressed = Buffer.allocUnsafeSlow(Math.min(SHARED_READ_BYTES_MAX, Math.max(length, 2 * sharedUncompressed.length)));
+  }
+  return sharedUncompressed;
+}
+
+/** Decodes the compressed blocks point lookups search part way (see TableReader.findInBlock). */
+const prefixDecoder = new LzPrefixDecoder();
 
 /**
  * Reads a filter, meta or index block and its trailer into a buffer of its own and checks the

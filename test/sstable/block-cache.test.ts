@@ -226,3 +226,32 @@ test('admission: counts fade, so yesterday\'s popular blocks give way to today\'
   c.insert(2, 0, block(100, 50));
   assert.equal(c.get(2, 0)?.[0], 50, 'admitted once the old counts faded');
 });
+
+test('admits() answers what insert() then does: cached or handed back (property)', () => {
+  fc.assert(
+    fc.property(
+      fc.array(
+        fc.record({ file: fc.integer({ min: 1, max: 3 }), block: fc.integer({ min: 0, max: 30 }), size: fc.constantFrom(50, 100, 100, 250, 2000), lookups: fc.integer({ min: 0, max: 4 }) }),
+        { maxLength: 200 },
+      ),
+      fc.boolean(),
+      (ops, admission) => {
+        const c = new BlockCache(1000, 100, admission);
+        for (const op of ops) {
+          const offset = op.block * 1000;
+          for (let k = 0; k < op.lookups; k++) c.get(op.file, offset);
+          const rejectedBefore = c.stats().rejected;
+          const admits = c.admits(op.file, offset, op.size);
+          const mine = block(op.size, op.block);
+          if (admits) {
+            assert.notEqual(c.insert(op.file, offset, mine), mine, 'admitted: insert caches a copy');
+            assert.equal(c.stats().rejected, rejectedBefore);
+          } else {
+            assert.equal(c.insert(op.file, offset, mine), mine, 'refused: insert hands the block back');
+          }
+        }
+      },
+    ),
+    { seed: SEED, numRuns: 300 },
+  );
+});

@@ -6,6 +6,7 @@ import { BlockIterator } from '../../src/sstable/block-iterator.js';
 import { BlockPointSearch } from '../../src/sstable/block-point-search.js';
 import { isLightningError } from '../../src/base/errors.js';
 import { Random } from '../../src/util/random.js';
+import { compressBlock, lzCompressedBytesLimit, LzPrefixDecoder, lzUncompressedLength } from '../../src/sstable/lz-codec.js';
 import { entryArb, ikey, ikeyArb, lowerBound, SEED, sortedUnique, type Entry } from './model.js';
 
 function buildBlock(entries: Entry[], restartInterval: number): Buffer {
@@ -96,3 +97,77 @@ test('corrupted blocks: point search raises CORRUPTION or answers, never another
   }
   assert.ok(corruptions > 0, 'some corruption must be detected');
 });
+
+/** `block` compressed (null if it does not compress). */
+function compressed(block: Buffer): Buffer | null {
+  const out = Buffer.alloc(Math.max(0, lzCompressedBytesLimit(block.length)));
+  const n = compressBlock(block, 0, block.length, out, 0);
+  return n < 0 ? null : out.subarray(0, n);
+}
+
+/** seekGEInPrefix over `packed` (a compressed block): [key, value, bytes decoded], or null. */
+function searchPrefix(s: BlockPointSearch, d: LzPrefixDecoder, packed: Buffer, target: Buffer, path = 'test.sst'): [Buffer, Buffer, number] | null {
+  const out = Buffer.alloc(Math.max(1, 2 * packed.length * 255));
+  const n = d.begin(packed, 0, packed.length, out, 0);
+  assert.ok(n >= 0, 'header decodes');
+  if (!s.seekGEInPrefix(d, out, target, path, 0)) return null;
+  return [Buffer.from(s.keyBuffer.subarray(0, s.keyLength)), Buffer.from(out.subarray(s.valueStart, s.valueEnd)), d.decoded];
+}
+
+test('point search in a compressed block decodes only a prefix and finds what the full search finds (property)', () => {
+  let partial = 0;
+  fc.assert(
+    fc.property(
+      fc.array(entryArb, { maxLength: 80 }),
+      fc.constantFrom(1, 4, 16),
+      fc.array(ikeyArb, { maxLength: 20 }),
+      (raw, restartInterval, targets) => {
+        const model = sortedUnique(raw).map((e) => ({ key: e.key, value: Buffer.concat([e.value, Buffer.alloc(40, 0x61)]) }));
+        const block = buildBlock(model, restartInterval);
+        const packed = compressed(block);
+        if (packed === null) return;
+        const s = new BlockPointSearch();
+        const d = new LzPrefixDecoder();
+        for (const target of [...model.map((e) => e.key), ...targets]) {
+          const want = search(s, block, target);
+          const got = searchPrefix(s, d, packed, target);
+          assert.deepEqual(got?.slice(0, 2) ?? null, want, 'same answer as the search of the whole block');
+          if (got !== null && got[2] < block.length) partial++;
+        }
+      },
+    ),
+    { seed: SEED, numRuns: 200 },
+  );
+  assert.ok(partial > 0, 'some searches stopped before the end of the block');
+});
+
+test('corrupted compressed blocks: the prefix search raises CORRUPTION or answers, never another error', () => {
+  const rng = new Random(SEED);
+  const model = sortedUnique(
+    Array.from({ length: 60 }, (_, i) => ({ key: ikey(`user${i % 20}`, i), value: Buffer.alloc(20 + (i % 9), i) })),
+  );
+  const good = compressed(buildBlock(model, 4));
+  assert.ok(good !== null);
+  const s = new BlockPointSearch();
+  const d = new LzPrefixDecoder();
+  let corruptions = 0;
+  for (let trial = 0; trial < 3000; trial++) {
+    const bad = Buffer.from(good);
+    const flips = 1 + rng.nextInt(3);
+    for (let f = 0; f < flips; f++) bad[rng.nextInt(bad.length)] = rng.nextInt(256);
+    const cut = rng.nextInt(8) === 0 ? bad.subarray(0, rng.nextInt(bad.length)) : bad;
+    // A damaged length header is the reader's check (lzUncompressedLength), before any search.
+    if (lzUncompressedLength(cut, 0, cut.length) < 0) continue;
+    try {
+      for (const target of [ikey('user1', 5), ikey('user19', 100), ikey('a', 1), ikey('zzz', 1)]) {
+        const got = searchPrefix(s, d, cut, target, 'fuzz.sst');
+        if (got !== null) assert.ok(s.valueStart <= s.valueEnd && s.valueEnd <= got[2], `trial ${trial} (SEED=${SEED}): the value was decoded`);
+      }
+    } catch (e) {
+      assert.ok(isLightningError(e, 'CORRUPTION'), `trial ${trial} (SEED=${SEED}): ${String(e)}`);
+      corruptions++;
+    }
+  }
+  assert.ok(corruptions > 0, 'some corruption must be detected');
+});
+

@@ -17,6 +17,7 @@ import {
   LZ_ERR_HEADER,
   LZ_ERR_OFFSET,
   LZ_UNCOMPRESSED_BYTES_MAX,
+  LzPrefixDecoder,
   setLzTableBaseForTests,
 } from '../../src/sstable/lz-codec.js';
 import { Random } from '../../src/util/random.js';
@@ -460,3 +461,72 @@ test('codec fuzz: adversarial length extensions and offsets fail cleanly and qui
   // Literal length extension running off the end.
   assert.ok((decompress(Buffer.from([40, 0xf0, 0xff, 0xff]), 40) as number) < 0);
 });
+
+/**
+ * Decodes `block` with an LzPrefixDecoder in steps of the given sizes (then to the end), checking
+ * after every step that the final bytes are a prefix of `whole` and that nothing is written outside
+ * the output range. Returns the final length or the first negative code.
+ */
+function decodeInSteps(block: Buffer, steps: number[], whole: Buffer | null): number {
+  const decoder = new LzPrefixDecoder();
+  const stated = lzUncompressedLength(block, 0, block.length);
+  const pad = 3;
+  const dst = Buffer.alloc(pad + Math.max(0, stated) + pad, CANARY);
+  const n = decoder.begin(block, 0, block.length, dst, pad);
+  assert.equal(n, stated, 'begin returns the header length or its error');
+  if (n < 0) return n;
+  assert.equal(decoder.decoded, 0, 'begin decodes nothing');
+  let final = 0;
+  for (const want of [...steps, n]) {
+    const got = decoder.extend(want);
+    if (got < 0) return got;
+    assert.ok(got >= final, 'decoding never goes back');
+    assert.ok(got >= Math.min(want, n) && got <= n, `extend(${want}) gave ${got} of ${n}`);
+    final = got;
+    if (whole !== null) assert.ok(dst.subarray(pad, pad + got).equals(whole.subarray(0, got)), `the first ${got} bytes are final`);
+  }
+  for (let i = 0; i < pad; i++) assert.equal(dst[i], CANARY, 'wrote before dstStart');
+  for (let i = pad + n; i < dst.length; i++) assert.equal(dst[i], CANARY, 'wrote past the output range');
+  return final;
+}
+
+test('prefix decoder: decoding in steps gives final prefixes of the whole block (property)', async () => {
+  await withSeed('lz prefix decoder', async (seed) => {
+    const rnd = new Random(seed);
+    const sources = [benchmarkLike(rnd, 2100), benchmarkLike(rnd, 4100), Buffer.alloc(3000, 0x41)];
+    fc.assert(
+      fc.property(fc.oneof(repetitiveArb, fc.constantFrom(...sources)), fc.array(fc.nat({ max: 5000 }), { maxLength: 8 }), (data, steps) => {
+        const block = compress(data);
+        if (block === null) return;
+        assert.equal(decodeInSteps(block, steps, data), data.length);
+      }),
+      { seed, numRuns: numRuns(500, 20_000) },
+    );
+  });
+});
+
+test('prefix decoder: damaged blocks fail with a code or decode, never throw or write outside (property)', async () => {
+  await withSeed('lz prefix decoder fuzz', async (seed) => {
+    const rnd = new Random(seed);
+    const block = compress(benchmarkLike(rnd, 2100));
+    assert.ok(block !== null);
+    fc.assert(
+      fc.property(fc.array(fc.record({ at: fc.nat(), mask: fc.integer({ min: 1, max: 255 }) }), { minLength: 1, maxLength: 3 }), fc.nat(), fc.array(fc.nat({ max: 3000 }), { maxLength: 4 }), (flips, cut, steps) => {
+        const b = Buffer.from(block);
+        for (const f of flips) b[f.at % b.length] = (b[f.at % b.length] as number) ^ f.mask;
+        const damaged = cut % 4 === 0 ? b.subarray(0, cut % b.length) : b;
+        let r: number;
+        try {
+          r = decodeInSteps(damaged, steps, null);
+        } catch (e) {
+          assert.fail(`decoder threw ${e instanceof Error ? e.stack : String(e)}`);
+        }
+        if (r < 0) assert.ok(lzErrorMessage(r).startsWith('compressed block'), `code ${r}`);
+      }),
+      { seed, numRuns: numRuns(2000, 50_000) },
+    );
+    // A block cut anywhere fails by the end, however it is decoded.
+    for (let cut = 0; cut < block.length; cut += 7) assert.ok(decodeInSteps(block.subarray(0, cut), [cut * 2], null) < 0, `cut at ${cut}`);
+  });
+});
+
