@@ -445,27 +445,31 @@ export class LzPrefixDecoder {
   length = 0;
 
   /**
-   * Starts decoding the block `src[start, end)` into dst at dstStart, which must have room for
-   * the whole block (size it with lzUncompressedLength). Returns the uncompressed length or a
-   * negative LZ_ERR_* code; decodes nothing yet.
+   * Starts decoding the block `src[start, end)`: reads its header. Returns the uncompressed length
+   * or a negative LZ_ERR_* code. Then give it an output (into) before extending.
    */
-  begin(src: Buffer, start: number, end: number, dst: Buffer, dstStart: number): number {
+  begin(src: Buffer, start: number, end: number): number {
     const n = lzUncompressedLength(src, start, end);
-    if (n < 0) return n;
-    if (!(Number.isInteger(dstStart) && dstStart >= 0 && dstStart + n <= dst.length)) {
-      throw new RangeError('LzPrefixDecoder: output range outside its buffer');
-    }
     this.src = src;
     this.sv = sourceViews.of(src);
+    this.ip = n < 0 ? end : parseHeader(src, start, end);
+    this.end = end;
+    this.dst = EMPTY;
+    this.dv = EMPTY_VIEW;
+    this.dstStart = this.op = this.oend = 0;
+    this.length = n < 0 ? 0 : n;
+    return n;
+  }
+
+  /** Decodes into dst at dstStart, which must have room for the whole block (`length`). */
+  into(dst: Buffer, dstStart: number): void {
+    if (!(Number.isInteger(dstStart) && dstStart >= 0 && dstStart + this.length <= dst.length)) {
+      throw new RangeError('LzPrefixDecoder: output range outside its buffer');
+    }
     this.dst = dst;
     this.dv = destinationViews.of(dst);
-    this.ip = parseHeader(src, start, end);
-    this.end = end;
-    this.dstStart = dstStart;
-    this.op = dstStart;
-    this.oend = dstStart + n;
-    this.length = n;
-    return n;
+    this.dstStart = this.op = dstStart;
+    this.oend = dstStart + this.length;
   }
 
   /** Bytes at the front of the output that are final (dst[dstStart, dstStart + decoded)). */

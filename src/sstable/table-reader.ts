@@ -153,11 +153,11 @@ export class TableReader implements TableBlockSource {
       if (readType === COMPRESSION_NONE || this.formatVersion === TABLE_FORMAT_VERSION_1) {
         block = uncompressedDataBlock(raw, 0, sizeBytes, readType, this.path, offset, this.formatVersion > TABLE_FORMAT_VERSION_1);
       } else {
-        const length = lzUncompressedLength(raw, 0, sizeBytes);
+        const length = prefixDecoder.begin(raw, 0, sizeBytes);
         if (length < 0) throw corruption(this.path, offset, lzErrorMessage(length));
         if (length <= SHARED_READ_BYTES_MAX && (cache === null || !cache.admits(this.fileNumber, offset, length))) {
           const out = sharedOutput(length);
-          if (prefixDecoder.begin(raw, 0, sizeBytes, out, 0) < 0) throw corruption(this.path, offset, 'compressed block header changed');
+          prefixDecoder.into(out, 0);
           const found = search.seekGEInPrefix(prefixDecoder, out, seekKey, this.path, offset);
           prefixDecoder.clear();
           return found ? out : null;

@@ -108,8 +108,9 @@ function compressed(block: Buffer): Buffer | null {
 /** seekGEInPrefix over `packed` (a compressed block): [key, value, bytes decoded], or null. */
 function searchPrefix(s: BlockPointSearch, d: LzPrefixDecoder, packed: Buffer, target: Buffer, path = 'test.sst'): [Buffer, Buffer, number] | null {
   const out = Buffer.alloc(Math.max(1, 2 * packed.length * 255));
-  const n = d.begin(packed, 0, packed.length, out, 0);
+  const n = d.begin(packed, 0, packed.length);
   assert.ok(n >= 0, 'header decodes');
+  d.into(out, 0);
   if (!s.seekGEInPrefix(d, out, target, path, 0)) return null;
   return [Buffer.from(s.keyBuffer.subarray(0, s.keyLength)), Buffer.from(out.subarray(s.valueStart, s.valueEnd)), d.decoded];
 }
