@@ -342,7 +342,8 @@ function decodeSequences(
 ): number {
   let len: number;
   for (;;) {
-    if (op >= stopAt && ip < end) break;
+    // Stop between sequences once enough is out; a complete output still has its end checked.
+    if (op >= stopAt && op < oend && ip < end) break;
     if (ip >= end) return LZ_ERR_TRUNCATED;
     const token = src[ip++] as number;
     // Literals.
@@ -441,6 +442,8 @@ export class LzPrefixDecoder {
   private dstStart = 0;
   private op = 0;
   private oend = 0;
+  /** The error extend() returned (it keeps returning it), or 0. */
+  private error = 0;
   /** Uncompressed length of the block (its header). */
   length = 0;
 
@@ -458,10 +461,14 @@ export class LzPrefixDecoder {
     this.dv = EMPTY_VIEW;
     this.dstStart = this.op = this.oend = 0;
     this.length = n < 0 ? 0 : n;
+    this.error = n < 0 ? n : 0;
     return n;
   }
 
-  /** Decodes into dst at dstStart, which must have room for the whole block (`length`). */
+  /**
+   * Decodes into dst at dstStart, which must have room for the whole block (`length`). Once per
+   * begin(), before the first extend().
+   */
   into(dst: Buffer, dstStart: number): void {
     if (!(Number.isInteger(dstStart) && dstStart >= 0 && dstStart + this.length <= dst.length)) {
       throw new RangeError('LzPrefixDecoder: output range outside its buffer');
@@ -482,10 +489,12 @@ export class LzPrefixDecoder {
    * number of final bytes, or a negative LZ_ERR_* code.
    */
   extend(bytes: number): number {
-    if (this.op - this.dstStart >= bytes || this.op === this.oend) return this.op - this.dstStart;
+    if (this.error < 0) return this.error;
+    if (this.op - this.dstStart >= bytes || this.ip === this.end) return this.op - this.dstStart;
     const op = decodeSequences(this.src, this.sv, this.ip, this.end, this.dst, this.dv, this.dstStart, this.op, this.oend, this.dstStart + bytes);
     if (op < 0) {
-      this.op = this.oend = this.dstStart;
+      this.error = op;
+      this.op = this.dstStart; // nothing of a bad block counts as decoded
       return op;
     }
     this.op = op;
@@ -497,7 +506,7 @@ export class LzPrefixDecoder {
   clear(): void {
     this.src = this.dst = EMPTY;
     this.sv = this.dv = EMPTY_VIEW;
-    this.ip = this.end = this.dstStart = this.op = this.oend = this.length = 0;
+    this.ip = this.end = this.dstStart = this.op = this.oend = this.length = this.error = 0;
   }
 }
 

@@ -154,14 +154,16 @@ export class TableReader implements TableBlockSource {
         block = uncompressedDataBlock(raw, 0, sizeBytes, readType, this.path, offset, this.formatVersion > TABLE_FORMAT_VERSION_1);
       } else {
         const length = prefixDecoder.begin(raw, 0, sizeBytes);
-        if (length < 0) throw corruption(this.path, offset, lzErrorMessage(length));
-        if (length <= SHARED_READ_BYTES_MAX && (cache === null || !cache.admits(this.fileNumber, offset, length))) {
+        if (length >= 0 && length <= SHARED_READ_BYTES_MAX && (cache === null || !cache.admits(this.fileNumber, offset, length))) {
           const out = sharedOutput(length);
-          prefixDecoder.into(out, 0);
-          const found = search.seekGEInPrefix(prefixDecoder, out, seekKey, this.path, offset);
-          prefixDecoder.clear();
-          return found ? out : null;
+          try {
+            prefixDecoder.into(out, 0);
+            return search.seekGEInPrefix(prefixDecoder, out, seekKey, this.path, offset) ? out : null;
+          } finally {
+            prefixDecoder.clear(); // a large block's own read buffer must not stay reachable
+          }
         }
+        prefixDecoder.clear();
         block = decompressDataBlock(raw, 0, sizeBytes, this.path, offset);
       }
       if (cache !== null) block = cache.insert(this.fileNumber, offset, block);
