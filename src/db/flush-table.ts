@@ -40,8 +40,10 @@ export async function buildFlushTable(fs: FileSystem, spec: FlushSpec, yieldEver
   const data = Buffer.from(sorted.bytes.buffer, sorted.bytes.byteOffset, sorted.bytes.byteLength);
   const path = joinPath(spec.dir, tableFileName(spec.fileNumber));
   const file = createNewFile(fs, path);
+  let builder: TableBuilder | null = null;
+  let built = false;
   try {
-    const builder = new TableBuilder(file, {
+    builder = new TableBuilder(file, {
       blockSizeBytes: spec.blockSizeBytes,
       bloomBitsPerKey: spec.bloomBitsPerKey,
       // Compressed like every other level: a table that does not overlap L1 then moves down
@@ -58,12 +60,14 @@ export async function buildFlushTable(fs: FileSystem, spec: FlushSpec, yieldEver
     }
     assert(i === count, 'skiplist count disagrees with its level-0 chain');
     const info = builder.finish();
+    built = true;
     assert(info.entryCount === count, 'flush lost entries');
     await file.sync();
     file.close();
     await fs.syncDir(spec.dir);
     return metadataOfBuiltTable(spec.fileNumber, info);
   } catch (e) {
+    if (!built) builder?.abandon(); // its buffers go back to the thread's spares
     file.close();
     removeQuietly(fs, path);
     throw fromIoError(e, 'flush', path);

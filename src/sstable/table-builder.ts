@@ -105,7 +105,8 @@ export class TableBuilder {
   private readonly compress: boolean;
 
   /** Staging buffer for file writes; `stagedBytes` of it are pending. */
-  private staging: Buffer = takeSpare(spareStaging, WRITE_BATCH_BYTES);
+  /** Taken from the spares last in the constructor: a constructor that throws loses none. */
+  private staging: Buffer;
   private stagedBytes = 0;
   /** Bytes already handed to file.write(). */
   private writtenBytes = 0;
@@ -144,8 +145,9 @@ export class TableBuilder {
     this.restartInterval = restartInterval;
     this.bloomBitsPerKey = opts.bloomBitsPerKey;
     this.dataBlock = new BlockBuilder(restartInterval, Math.max(4096, opts.blockSizeBytes * 2));
-    this.indexBlock = new BlockBuilder(INDEX_RESTART_INTERVAL, 4096, spareIndexBuffers.pop() ?? null);
     this.bloom = new BloomFilterBuilder(opts.bloomBitsPerKey, opts.bloomLayout ?? 'cache-local');
+    this.indexBlock = new BlockBuilder(INDEX_RESTART_INTERVAL, 4096, spareIndexBuffers.pop() ?? null);
+    this.staging = takeSpare(spareStaging, WRITE_BATCH_BYTES);
   }
 
   /**
