@@ -9,6 +9,7 @@ import { KIND_DELETE, MAX_SEQ, kindOfTrailer, seqOfTrailer } from '../base/inter
 import type { InternalIterator } from '../iter/internal-iterator.js';
 import { NIL, SkipList, type SkipListStorage, type SortedEntries } from './skiplist.js';
 import { addHashToFilter, bloomHash, emptyFilter, mayContainHash } from '../sstable/bloom-filter.js';
+import { KeyIndex, keyIndexSlots, type KeyIndexStorage } from './key-index.js';
 
 /** Result of a point lookup in one memtable. `value` is a view valid while referenced. */
 export type MemGetResult =
@@ -44,7 +45,11 @@ const FILTER_PROBES = 6;
 export interface MemTableStorage {
   list: SkipListStorage;
   filter: Buffer;
+  index: KeyIndexStorage | null;
 }
+
+/** Versions a read walks down from a key's newest node before it searches the skiplist instead. */
+const VERSION_WALK_MAX = 8;
 
 export class MemTable {
   private readonly list: SkipList;
@@ -54,6 +59,8 @@ export class MemTable {
    * line. Reads pass the key's bloomHash, which they compute once for the tables' filters too.
    */
   private filter: Buffer;
+  /** User key → newest node, for point reads of keys written here (key-index.ts). */
+  private index: KeyIndex | null;
   /** Iterators not yet closed: they read the arena, so retire() waits for them. */
   private openIterators = 0;
   /** Set by retire() while iterators are open: receives the storage when the last one closes. */
@@ -71,6 +78,7 @@ export class MemTable {
     this.list = new SkipList(new Random(seed), arenaBytesFor(capacityBytes), storage?.list ?? null);
     const bits = Math.min(FILTER_BITS_MAX, Math.max(FILTER_BITS_MIN, Math.floor(capacityBytes / FILTER_BYTES_PER_BIT)));
     this.filter = emptyFilter(bits, FILTER_PROBES, storage?.filter ?? null);
+    this.index = new KeyIndex(keyIndexSlots(capacityBytes), storage?.index ?? null);
   }
 
   /**
@@ -108,8 +116,10 @@ export class MemTable {
     const packed = seq * 256 + kind;
     const low = packed % 0x100000000;
     const high = Math.floor(packed / 0x100000000);
-    this.list.insert(keySrc, keyStart, keyEnd, low, high, valueSrc, valueStart, valueEnd);
-    addHashToFilter(this.filter, bloomHash(keySrc, keyStart, keyEnd));
+    const node = this.list.insert(keySrc, keyStart, keyEnd, low, high, valueSrc, valueStart, valueEnd);
+    const hash = bloomHash(keySrc, keyStart, keyEnd);
+    addHashToFilter(this.filter, hash);
+    this.index?.put(hash, node, this.list);
     if (seq < this.minSeq) this.minSeq = seq;
     if (seq > this.maxSeq) this.maxSeq = seq;
   }
@@ -127,7 +137,7 @@ export class MemTable {
     // An empty memtable (just after a rotation or open) answers without touching the filter.
     if (this.list.length === 0 || (hash >= 0 && !mayContainHash(this.filter, hash))) return NOT_FOUND;
     const list = this.list;
-    const node = list.findVisible(userKey, seq * 256 + 255);
+    const node = this.findVisible(userKey, seq, hash);
     if (node === NIL || !list.userKeyEquals(node, userKey)) return NOT_FOUND;
     const t = list.trailer(node);
     assert(seqOfTrailer(t) <= seq, 'findVisible returned an invisible version');
@@ -139,9 +149,34 @@ export class MemTable {
   newestSeq(userKey: Buffer, hash = bloomHash(userKey)): number {
     if (!mayContainHash(this.filter, hash)) return -1;
     const list = this.list;
-    const node = list.findVisible(userKey, MAX_SEQ * 256 + 255);
+    const node = this.findVisible(userKey, MAX_SEQ, hash);
     if (node === NIL || !list.userKeyEquals(node, userKey)) return -1;
     return seqOfTrailer(list.trailer(node));
+  }
+
+  /**
+   * The first node at or after (userKey, seq): the newest version visible at `seq` if the node has
+   * userKey (callers check). Through the key index when it holds the key: its newest node, then
+   * down the older versions; a long walk or a key the index could not take searches the list.
+   */
+  private findVisible(userKey: Buffer, seq: number, hash: number): number {
+    const list = this.list;
+    const index = this.index;
+    if (index !== null) {
+      const h = hash >= 0 ? hash : bloomHash(userKey);
+      let node = index.find(h, userKey, list);
+      if (node === NIL) {
+        if (index.complete) return NIL;
+      } else {
+        for (let i = 0; i < VERSION_WALK_MAX; i++) {
+          if (seqOfTrailer(list.trailer(node)) <= seq) return node;
+          node = list.next(node);
+          // Past the key's oldest version: no version is visible at seq.
+          if (node === NIL || !list.userKeyEquals(node, userKey)) return NIL;
+        }
+      }
+    }
+    return list.findVisible(userKey, seq * 256 + 255);
   }
 
   iterator(): InternalIterator {
@@ -183,8 +218,9 @@ export class MemTable {
   }
 
   private takeStorage(): MemTableStorage {
-    const storage: MemTableStorage = { list: this.list.release(), filter: this.filter };
+    const storage: MemTableStorage = { list: this.list.release(), filter: this.filter, index: this.index?.storage() ?? null };
     this.filter = Buffer.alloc(0);
+    this.index = null;
     return storage;
   }
 }

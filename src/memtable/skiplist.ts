@@ -246,7 +246,7 @@ export class SkipList {
 
   /**
    * Inserts keySrc[keyStart, keyEnd) ++ trailer → valueSrc[valueStart, valueEnd), copying both
-   * into the arena.
+   * into the arena. Returns the new node.
    * Requires: no equal internal key already present (sequence numbers are unique).
    *
    * Keys that arrive in ascending order (sequential loads, sorted batches) start each level's walk
@@ -262,7 +262,7 @@ export class SkipList {
     valueSrc: Buffer,
     valueStart: number,
     valueEnd: number,
-  ): void {
+  ): number {
     const ulen = keyEnd - keyStart;
     const klen = ulen + TRAILER_BYTES;
     const h = this.randomHeight();
@@ -314,6 +314,7 @@ export class SkipList {
     // nodes there.
     for (let level = 0; level < this.height; level++) hint[level] = level < h ? node : (prev[level] as number);
     this.lastInserted = node;
+    return node;
   }
 
   /**
@@ -417,6 +418,17 @@ export class SkipList {
       }
     }
     return x === HEAD ? NIL : x;
+  }
+
+  /** True if the user keys of nodes a and b are equal. */
+  sameUserKey(a: number, b: number): boolean {
+    const rows = this.rows;
+    const aOff = rows[a + KEY_OFF] as number;
+    const bOff = rows[b + KEY_OFF] as number;
+    const ulen = (rows[a + KEY_LEN] as number) - TRAILER_BYTES;
+    if ((rows[b + KEY_LEN] as number) - TRAILER_BYTES !== ulen) return false;
+    const v = this.view;
+    return compareBytesView(v, aOff, aOff + ulen, v, bOff, bOff + ulen) === 0;
   }
 
   /** True if node's user key equals `userKey`. */
