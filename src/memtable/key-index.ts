@@ -2,8 +2,10 @@
  * A hash index over a memtable's user keys: user key → its newest node in the skiplist. A point
  * read then finds a key written here in O(1) (one probe, one key comparison, and a short walk
  * down level 0 to the version its snapshot sees) instead of a skiplist descent of ~log(n) random
- * node visits. It pays where the memtable answers the read: a key updated again and again (a
- * transaction workload reads and conflict-checks each key it writes).
+ * node visits, and an insert of a key it holds links in before the newest version without a
+ * search. It pays where the memtable answers the read: a key updated again and again (a
+ * transaction workload reads and conflict-checks each key it writes). MemTable builds it only
+ * once reads find keys there (a load would pay a probe per insert for nothing).
  *
  * Open addressing with linear probing in two Int32Arrays (node, key hash), sized once from the
  * memtable's capacity and never grown: memory stays bounded (8 bytes per slot). When the index is
@@ -16,10 +18,8 @@ import { NIL } from './skiplist.js';
 
 /** What the index needs from the skiplist (implemented by SkipList). */
 export interface KeyNodes {
-  /** True if the nodes' user keys are equal. */
-  sameUserKey(a: number, b: number): boolean;
-  /** True if node's user key equals userKey. */
-  userKeyEquals(node: number, userKey: Buffer): boolean;
+  /** True if node's user key equals src[start, end). */
+  userKeyEqualsRange(node: number, src: Uint8Array, start: number, end: number): boolean;
 }
 
 export interface KeyIndexStorage {
@@ -64,31 +64,39 @@ export class KeyIndex {
     this.limit = (slots >>> 2) * 3;
   }
 
-  /** Records `node` (just inserted, user-key hash `hash`) as the newest node of its user key. */
-  put(hash: number, node: number, list: KeyNodes): void {
+  /**
+   * The slot of the user key src[start, end) (hash `hash`): the slot holding its newest node, or
+   * the empty slot it would take, or -1 if the index does not hold it and is full.
+   */
+  slotOf(hash: number, src: Uint8Array, start: number, end: number, list: KeyNodes): number {
     hash |= 0; // as the Int32Array stores it (bloom hashes are unsigned)
     const nodes = this.nodes;
     const hashes = this.hashes;
     for (let i = hash & this.mask; ; i = (i + 1) & this.mask) {
       const at = nodes[i] as number;
       if (at === NIL) {
-        if (this.count >= this.limit) {
-          this.complete = false;
-          return;
-        }
-        nodes[i] = node;
-        hashes[i] = hash;
-        this.count++;
-        return;
+        if (this.count < this.limit) return i;
+        this.complete = false;
+        return -1;
       }
-      if (hashes[i] === hash && list.sameUserKey(at, node)) {
-        nodes[i] = node;
-        return;
-      }
+      if (hashes[i] === hash && list.userKeyEqualsRange(at, src, start, end)) return i;
     }
   }
 
-  /** The newest node of `userKey` (hash `hash`), or NIL if the index does not hold it. */
+  /** The node in a slot from slotOf (NIL: empty; -1 is never a slot's node). */
+  nodeAt(slot: number): number {
+    return slot < 0 ? NIL : (this.nodes[slot] as number);
+  }
+
+  /** Makes `node` the newest node of the key whose slot (from slotOf) this is. */
+  store(slot: number, hash: number, node: number): void {
+    if (slot < 0) return;
+    if (this.nodes[slot] === NIL) this.count++;
+    this.nodes[slot] = node;
+    this.hashes[slot] = hash | 0;
+  }
+
+  /** The newest node of userKey (hash `hash`), or NIL if the index does not hold it. */
   find(hash: number, userKey: Buffer, list: KeyNodes): number {
     hash |= 0;
     const nodes = this.nodes;
@@ -96,7 +104,7 @@ export class KeyIndex {
     for (let i = hash & this.mask; ; i = (i + 1) & this.mask) {
       const at = nodes[i] as number;
       if (at === NIL) return NIL;
-      if (hashes[i] === hash && list.userKeyEquals(at, userKey)) return at;
+      if (hashes[i] === hash && list.userKeyEqualsRange(at, userKey, 0, userKey.length)) return at;
     }
   }
 

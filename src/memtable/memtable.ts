@@ -50,6 +50,8 @@ export interface MemTableStorage {
 
 /** Versions a read walks down from a key's newest node before it searches the skiplist instead. */
 const VERSION_WALK_MAX = 8;
+/** Reads of keys written here (that searched the list) after which a memtable builds its key index. */
+const INDEX_AFTER_SEARCHES = 256;
 
 export class MemTable {
   private readonly list: SkipList;
@@ -59,8 +61,18 @@ export class MemTable {
    * line. Reads pass the key's bloomHash, which they compute once for the tables' filters too.
    */
   private filter: Buffer;
-  /** User key → newest node, for point reads of keys written here (key-index.ts). */
-  private index: KeyIndex | null;
+  /**
+   * User key → newest node, for point reads of keys written here (key-index.ts). Built once
+   * INDEX_AFTER_SEARCHES reads have searched the list (keys written here are being read back):
+   * keeping it costs each insert a probe of a table too large for the CPU cache, so a memtable
+   * only written to (a load) never has one.
+   */
+  private index: KeyIndex | null = null;
+  /** A retired memtable's index arrays, for the index if this memtable builds one. */
+  private spareIndex: KeyIndexStorage | null;
+  /** Reads that searched the list (the key passed the filter) while there was no index. */
+  private searches = 0;
+  private readonly capacityBytes: number;
   /** Iterators not yet closed: they read the arena, so retire() waits for them. */
   private openIterators = 0;
   /** Set by retire() while iterators are open: receives the storage when the last one closes. */
@@ -78,7 +90,8 @@ export class MemTable {
     this.list = new SkipList(new Random(seed), arenaBytesFor(capacityBytes), storage?.list ?? null);
     const bits = Math.min(FILTER_BITS_MAX, Math.max(FILTER_BITS_MIN, Math.floor(capacityBytes / FILTER_BYTES_PER_BIT)));
     this.filter = emptyFilter(bits, FILTER_PROBES, storage?.filter ?? null);
-    this.index = new KeyIndex(keyIndexSlots(capacityBytes), storage?.index ?? null);
+    this.spareIndex = storage?.index ?? null;
+    this.capacityBytes = capacityBytes;
   }
 
   /**
@@ -116,10 +129,15 @@ export class MemTable {
     const packed = seq * 256 + kind;
     const low = packed % 0x100000000;
     const high = Math.floor(packed / 0x100000000);
-    const node = this.list.insert(keySrc, keyStart, keyEnd, low, high, valueSrc, valueStart, valueEnd);
     const hash = bloomHash(keySrc, keyStart, keyEnd);
+    const index = this.index;
+    const list = this.list;
+    // A key written here before goes in right before its newest version: no search (skiplist.ts).
+    const slot = index !== null ? index.slotOf(hash, keySrc, keyStart, keyEnd, list) : -1;
+    const newer = index !== null ? index.nodeAt(slot) : NIL;
+    const node = list.insert(keySrc, keyStart, keyEnd, low, high, valueSrc, valueStart, valueEnd, newer);
+    index?.store(slot, hash, node);
     addHashToFilter(this.filter, hash);
-    this.index?.put(hash, node, this.list);
     if (seq < this.minSeq) this.minSeq = seq;
     if (seq > this.maxSeq) this.maxSeq = seq;
   }
@@ -161,7 +179,7 @@ export class MemTable {
    */
   private findVisible(userKey: Buffer, seq: number, hash: number): number {
     const list = this.list;
-    const index = this.index;
+    const index = this.index ?? this.countSearch();
     if (index !== null) {
       const h = hash >= 0 ? hash : bloomHash(userKey);
       let node = index.find(h, userKey, list);
@@ -217,10 +235,30 @@ export class MemTable {
     }
   }
 
+  /** Counts a read that searches the list; builds the index at the INDEX_AFTER_SEARCHES-th. */
+  private countSearch(): KeyIndex | null {
+    if (++this.searches < INDEX_AFTER_SEARCHES || this.retired) return null;
+    // Every user key's newest node: the first of its nodes in key order (newest version first).
+    const list = this.list;
+    const index = new KeyIndex(keyIndexSlots(this.capacityBytes), this.spareIndex);
+    this.spareIndex = null;
+    const keys = list.arenaBuffer();
+    for (let node = list.first(); node !== NIL; node = list.next(node)) {
+      const start = list.keyOffset(node);
+      const end = start + list.userKeyLength(node);
+      const hash = bloomHash(keys, start, end);
+      const slot = index.slotOf(hash, keys, start, end, list);
+      if (slot >= 0 && index.nodeAt(slot) === NIL) index.store(slot, hash, node);
+    }
+    this.index = index;
+    return index;
+  }
+
   private takeStorage(): MemTableStorage {
-    const storage: MemTableStorage = { list: this.list.release(), filter: this.filter, index: this.index?.storage() ?? null };
+    const storage: MemTableStorage = { list: this.list.release(), filter: this.filter, index: this.index?.storage() ?? this.spareIndex };
     this.filter = Buffer.alloc(0);
     this.index = null;
+    this.spareIndex = null;
     return storage;
   }
 }
@@ -265,7 +303,7 @@ class MemTableIterator implements InternalIterator {
   prev(): void {
     this.checkLive();
     assert(this.node !== NIL, 'prev() requires valid()');
-    this.node = this.list.findLT(this.list.key(this.node));
+    this.node = this.list.prev(this.node);
   }
   key(): Buffer {
     assert(this.node !== NIL, 'key() requires valid()');

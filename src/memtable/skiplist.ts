@@ -15,7 +15,7 @@
  * worker walks them in place (sortedEntries) instead of receiving a copy, and after the flush
  * the DB hands them to the next memtable (release, then the constructor's `storage`).
  */
-import { assert } from '../util/assert.js';
+import { assert, invariants } from '../util/assert.js';
 import { KeyProbe, viewOf } from '../base/key-probe.js';
 import { copyBytes, copyOfRange, copyWithViews, viewCopyPays } from '../util/copy-bytes.js';
 import type { Random } from '../util/random.js';
@@ -28,11 +28,15 @@ const BRANCHING = 4;
 const HEAD = 0;
 /** Null link. */
 export const NIL = -1;
-/** A node is a row in `rows`: key offset, key length, value length, then one link per level. */
+/**
+ * A node is a row in `rows`: key offset, key length, value length, the previous node on level 0
+ * (HEAD for the first), then one link per level.
+ */
 const KEY_OFF = 0;
 const KEY_LEN = 1;
 const VALUE_LEN = 2;
-const LINKS = 3;
+const PREV = 3;
+const LINKS = 4;
 const INITIAL_ROW_INTS = 8 * 1024;
 const INITIAL_ARENA_BYTES = 64 * 1024;
 
@@ -217,6 +221,12 @@ export class SkipList {
     return this.next(HEAD);
   }
 
+  /** The node before `node` in key order, or NIL (level 0 is doubly linked). */
+  prev(node: number): number {
+    const p = this.rows[node + PREV] as number;
+    return p === HEAD ? NIL : p;
+  }
+
   /** Copies a search key into `target`; returns its length. */
   private setTarget(key: Buffer): number {
     this.target.set(key);
@@ -262,6 +272,7 @@ export class SkipList {
     valueSrc: Buffer,
     valueStart: number,
     valueEnd: number,
+    newer: number = NIL,
   ): number {
     const ulen = keyEnd - keyStart;
     const klen = ulen + TRAILER_BYTES;
@@ -276,6 +287,7 @@ export class SkipList {
     const vlen = valueEnd - valueStart;
     if (viewCopyPays(vlen)) copyWithViews(this.sourceView(valueSrc), valueStart, view, off + klen, vlen);
     else copyBytes(valueSrc, valueStart, valueEnd, a, off + klen);
+    if (newer !== NIL && h === 1) return this.linkBefore(node, newer);
     const prev = this.prevScratch;
     const hint = this.hint;
     const useHint = this.lastInserted !== NIL && this.cmpNodes(this.lastInserted, node) < 0;
@@ -310,10 +322,32 @@ export class SkipList {
       rows[node + LINKS + level] = rows[p] as number;
       rows[p] = node;
     }
+    rows[node + PREV] = prev[0] as number;
+    if (following !== NIL) rows[following + PREV] = node;
     // Levels at and above the list's height keep HEAD, their initial value: the list never had
     // nodes there.
     for (let level = 0; level < this.height; level++) hint[level] = level < h ? node : (prev[level] as number);
     this.lastInserted = node;
+    return node;
+  }
+
+  /**
+   * Links a node of height 1 in just before `newer`, the newest node of the same user key (the
+   * new node has a higher sequence number, so it sorts right before it): O(1), no search.
+   * The insert hints then no longer describe the last insert, so the next insert searches.
+   */
+  private linkBefore(node: number, newer: number): number {
+    const rows = this.rows;
+    const p = rows[newer + PREV] as number;
+    if (invariants.enabled) {
+      assert(this.cmpNodes(node, newer) < 0, 'a newer version must sort before the older');
+      assert(p === HEAD || this.cmpNodes(p, node) < 0, 'the node before the newest version sorts before the new one');
+    }
+    rows[node + LINKS] = newer;
+    rows[node + PREV] = p;
+    rows[p + LINKS] = node;
+    rows[newer + PREV] = node;
+    this.lastInserted = NIL;
     return node;
   }
 
@@ -420,15 +454,24 @@ export class SkipList {
     return x === HEAD ? NIL : x;
   }
 
-  /** True if the user keys of nodes a and b are equal. */
-  sameUserKey(a: number, b: number): boolean {
-    const rows = this.rows;
-    const aOff = rows[a + KEY_OFF] as number;
-    const bOff = rows[b + KEY_OFF] as number;
-    const ulen = (rows[a + KEY_LEN] as number) - TRAILER_BYTES;
-    if ((rows[b + KEY_LEN] as number) - TRAILER_BYTES !== ulen) return false;
-    const v = this.view;
-    return compareBytesView(v, aOff, aOff + ulen, v, bOff, bOff + ulen) === 0;
+  /** The arena: node keys lie at keyOffset (see userKeyLength); valid until the next insert. */
+  arenaBuffer(): Buffer {
+    return this.arena;
+  }
+
+  keyOffset(node: number): number {
+    return this.rows[node + KEY_OFF] as number;
+  }
+
+  userKeyLength(node: number): number {
+    return (this.rows[node + KEY_LEN] as number) - TRAILER_BYTES;
+  }
+
+  /** True if node's user key equals src[start, end). */
+  userKeyEqualsRange(node: number, src: Uint8Array, start: number, end: number): boolean {
+    const off = this.rows[node + KEY_OFF] as number;
+    const ulen = (this.rows[node + KEY_LEN] as number) - TRAILER_BYTES;
+    return ulen === end - start && compareBytes(this.arena, off, off + ulen, src, start, end) === 0;
   }
 
   /** True if node's user key equals `userKey`. */

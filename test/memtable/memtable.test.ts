@@ -10,6 +10,10 @@ import { NIL, firstSorted, nextSorted, sortedKeyLength, sortedKeyOffset, sortedV
 import { KIND_DELETE, KIND_VALUE, compareInternalKeys, makeInternalKey } from '../../src/base/internal-key.js';
 import { testSeed } from '../harness/seed.js';
 import { bloomHash } from '../../src/sstable/bloom-filter.js';
+import { invariants } from '../../src/util/assert.js';
+
+// The skiplist checks that a version linked in by the key index sorts where it goes.
+invariants.enabled = true;
 
 type Entry = { key: Buffer; seq: number; kind: number; value: Buffer };
 
@@ -180,36 +184,51 @@ test('the memtable filter: every written key passes, most others are turned away
   assert.ok(absent > 0 && passed / absent < 0.05, `SEED=${seed}: ${passed} of ${absent} absent keys passed the filter`);
 });
 
-test('key index: reads of keys with many versions at every snapshot, with the index complete and overflowing', () => {
+test('key index: reads of keys with many versions at every snapshot, before and after the index is built, complete and overflowing', () => {
   for (const capacity of [1 << 20, 0]) {
     // capacity 0: the smallest index (1024 slots, 768 keys): 2000 keys overflow it.
     const m = new MemTable(11, capacity);
     const model = new Map<string, { seq: number; kind: number; value: string }[]>();
     let seq = 1;
     const rng = (x: number): number => (Math.imul(x, 0x9e3779b1) >>> 0) % 2000;
-    for (let i = 0; i < 12_000; i++) {
-      const k = String(i < 2000 ? i : rng(i) % (i % 3 === 0 ? 5 : 2000)).padStart(6, '0');
-      const kind = i % 11 === 0 ? KIND_DELETE : KIND_VALUE;
-      const value = kind === KIND_DELETE ? '' : `v${seq}`;
-      m.add(seq, kind, Buffer.from(k), Buffer.from(value));
-      const versions = model.get(k) ?? [];
-      versions.unshift({ seq, kind, value });
-      model.set(k, versions);
-      seq++;
-    }
-    for (const [k, versions] of model) {
-      const key = Buffer.from(k);
-      assert.equal(m.newestSeq(key), (versions[0] as { seq: number }).seq, `capacity ${capacity} key ${k}: newestSeq`);
-      // Snapshots at, between and before versions; hot keys (0-4) have thousands of versions.
-      const probes = [seq, ...versions.slice(0, 12).map((v) => v.seq), ...versions.slice(0, 12).map((v) => v.seq - 1), 1];
-      for (const at of probes) {
-        const visible = versions.find((v) => v.seq <= at);
-        const r = m.get(key, at, bloomHash(key));
-        if (visible === undefined) assert.equal(r.found, false, `capacity ${capacity} key ${k} at ${at}`);
-        else if (visible.kind === KIND_DELETE) assert.deepEqual(r, { found: true, deleted: true });
-        else assert.ok(r.found && !r.deleted && r.value.toString() === visible.value, `capacity ${capacity} key ${k} at ${at}`);
+    const write = (from: number, to: number): void => {
+      for (let i = from; i < to; i++) {
+        const k = String(i < 2000 ? i : rng(i) % (i % 3 === 0 ? 5 : 2000)).padStart(6, '0');
+        const kind = i % 11 === 0 ? KIND_DELETE : KIND_VALUE;
+        const value = kind === KIND_DELETE ? '' : `v${seq}`;
+        m.add(seq, kind, Buffer.from(k), Buffer.from(value));
+        const versions = model.get(k) ?? [];
+        versions.unshift({ seq, kind, value });
+        model.set(k, versions);
+        seq++;
       }
-    }
-    for (const absent of ['zzz', '002000', '']) assert.equal(m.get(Buffer.from(absent), seq).found, false);
+    };
+    const check = (phase: string): void => {
+      for (const [k, versions] of model) {
+        const key = Buffer.from(k);
+        const what = `${phase}, capacity ${capacity}, key ${k}`;
+        assert.equal(m.newestSeq(key), (versions[0] as { seq: number }).seq, `${what}: newestSeq`);
+        // Snapshots at, between and before versions; hot keys (0-4) have thousands of versions.
+        const probes = [seq, ...versions.slice(0, 12).map((v) => v.seq), ...versions.slice(0, 12).map((v) => v.seq - 1), 1];
+        for (const at of probes) {
+          const visible = versions.find((v) => v.seq <= at);
+          const r = m.get(key, at, bloomHash(key));
+          if (visible === undefined) assert.equal(r.found, false, `${what} at ${at}`);
+          else if (visible.kind === KIND_DELETE) assert.deepEqual(r, { found: true, deleted: true }, `${what} at ${at}`);
+          else assert.ok(r.found && !r.deleted && r.value.toString() === visible.value, `${what} at ${at}`);
+        }
+      }
+      for (const absent of ['zzz', '002000', '']) assert.equal(m.get(Buffer.from(absent), seq).found, false, `${phase}: absent`);
+      // Backward iteration walks the level-0 back links that inserts through the index maintain.
+      const it = m.iterator();
+      let n = 0;
+      for (it.last(); it.valid(); it.prev()) n++;
+      it.close();
+      assert.equal(n, seq - 1, `${phase}: backward iteration sees every entry`);
+    };
+    write(0, 6000);
+    check('reads before the index (they build it)');
+    write(6000, 12_000); // inserts of known keys now link in through the index
+    check('after inserts through the index');
   }
 });
