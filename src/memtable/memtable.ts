@@ -133,10 +133,13 @@ export class MemTable {
     const index = this.index;
     const list = this.list;
     // A key written here before goes in right before its newest version: no search (skiplist.ts).
-    const slot = index !== null ? index.slotOf(hash, keySrc, keyStart, keyEnd, list) : -1;
-    const newer = index !== null ? index.nodeAt(slot) : NIL;
+    // Only a newer version: callers add a key's versions in rising sequence order (commits and
+    // WAL replay do), but an older one must not pass for the newest.
+    let slot = index !== null ? index.slotOf(hash, keySrc, keyStart, keyEnd, list) : -1;
+    let newer = index !== null ? index.nodeAt(slot) : NIL;
+    if (newer !== NIL && packed <= list.trailer(newer)) slot = newer = NIL;
     const node = list.insert(keySrc, keyStart, keyEnd, low, high, valueSrc, valueStart, valueEnd, newer);
-    index?.store(slot, hash, node);
+    if (slot >= 0) index?.store(slot, hash, node);
     addHashToFilter(this.filter, hash);
     if (seq < this.minSeq) this.minSeq = seq;
     if (seq > this.maxSeq) this.maxSeq = seq;
