@@ -55,20 +55,10 @@ export class BlockPointSearch {
     let keyLength = 0;
     let key = this.keyBuffer;
     while (off < limit) {
-      let shared = block[off] as number;
-      let unshared = off + 1 < limit ? (block[off + 1] as number) : 0x80;
-      let valueLength = off + 2 < limit ? (block[off + 2] as number) : 0x80;
-      let p = off + 3;
-      if ((shared | unshared | valueLength) >= 0x80) {
-        let d = getVarint(block, off, limit);
-        shared = d.value;
-        d = getVarint(block, d.next < 0 ? limit : d.next, limit);
-        unshared = d.value;
-        d = getVarint(block, d.next < 0 ? limit : d.next, limit);
-        valueLength = d.value;
-        if (d.next < 0) throw corruption(path, blockOffset + off, 'bad block entry header');
-        p = d.next;
-      }
+      let p = decodeEntryHeader(block, off, limit, path, blockOffset);
+      const shared = headerShared;
+      const unshared = headerUnshared;
+      const valueLength = headerValueLength;
       if (shared > keyLength) throw corruption(path, blockOffset + off, 'block entry shares more than the previous key');
       if (p + unshared + valueLength > limit) throw corruption(path, blockOffset + off, 'block entry overruns the block');
       const length = shared + unshared;
@@ -109,20 +99,10 @@ export class BlockPointSearch {
     while (off < limit) {
       if (available < off + ENTRY_HEADER_BYTES_MAX && available < total) available = extendOrFail(decoder, off + ENTRY_HEADER_BYTES_MAX, path, blockOffset);
       const end = available < limit ? available : limit;
-      let shared = block[off] as number;
-      let unshared = off + 1 < end ? (block[off + 1] as number) : 0x80;
-      let valueLength = off + 2 < end ? (block[off + 2] as number) : 0x80;
-      let p = off + 3;
-      if ((shared | unshared | valueLength) >= 0x80) {
-        let d = getVarint(block, off, end);
-        shared = d.value;
-        d = getVarint(block, d.next < 0 ? end : d.next, end);
-        unshared = d.value;
-        d = getVarint(block, d.next < 0 ? end : d.next, end);
-        valueLength = d.value;
-        if (d.next < 0) throw corruption(path, blockOffset + off, 'bad block entry header');
-        p = d.next;
-      }
+      let p = decodeEntryHeader(block, off, end, path, blockOffset);
+      const shared = headerShared;
+      const unshared = headerUnshared;
+      const valueLength = headerValueLength;
       if (shared === 0 && unshared === 0) break; // the restart array: every key is below target
       if (shared > keyLength) throw corruption(path, blockOffset + off, 'block entry shares more than the previous key');
       const next = p + unshared + valueLength;
@@ -195,3 +175,33 @@ function extendOrFail(decoder: LzPrefixDecoder, bytes: number, path: string, blo
   if (n < 0) throw corruption(path, blockOffset, lzErrorMessage(n));
   return n;
 }
+
+/** The fields decodeEntryHeader read last (searches are synchronous and never re-enter). */
+let headerShared = 0;
+let headerUnshared = 0;
+let headerValueLength = 0;
+
+/**
+ * Reads the entry header (shared, unshared, value length: varints) at `off`, within `limit`, into
+ * the header* variables; returns the offset after it. Throws CORRUPTION if it is malformed.
+ */
+function decodeEntryHeader(block: Buffer, off: number, limit: number, path: string, blockOffset: number): number {
+  const shared = block[off] as number;
+  const unshared = off + 1 < limit ? (block[off + 1] as number) : 0x80;
+  const valueLength = off + 2 < limit ? (block[off + 2] as number) : 0x80;
+  if ((shared | unshared | valueLength) < 0x80) {
+    headerShared = shared;
+    headerUnshared = unshared;
+    headerValueLength = valueLength;
+    return off + 3;
+  }
+  let d = getVarint(block, off, limit);
+  headerShared = d.value;
+  d = getVarint(block, d.next < 0 ? limit : d.next, limit);
+  headerUnshared = d.value;
+  d = getVarint(block, d.next < 0 ? limit : d.next, limit);
+  headerValueLength = d.value;
+  if (d.next < 0) throw corruption(path, blockOffset + off, 'bad block entry header');
+  return d.next;
+}
+

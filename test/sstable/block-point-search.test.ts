@@ -15,6 +15,14 @@ function buildBlock(entries: Entry[], restartInterval: number): Buffer {
   return Buffer.from(b.finish());
 }
 
+/** `good` with 1-3 random bytes set at random, and cut short one time in eight. */
+function damaged(good: Buffer, rng: Random): Buffer {
+  const bad = Buffer.from(good);
+  const flips = 1 + rng.nextInt(3);
+  for (let f = 0; f < flips; f++) bad[rng.nextInt(bad.length)] = rng.nextInt(256);
+  return rng.nextInt(8) === 0 ? bad.subarray(0, rng.nextInt(bad.length)) : bad;
+}
+
 /** The search's answer as copies: [key, value], or null. */
 function search(s: BlockPointSearch, block: Buffer, target: Buffer): [Buffer, Buffer] | null {
   if (!s.seekGE(block, target, 'test.sst', 0)) return null;
@@ -79,10 +87,7 @@ test('corrupted blocks: point search raises CORRUPTION or answers, never another
   const s = new BlockPointSearch();
   let corruptions = 0;
   for (let trial = 0; trial < 3000; trial++) {
-    const bad = Buffer.from(good);
-    const flips = 1 + rng.nextInt(3);
-    for (let f = 0; f < flips; f++) bad[rng.nextInt(bad.length)] = rng.nextInt(256);
-    const cut = rng.nextInt(8) === 0 ? bad.subarray(0, rng.nextInt(bad.length)) : bad;
+    const cut = damaged(good, rng);
     try {
       for (const target of [ikey('user1', 5), ikey('user19', 100), ikey('a', 1), ikey('zzz', 1)]) {
         if (s.seekGE(cut, target, 'fuzz.sst', 1000)) {
@@ -153,10 +158,7 @@ test('corrupted compressed blocks: the prefix search raises CORRUPTION or answer
   const d = new LzPrefixDecoder();
   let corruptions = 0;
   for (let trial = 0; trial < 3000; trial++) {
-    const bad = Buffer.from(good);
-    const flips = 1 + rng.nextInt(3);
-    for (let f = 0; f < flips; f++) bad[rng.nextInt(bad.length)] = rng.nextInt(256);
-    const cut = rng.nextInt(8) === 0 ? bad.subarray(0, rng.nextInt(bad.length)) : bad;
+    const cut = damaged(good, rng);
     // A damaged length header is the reader's check (lzUncompressedLength), before any search.
     if (lzUncompressedLength(cut, 0, cut.length) < 0) continue;
     try {
