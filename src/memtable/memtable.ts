@@ -52,6 +52,8 @@ export interface MemTableStorage {
 const VERSION_WALK_MAX = 8;
 /** Reads of keys written here (that searched the list) after which a memtable builds its key index. */
 const INDEX_AFTER_SEARCHES = 256;
+/** Nodes the index build visits per read or insert (~20 µs at most). */
+const INDEX_BUILD_STEP = 64;
 
 export class MemTable {
   private readonly list: SkipList;
@@ -68,6 +70,12 @@ export class MemTable {
    * only written to (a load) never has one.
    */
   private index: KeyIndex | null = null;
+  /**
+   * The next node the index build visits (NIL once it is done). The build walks level 0 a few
+   * nodes per read or insert rather than all at once: 115k entries take ~30 ms, too long a stall.
+   * Until it is done the index answers only the keys it holds; others are searched in the list.
+   */
+  private buildCursor = NIL;
   /** A retired memtable's index arrays, for the index if this memtable builds one. */
   private spareIndex: KeyIndexStorage | null;
   /** Reads that searched the list (the key passed the filter) while there was no index. */
@@ -135,6 +143,7 @@ export class MemTable {
     // A key written here before goes in right before its newest version: no search (skiplist.ts).
     // Only a newer version: callers add a key's versions in rising sequence order (commits and
     // WAL replay do), but an older one must not pass for the newest.
+    if (index !== null && this.buildCursor !== NIL) this.advanceBuild(index);
     let slot = index !== null ? index.slotOf(hash, keySrc, keyStart, keyEnd, list) : -1;
     let newer = index !== null ? index.nodeAt(slot) : NIL;
     if (newer !== NIL && packed <= list.trailer(newer)) slot = newer = NIL;
@@ -184,10 +193,11 @@ export class MemTable {
     const list = this.list;
     const index = this.index ?? this.countSearch();
     if (index !== null) {
+      if (this.buildCursor !== NIL) this.advanceBuild(index);
       const h = hash >= 0 ? hash : bloomHash(userKey);
       let node = index.find(h, userKey, list);
       if (node === NIL) {
-        if (index.complete) return NIL;
+        if (index.complete && this.buildCursor === NIL) return NIL;
       } else {
         for (let i = 0; i < VERSION_WALK_MAX; i++) {
           if (seqOfTrailer(list.trailer(node)) <= seq) return node;
@@ -238,23 +248,33 @@ export class MemTable {
     }
   }
 
-  /** Counts a read that searches the list; builds the index at the INDEX_AFTER_SEARCHES-th. */
+  /** Counts a read that searches the list; starts the index at the INDEX_AFTER_SEARCHES-th. */
   private countSearch(): KeyIndex | null {
     if (++this.searches < INDEX_AFTER_SEARCHES || this.retired) return null;
-    // Every user key's newest node: the first of its nodes in key order (newest version first).
-    const list = this.list;
-    const index = new KeyIndex(keyIndexSlots(this.capacityBytes), this.spareIndex);
+    this.index = new KeyIndex(keyIndexSlots(this.capacityBytes), this.spareIndex);
     this.spareIndex = null;
+    this.buildCursor = this.list.first();
+    return this.index;
+  }
+
+  /**
+   * Visits the next INDEX_BUILD_STEP nodes of level 0 and records each user key's first node,
+   * which is its newest version. Inserts meanwhile record their own nodes (newer than anything
+   * the walk will find), so a slot already taken is skipped.
+   */
+  private advanceBuild(index: KeyIndex): void {
+    const list = this.list;
     const keys = list.arenaBuffer();
-    for (let node = list.first(); node !== NIL; node = list.next(node)) {
+    let node = this.buildCursor;
+    for (let i = 0; i < INDEX_BUILD_STEP && node !== NIL; i++) {
       const start = list.keyOffset(node);
       const end = start + list.userKeyLength(node);
       const hash = bloomHash(keys, start, end);
       const slot = index.slotOf(hash, keys, start, end, list);
       if (slot >= 0 && index.nodeAt(slot) === NIL) index.store(slot, hash, node);
+      node = list.next(node);
     }
-    this.index = index;
-    return index;
+    this.buildCursor = node;
   }
 
   private takeStorage(): MemTableStorage {
@@ -262,6 +282,7 @@ export class MemTable {
     this.filter = Buffer.alloc(0);
     this.index = null;
     this.spareIndex = null;
+    this.buildCursor = NIL;
     return storage;
   }
 }

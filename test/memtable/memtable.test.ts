@@ -232,3 +232,30 @@ test('key index: reads of keys with many versions at every snapshot, before and 
     check('after inserts through the index');
   }
 });
+
+test('key index: the build walks the list a few nodes per read or insert, never all at once; answers stay exact', () => {
+  const m = new MemTable(5, 4 << 20);
+  const n = 20_000;
+  for (let i = 0; i < n; i++) m.add(i + 1, KIND_VALUE, Buffer.from(`key${String(i).padStart(6, '0')}`), Buffer.from(`v${i}`));
+  const priv = m as unknown as { index: unknown; buildCursor: number };
+  let i = 0;
+  const readNext = (): void => {
+    const k = (i * 7919) % n;
+    const r = m.get(Buffer.from(`key${String(k).padStart(6, '0')}`), n + 1);
+    assert.ok(r.found && !r.deleted && r.value.toString() === `v${k}`, `read ${i}: key ${k}`);
+    i++;
+  };
+  while (priv.index === null) readNext();
+  assert.notEqual(priv.buildCursor, NIL, 'the build has only begun at the read that started it');
+  let reads = 0;
+  while (priv.buildCursor !== NIL) {
+    readNext();
+    reads++;
+    if (reads % 50 === 0) m.add(n + reads, KIND_VALUE, Buffer.from(`key${String(reads).padStart(6, '0')}`), Buffer.from(`w${reads}`));
+  }
+  assert.ok(reads > 100, `the build took ${reads} reads (64 nodes each)`);
+  for (let r = 50; r <= reads; r += 50) {
+    const got = m.get(Buffer.from(`key${String(r).padStart(6, '0')}`), n + reads + 1);
+    assert.ok(got.found && !got.deleted && got.value.toString() === `w${r}`, `key ${r} written during the build`);
+  }
+});

@@ -141,13 +141,15 @@ test('session13 threshold: an index full at build (768 keys of 1024 slots) and k
     for (const k of keys) c.add(k);
     for (let i = 0; i < 3000; i++) c.add(keys[rng.nextInt(40)] as Buffer, rng.nextInt(6) === 0 ? KIND_DELETE : KIND_VALUE);
     for (let i = 0; i < 256; i++) c.checkGet(keys[rng.nextInt(keys.length)] as Buffer, c.seq, `SEED=${seed} build`);
-    assert.equal(priv(c.m).index?.complete, false, 'overflowed');
-    // Keys in and out of the index, both updated and read at old snapshots.
+    assert.ok(priv(c.m).index !== null, 'the 256th search starts the index');
+    // Keys in and out of the index, both updated and read at old snapshots. (The build walks the
+    // list 64 nodes per read or insert, so these also run while it is under way.)
     for (let i = 0; i < 4000; i++) {
       const k = keys[rng.nextInt(4) === 0 ? rng.nextInt(40) : rng.nextInt(keys.length)] as Buffer;
       c.add(k, rng.nextInt(6) === 0 ? KIND_DELETE : KIND_VALUE);
       if (i % 3 === 0) c.checkGet(k, c.seq - 1 - rng.nextInt(200), `SEED=${seed} mixed`);
     }
+    assert.equal(priv(c.m).index?.complete, false, 'overflowed');
     for (let i = 0; i < 300; i++) c.add(Buffer.from(`late${i}`));
     c.checkAll(`SEED=${seed} full index`, 12);
   });
