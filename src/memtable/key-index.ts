@@ -69,18 +69,10 @@ export class KeyIndex {
    * the empty slot it would take, or -1 if the index does not hold it and is full.
    */
   slotOf(hash: number, src: Uint8Array, start: number, end: number, list: KeyNodes): number {
-    hash |= 0; // as the Int32Array stores it (bloom hashes are unsigned)
-    const nodes = this.nodes;
-    const hashes = this.hashes;
-    for (let i = hash & this.mask; ; i = (i + 1) & this.mask) {
-      const at = nodes[i] as number;
-      if (at === NIL) {
-        if (this.count < this.limit) return i;
-        this.complete = false;
-        return -1;
-      }
-      if (hashes[i] === hash && list.userKeyEqualsRange(at, src, start, end)) return i;
-    }
+    const i = this.probe(hash, src, start, end, list);
+    if (this.nodes[i] !== NIL || this.count < this.limit) return i;
+    this.complete = false;
+    return -1;
   }
 
   /** The node in a slot from slotOf (NIL: empty; -1 is never a slot's node). */
@@ -88,7 +80,7 @@ export class KeyIndex {
     return slot < 0 ? NIL : (this.nodes[slot] as number);
   }
 
-  /** Makes `node` the newest node of the key whose slot (from slotOf) this is. */
+  /** Makes `node` the newest node of the key whose slot (from slotOf) this is; -1: nothing. */
   store(slot: number, hash: number, node: number): void {
     if (slot < 0) return;
     if (this.nodes[slot] === NIL) this.count++;
@@ -98,13 +90,20 @@ export class KeyIndex {
 
   /** The newest node of userKey (hash `hash`), or NIL if the index does not hold it. */
   find(hash: number, userKey: Buffer, list: KeyNodes): number {
-    hash |= 0;
+    return this.nodes[this.probe(hash, userKey, 0, userKey.length, list)] as number;
+  }
+
+  /**
+   * The slot holding the key src[start, end), or the empty slot ending its probe chain (there is
+   * always one: the index stops taking keys at three quarters full).
+   */
+  private probe(hash: number, src: Uint8Array, start: number, end: number, list: KeyNodes): number {
+    hash |= 0; // as the Int32Array stores it (bloom hashes are unsigned)
     const nodes = this.nodes;
     const hashes = this.hashes;
     for (let i = hash & this.mask; ; i = (i + 1) & this.mask) {
       const at = nodes[i] as number;
-      if (at === NIL) return NIL;
-      if (hashes[i] === hash && list.userKeyEqualsRange(at, userKey, 0, userKey.length)) return at;
+      if (at === NIL || (hashes[i] === hash && list.userKeyEqualsRange(at, src, start, end))) return i;
     }
   }
 

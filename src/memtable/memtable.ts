@@ -148,7 +148,7 @@ export class MemTable {
     let newer = index !== null ? index.nodeAt(slot) : NIL;
     if (newer !== NIL && packed <= list.trailer(newer)) slot = newer = NIL;
     const node = list.insert(keySrc, keyStart, keyEnd, low, high, valueSrc, valueStart, valueEnd, newer);
-    if (slot >= 0) index?.store(slot, hash, node);
+    index?.store(slot, hash, node);
     addHashToFilter(this.filter, hash);
     if (seq < this.minSeq) this.minSeq = seq;
     if (seq > this.maxSeq) this.maxSeq = seq;
@@ -168,7 +168,7 @@ export class MemTable {
     if (this.list.length === 0 || (hash >= 0 && !mayContainHash(this.filter, hash))) return NOT_FOUND;
     const list = this.list;
     const node = this.findVisible(userKey, seq, hash);
-    if (node === NIL || !list.userKeyEquals(node, userKey)) return NOT_FOUND;
+    if (node === NIL) return NOT_FOUND;
     const t = list.trailer(node);
     assert(seqOfTrailer(t) <= seq, 'findVisible returned an invisible version');
     if (kindOfTrailer(t) === KIND_DELETE) return DELETED;
@@ -180,14 +180,14 @@ export class MemTable {
     if (!mayContainHash(this.filter, hash)) return -1;
     const list = this.list;
     const node = this.findVisible(userKey, MAX_SEQ, hash);
-    if (node === NIL || !list.userKeyEquals(node, userKey)) return -1;
+    if (node === NIL) return -1;
     return seqOfTrailer(list.trailer(node));
   }
 
   /**
-   * The first node at or after (userKey, seq): the newest version visible at `seq` if the node has
-   * userKey (callers check). Through the key index when it holds the key: its newest node, then
-   * down the older versions; a long walk or a key the index could not take searches the list.
+   * The newest version of userKey visible at `seq`, or NIL. Through the key index when it holds
+   * the key: its newest node, then down the older versions; a long walk or a key the index could
+   * not take searches the list.
    */
   private findVisible(userKey: Buffer, seq: number, hash: number): number {
     const list = this.list;
@@ -207,7 +207,8 @@ export class MemTable {
         }
       }
     }
-    return list.findVisible(userKey, seq * 256 + 255);
+    const node = list.findVisible(userKey, seq * 256 + 255);
+    return node !== NIL && list.userKeyEquals(node, userKey) ? node : NIL;
   }
 
   iterator(): InternalIterator {

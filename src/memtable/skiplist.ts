@@ -476,9 +476,7 @@ export class SkipList {
 
   /** True if node's user key equals `userKey`. */
   userKeyEquals(node: number, userKey: Buffer): boolean {
-    const off = this.rows[node + KEY_OFF] as number;
-    const ulen = (this.rows[node + KEY_LEN] as number) - TRAILER_BYTES;
-    return ulen === userKey.length && compareBytes(this.arena, off, off + ulen, userKey, 0, ulen) === 0;
+    return this.userKeyEqualsRange(node, userKey, 0, userKey.length);
   }
 
   /** Packed trailer of node's key. */
