@@ -171,7 +171,7 @@ export class BlockCache {
     assert(Number.isSafeInteger(fileNumber) && fileNumber >= 0, 'bad file number');
     assert(Number.isSafeInteger(offset) && offset >= 0, 'bad block offset');
     if (this.capacityBytes === 0) return block;
-    const inSlot = block.length <= this.slotBytes && this.maxSlots > 0;
+    const inSlot = this.fitsSlot(block.length);
     const charge = inSlot ? this.slotBytes : block.length;
     // A block larger than the whole budget would only flush everything else.
     if (charge > this.capacityBytes) return block;
@@ -218,12 +218,17 @@ export class BlockCache {
    */
   admits(fileNumber: number, offset: number, length: number): boolean {
     if (this.capacityBytes === 0) return false;
-    const charge = length <= this.slotBytes && this.maxSlots > 0 ? this.slotBytes : length;
+    const charge = this.fitsSlot(length) ? this.slotBytes : length;
     if (charge > this.capacityBytes) return false;
     if (this.files.get(fileNumber)?.get(offset) !== undefined) return true;
     if (!this.rejects(fileNumber, offset, charge)) return true;
     this.rejected++;
     return false;
+  }
+
+  /** True if a block of `length` bytes is stored in a slot (and charged the slot's size). */
+  private fitsSlot(length: number): boolean {
+    return length <= this.slotBytes && this.maxSlots > 0;
   }
 
   /** TinyLFU: full, and the block was used no more often than the one it would evict. */

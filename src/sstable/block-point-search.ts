@@ -12,7 +12,7 @@
  */
 import { corruption } from '../base/errors.js';
 import { compareInternalKeyRanges, TRAILER_BYTES } from '../base/internal-key.js';
-import { getVarint } from '../util/coding.js';
+import { getFixed32, getVarint } from '../util/coding.js';
 import { lzErrorMessage, type LzPrefixDecoder } from './lz-codec.js';
 
 const RESTART_BYTES = 4;
@@ -35,7 +35,7 @@ export class BlockPointSearch {
   seekGE(block: Buffer, target: Buffer, path: string, blockOffset: number): boolean {
     const n = block.length;
     if (n < RESTART_BYTES) throw corruption(path, blockOffset, 'block too small for its restart count');
-    const count = readU32(block, n - RESTART_BYTES);
+    const count = getFixed32(block, n - RESTART_BYTES);
     if (count === 0 || count > (n - RESTART_BYTES) / RESTART_BYTES) {
       throw corruption(path, blockOffset + n - RESTART_BYTES, 'bad block restart count');
     }
@@ -157,14 +157,10 @@ export class BlockPointSearch {
   }
 }
 
-function readU32(block: Buffer, at: number): number {
-  return ((block[at] as number) | ((block[at + 1] as number) << 8) | ((block[at + 2] as number) << 16)) + (block[at + 3] as number) * 0x1000000;
-}
-
 /** Offset of restart point i (< count, so its 4 bytes lie in the restart array); at most `limit`. */
 function restartPoint(block: Buffer, limit: number, i: number, path: string, blockOffset: number): number {
   const at = limit + i * RESTART_BYTES;
-  const off = readU32(block, at);
+  const off = getFixed32(block, at);
   if (off > limit) throw corruption(path, blockOffset + at, 'bad restart point');
   return off;
 }

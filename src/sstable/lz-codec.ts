@@ -261,8 +261,12 @@ export function lzUncompressedLength(src: Buffer, start: number, end: number): n
   if (ip < 0) return LZ_ERR_HEADER;
   const n = parsedHeader;
   if (n > LZ_UNCOMPRESSED_BYTES_MAX || n > (end - ip) * MAX_EXPANSION) return LZ_ERR_HEADER;
+  lengthHeaderEnd = ip;
   return n;
 }
+
+/** Where the header lzUncompressedLength accepted last ends (the first sequence's offset). */
+let lengthHeaderEnd = 0;
 
 /** The value of the header parseHeader read last. */
 let parsedHeader = 0;
@@ -311,10 +315,9 @@ export function decompressBlock(
   const ip = parseHeader(src, start, end);
   if (ip < 0 || parsedHeader !== expectedLength) return LZ_ERR_HEADER;
   const oend = dstStart + expectedLength;
+  // With no stop point it returns only at the end of the input, having checked the output length.
   const op = decodeSequences(src, sv, ip, end, dst, dv, dstStart, dstStart, oend, Infinity);
-  if (op < 0) return op;
-  if (op !== oend) return LZ_ERR_LENGTH;
-  return expectedLength;
+  return op < 0 ? op : expectedLength;
 }
 
 /** Input offset where decodeSequences stopped (the decoder never re-enters). */
@@ -455,7 +458,7 @@ export class LzPrefixDecoder {
     const n = lzUncompressedLength(src, start, end);
     this.src = src;
     this.sv = sourceViews.of(src);
-    this.ip = n < 0 ? end : parseHeader(src, start, end);
+    this.ip = n < 0 ? end : lengthHeaderEnd;
     this.end = end;
     this.dst = EMPTY;
     this.dv = EMPTY_VIEW;
