@@ -334,6 +334,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     assert(oldWal !== null, 'rotate requires a WAL');
     assert(this.imm === null, 'rotate requires no immutable memtable');
     try {
+      oldWal.trimTail(); // only the newest log may end in preallocated zeros
       await oldWal.sync();
     } catch (e) {
       this.setBackgroundError(e, 'wal-sync');
@@ -691,7 +692,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
       if (wal === null) return; // every write of the group failed validation
       if (sync) {
         try {
-          await wal.sync(this.options.inlineSync);
+          await wal.sync(this.options.inlineSync, true);
         } catch (e) {
           this.setBackgroundError(e, 'wal-sync');
           throw e;
@@ -721,10 +722,11 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     assert(wal !== null, 'commit requires a WAL');
     if (group.some((w) => w.validate !== undefined)) this.validateGroup(group);
     if (group.length === 0) return null;
-    let total = 0;
+    // After a completed sync the group begins with a sync mark (src/wal/record-writer.ts).
+    let total = wal.markBytesDue();
     for (const w of group) total += encodedRecordBytes(w.payload.length);
     const buf = this.groupBuffer(total);
-    let off = 0;
+    let off = wal.markBytesDue() > 0 ? wal.encodeMarkInto(buf, 0) : 0;
     let seq = this.lastSeq + 1;
     for (const w of group) {
       setBatchSequence(w.payload, seq);
@@ -1065,6 +1067,11 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     for (const it of [...this.iterators]) it.close();
     this.snapshots.clear();
     await this.wal?.settled();
+    try {
+      this.wal?.trimTail(); // tidy: a clean close leaves no preallocated zeros
+    } catch {
+      // The zeros stay: the next open reads them as the end of the log.
+    }
     this.wal?.close();
     this.tableCache.closeAll();
     await this.compactionThread?.close();

@@ -234,7 +234,19 @@ export interface CrashOptions {
   tearLastWrite?: boolean;
   /** Chance that a file keeps all of its unsynced data (the page cache got flushed). Default 0. */
   keepUnsyncedProbability?: number;
+  /**
+   * Pages are written back in no particular order: each CRASH_PAGE_BYTES page of a file keeps its
+   * durable bytes, its current bytes, or its current bytes up to a random point and durable ones
+   * after it (written back while a write into it was under way), chosen independently per page;
+   * the length is anything between the durable and the current one (bytes past the durable length
+   * that no kept page holds read as zeros: a hole). Overrides tearLastWrite; applied to files the
+   * keepUnsyncedProbability draw did not keep whole.
+   */
+  scrambleUnsyncedPages?: boolean;
 }
+
+/** Page size of the scrambleUnsyncedPages crash model. */
+export const CRASH_PAGE_BYTES = 4096;
 
 export class MemFs implements FileSystem {
   private state: MemState;
@@ -604,7 +616,7 @@ function normalisePath(path: string): string {
 function crashedState(before: MemState, opts: CrashOptions): MemState {
   const keepProbability = opts.keepUnsyncedProbability ?? 0;
   assert(keepProbability >= 0 && keepProbability <= 1, 'keepUnsyncedProbability in [0, 1]');
-  const needsRng = keepProbability > 0 || opts.tearLastWrite === true;
+  const needsRng = keepProbability > 0 || opts.tearLastWrite === true || opts.scrambleUnsyncedPages === true;
   assert(!needsRng || opts.rng !== undefined, 'tearing or keeping unsynced data needs an rng');
   const after = new MemState(before.capacityBytes);
   const seen = new Set<DirInode>([before.root]);
@@ -640,11 +652,28 @@ function bytesAfterCrash(inode: FileInode, opts: CrashOptions, keepProbability: 
   const rng = opts.rng;
   if (rng === undefined) return durable;
   if (keepProbability > 0 && rng.nextFloat() < keepProbability) return current;
+  if (opts.scrambleUnsyncedPages === true) return scrambledPages(durable, current, rng);
   const tailBytes = Math.max(0, current.length - durable.length);
   if (opts.tearLastWrite !== true || tailBytes === 0) return durable;
   const keptBytes = rng.nextInt(tailBytes + 1);
   assert(keptBytes >= 0 && keptBytes <= tailBytes, 'torn prefix inside the tail');
   return Buffer.concat([durable, current.subarray(durable.length, durable.length + keptBytes)]);
+}
+
+/** What a crash leaves of a file under CrashOptions.scrambleUnsyncedPages (a fresh buffer). */
+function scrambledPages(durable: Buffer, current: Buffer, rng: Random): Buffer {
+  const lo = Math.min(durable.length, current.length);
+  const hi = Math.max(durable.length, current.length);
+  const out = Buffer.alloc(lo + rng.nextInt(hi - lo + 1));
+  for (let page = 0; page < out.length; page += CRASH_PAGE_BYTES) {
+    const end = Math.min(out.length, page + CRASH_PAGE_BYTES);
+    const choice = rng.nextInt(3);
+    // Current bytes up to `cut`, durable bytes from there (choice 0: all durable, 1: all current).
+    const cut = choice === 0 ? page : choice === 1 ? end : page + rng.nextInt(end - page + 1);
+    current.copy(out, page, Math.min(page, current.length), Math.min(cut, current.length));
+    durable.copy(out, cut, Math.min(cut, durable.length), Math.min(end, durable.length));
+  }
+  return out;
 }
 
 function checkUsedBytes(state: MemState): void {

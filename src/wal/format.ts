@@ -4,8 +4,9 @@
  *
  *   record      = crc (4, LE, masked) ++ length (uint32 LE) ++ type (uint8) ++ payload[length]
  *   crc         = maskCrc(crc32(length ++ type ++ payload))   -- i.e. bytes [4, 9 + length)
- *   log file    = FILE_HEADER record ++ DATA record*
+ *   log file    = FILE_HEADER record ++ (DATA | SYNC_MARK)*   -- SYNC_MARK: WAL version 2 only
  *   header body = magic (8) ++ format version (uint32 LE) ++ file number (fixed64 LE)
+ *   mark body   = durable length (fixed64 LE): bytes [0, it) were fsynced before this record
  *
  * ON DISK: every constant in this file is frozen. Never renumber a record type; retire it instead.
  */
@@ -19,7 +20,17 @@ export const RECORD_HEADER_BYTES = 9;
 /** Record types. On disk: never renumber. 0 is deliberately invalid so zeroed bytes never parse. */
 export const RECORD_TYPE_FILE_HEADER = 1;
 export const RECORD_TYPE_DATA = 2;
-export type RecordType = typeof RECORD_TYPE_FILE_HEADER | typeof RECORD_TYPE_DATA;
+/**
+ * A WAL (version 2) record saying how much of the file an fsync had made durable before it was
+ * written. The reader uses it to tell a power cut's lost pages (after the last mark: a torn tail)
+ * from damage to synced bytes (before it: CORRUPTION). docs/formats/wal.md.
+ */
+export const RECORD_TYPE_SYNC_MARK = 3;
+export type RecordType = typeof RECORD_TYPE_FILE_HEADER | typeof RECORD_TYPE_DATA | typeof RECORD_TYPE_SYNC_MARK;
+
+/** Payload of a SYNC_MARK record: the durable length, fixed64 LE. */
+export const SYNC_MARK_PAYLOAD_BYTES = 8;
+export const SYNC_MARK_RECORD_BYTES = RECORD_HEADER_BYTES + SYNC_MARK_PAYLOAD_BYTES;
 
 /**
  * Largest payload of one record. Bounds the memory a reader allocates for one record and keeps a
@@ -28,8 +39,23 @@ export type RecordType = typeof RECORD_TYPE_FILE_HEADER | typeof RECORD_TYPE_DAT
  */
 export const RECORD_PAYLOAD_BYTES_MAX = 256 * 1024 * 1024;
 
-/** Format version written in every file header. Readers reject any other value. */
+/**
+ * Format versions in file headers. Version 1: FILE_HEADER and DATA records (MANIFESTs, and WALs
+ * written before sync marks). Version 2 (WALs): also SYNC_MARK records, and the reader's torn-tail
+ * rule uses them. Readers accept exactly these; a MANIFEST is always version 1.
+ */
 export const LOG_FORMAT_VERSION = 1;
+export const WAL_FORMAT_VERSION = 2;
+
+/** The version a new log of `kind` is written with. */
+export function formatVersionOf(kind: LogFileKind): number {
+  return kind === 'wal' ? WAL_FORMAT_VERSION : LOG_FORMAT_VERSION;
+}
+
+/** Whether a reader accepts a log of `kind` whose header says `version`. */
+export function isKnownVersion(kind: LogFileKind, version: number): boolean {
+  return version === LOG_FORMAT_VERSION || (kind === 'wal' && version === WAL_FORMAT_VERSION);
+}
 
 /** Magic strings (8 bytes, latin1) that say which kind of log a file is. */
 export const WAL_MAGIC = 'LTNGWAL\0';
@@ -82,24 +108,34 @@ export function encodeRecord(payload: Uint8Array, type: RecordType = RECORD_TYPE
 }
 
 /**
- * Frames several payloads back to back into one buffer, so a group commit can append them all with
- * a single write. Records are independent: a reader returns them one by one.
+ * Frames a SYNC_MARK record saying bytes [0, durableBytes) are durable into `out` at `off`; returns
+ * the offset after it. Requires SYNC_MARK_RECORD_BYTES free at `off`.
  */
-export function encodeRecords(payloads: readonly Uint8Array[]): Buffer {
-  let total = 0;
-  for (const p of payloads) total += encodedRecordBytes(p.length);
-  const out = Buffer.allocUnsafe(total);
-  let off = 0;
-  for (const p of payloads) off = encodeRecordInto(out, off, p, RECORD_TYPE_DATA);
-  assert(off === total, 'encodeRecords: length mismatch');
-  return out;
+export function encodeSyncMarkInto(out: Buffer, off: number, durableBytes: number): number {
+  assert(Number.isSafeInteger(durableBytes) && durableBytes >= 0, 'durable length is a safe integer');
+  const end = off + SYNC_MARK_RECORD_BYTES;
+  assert(end <= out.length, 'encodeSyncMarkInto: output buffer too small');
+  out.writeUInt32LE(SYNC_MARK_PAYLOAD_BYTES, off + 4);
+  out.writeUInt8(RECORD_TYPE_SYNC_MARK, off + 8);
+  putFixed64(out, off + RECORD_HEADER_BYTES, durableBytes);
+  out.writeUInt32LE(maskCrc(crc32Of(out, off + 4, end)), off);
+  return end;
 }
 
-export function encodeFileHeaderPayload(kind: LogFileKind, fileNumber: number): Buffer {
+/** The durable length a SYNC_MARK payload holds, or a description of the problem. */
+export function decodeSyncMarkPayload(payload: Buffer): number | string {
+  if (payload.length !== SYNC_MARK_PAYLOAD_BYTES) {
+    return `sync mark payload is ${payload.length} bytes, expected ${SYNC_MARK_PAYLOAD_BYTES}`;
+  }
+  if (payload.readUInt32LE(4) >= 0x200000) return 'sync mark length is not a safe integer';
+  return getFixed64(payload, 0);
+}
+
+export function encodeFileHeaderPayload(kind: LogFileKind, fileNumber: number, version = formatVersionOf(kind)): Buffer {
   const out = Buffer.alloc(FILE_HEADER_PAYLOAD_BYTES);
   const n = out.write(magicOf(kind), 0, MAGIC_BYTES, 'latin1');
   assert(n === MAGIC_BYTES, 'magic must be 8 bytes');
-  out.writeUInt32LE(LOG_FORMAT_VERSION, MAGIC_BYTES);
+  out.writeUInt32LE(version, MAGIC_BYTES);
   putFixed64(out, MAGIC_BYTES + 4, fileNumber);
   return out;
 }

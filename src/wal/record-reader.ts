@@ -9,6 +9,13 @@
  * later, bytes in the middle were lost: CORRUPTION, or with `skipCorrupt` the reader skips to that
  * record and counts what it skipped.
  *
+ * WAL version 2 narrows CORRUPTION to bytes known to be durable. A power cut may keep any subset of
+ * the pages written since the last fsync (pages are written back in no particular order, and a WAL
+ * that preallocated zeros overwrites them in place), so "bad bytes, then valid records" is also what
+ * an ordinary crash leaves. The writer records each completed fsync in a SYNC_MARK record; a bad
+ * record at G is CORRUPTION only if a valid SYNC_MARK at a later offset says more than G bytes were
+ * durable. Otherwise it is a torn tail at G, and the records after it (never durable) are dropped.
+ *
  * The scan for a later valid record looks at every byte offset, and a candidate may claim any
  * length that fits in the file. Long candidates are checksummed from prefix-CRC checkpoints
  * (PrefixCrcs, built once per reader), so the scan is linear in the file size whatever the torn or
@@ -27,12 +34,17 @@ import { crc32Extend, unmaskCrc } from '../util/crc.js';
 import { byteShiftFactor, crc32Continue, mulModPoly } from '../util/crc-combine.js';
 import {
   decodeFileHeaderPayload,
-  LOG_FORMAT_VERSION,
+  decodeSyncMarkPayload,
+  isKnownVersion,
   magicOf,
   RECORD_HEADER_BYTES,
   RECORD_PAYLOAD_BYTES_MAX,
   RECORD_TYPE_DATA,
   RECORD_TYPE_FILE_HEADER,
+  RECORD_TYPE_SYNC_MARK,
+  SYNC_MARK_PAYLOAD_BYTES,
+  SYNC_MARK_RECORD_BYTES,
+  WAL_FORMAT_VERSION,
   type LogFileKind,
 } from './format.js';
 
@@ -103,6 +115,23 @@ export class RecordReader {
   private prefixCrcs: PrefixCrcs | undefined = undefined;
   private skippedBytesTotal = 0;
   private skippedRegions = 0;
+  /**
+   * Whether SYNC_MARK records are valid: in a WAL of version 2, or a WAL whose header is unreadable
+   * (its version is unknown, so a valid mark after it counts as a valid record).
+   */
+  private marks: boolean;
+  /**
+   * Whether sync marks decide torn tail versus corruption: only in a WAL whose header says version
+   * 2. An unreadable header keeps the version 1 rule: the database syncs a WAL's header before it
+   * writes records, so records after a bad header are damage.
+   */
+  private markRule = false;
+  /** Offsets below this were scanned for a sync mark (durableBeyond), up to the one it found. */
+  private markScanTo = 0;
+  /** The sync mark the last scan stopped at (offset, durable length), or -1. */
+  private markAt = -1;
+  private markValue = -1;
+  private readonly markScratch = Buffer.allocUnsafe(SYNC_MARK_PAYLOAD_BYTES);
 
   constructor(file: FileHandle, path: string, options: RecordReaderOptions = {}) {
     this.file = file;
@@ -110,6 +139,7 @@ export class RecordReader {
     this.kind = options.kind ?? 'wal';
     this.skipCorrupt = options.skipCorrupt ?? false;
     this.expectedFileNumber = options.fileNumber ?? fileNumberFromPath(path, this.kind);
+    this.marks = this.kind === 'wal';
     const windowBytes = options.windowBytes ?? READ_WINDOW_BYTES_DEFAULT;
     assert(Number.isSafeInteger(windowBytes) && windowBytes >= RECORD_HEADER_BYTES, 'window size');
     try {
@@ -203,9 +233,11 @@ export class RecordReader {
         `bad magic ${JSON.stringify(header.magic)} (not a ${this.kind} file)`,
       );
     }
-    if (header.version !== LOG_FORMAT_VERSION) {
+    if (!isKnownVersion(this.kind, header.version)) {
       throw corruption(this.path, 0, `unsupported log format version ${header.version}`);
     }
+    this.marks = this.kind === 'wal' && header.version === WAL_FORMAT_VERSION;
+    this.markRule = this.marks;
     if (this.expectedFileNumber !== undefined && header.fileNumber !== this.expectedFileNumber) {
       throw corruption(
         this.path,
@@ -231,6 +263,16 @@ export class RecordReader {
       this.onBadFraming(pos, rec);
       return undefined;
     }
+    if (rec.type === RECORD_TYPE_SYNC_MARK && this.marks) {
+      const durable = decodeSyncMarkPayload(rec.payload);
+      if (typeof durable === 'string' || durable > pos) {
+        this.onCorruption(pos, rec.end, typeof durable === 'string' ? durable : `sync mark claims ${durable} durable bytes at offset ${pos}`);
+        return undefined;
+      }
+      this.offset = rec.end;
+      this.validLength = rec.end;
+      return undefined;
+    }
     if (rec.type !== RECORD_TYPE_DATA) {
       // Checksummed, so not a torn write: a header in the middle is damage, whatever follows.
       this.onCorruption(pos, rec.end, 'unexpected file header record');
@@ -245,7 +287,9 @@ export class RecordReader {
   /** The record at `pos` is not valid: torn tail or mid-file corruption, by what follows it. */
   private onBadFraming(pos: number, reason: string): void {
     const next = this.findValidRecord(pos + 1);
-    if (next === undefined) {
+    // With sync marks, valid records after a bad one are a torn tail too unless a mark after
+    // them proves the bad bytes had been made durable (see the file comment).
+    if (next === undefined || (this.markRule && !this.durableBeyond(pos, next))) {
       this.torn = pos;
       this.state = 'done';
       return;
@@ -274,13 +318,48 @@ export class RecordReader {
       }
       const h = q - this.windowStart;
       const type = win[h + 8] as number;
-      if (type !== RECORD_TYPE_DATA && type !== RECORD_TYPE_FILE_HEADER) continue;
+      if (type !== RECORD_TYPE_DATA && type !== RECORD_TYPE_FILE_HEADER && (type !== RECORD_TYPE_SYNC_MARK || !this.marks)) continue;
       const length = win.readUInt32LE(h + 4);
       if (length > RECORD_PAYLOAD_BYTES_MAX || length > size - q - RECORD_HEADER_BYTES) continue;
       const storedCrc = unmaskCrc(win.readUInt32LE(h));
       if (this.candidateCrc(q + 4, q + RECORD_HEADER_BYTES + length) === storedCrc) return q;
     }
     return undefined;
+  }
+
+  /**
+   * True if a valid SYNC_MARK record starts at some offset >= `from` and says more than `gap`
+   * bytes of the file were durable. Checks every offset (as findValidRecord does), so overlapping
+   * or damaged records cannot hide a mark. Calls come with rising `gap` and `from` (the reader
+   * moves forward), so offsets a scan passed are never looked at again: linear in the file size.
+   */
+  private durableBeyond(gap: number, from: number): boolean {
+    if (this.markAt >= from && this.markValue > gap) return true;
+    const size = this.fileSizeBytes;
+    const win = this.window;
+    for (let q = Math.max(from, this.markScanTo); q + SYNC_MARK_RECORD_BYTES <= size; q++) {
+      if (q < this.windowStart || q + RECORD_HEADER_BYTES > this.windowStart + this.windowLength) {
+        this.view(q, RECORD_HEADER_BYTES); // refills the window at q
+      }
+      const h = q - this.windowStart;
+      if (win[h + 8] !== RECORD_TYPE_SYNC_MARK || win.readUInt32LE(h + 4) !== SYNC_MARK_PAYLOAD_BYTES) continue;
+      // The payload is read aside: the window may be smaller than a whole mark.
+      const storedCrc = unmaskCrc(win.readUInt32LE(h));
+      const headerCrc = crc32Extend(0, win, h + 4, h + RECORD_HEADER_BYTES);
+      const body = this.markScratch;
+      this.readFully(body, SYNC_MARK_PAYLOAD_BYTES, q + RECORD_HEADER_BYTES);
+      const high = body.readUInt32LE(4);
+      if (high >= 0x200000) continue; // not a safe integer: not a mark the writer wrote
+      const durable = high * 0x1_0000_0000 + body.readUInt32LE(0);
+      if (durable <= gap) continue;
+      if (crc32Extend(headerCrc, body, 0, SYNC_MARK_PAYLOAD_BYTES) !== storedCrc) continue;
+      this.markAt = q;
+      this.markValue = durable;
+      this.markScanTo = q + 1;
+      return true;
+    }
+    this.markScanTo = size;
+    return false;
   }
 
   /**
@@ -304,7 +383,7 @@ export class RecordReader {
     const storedCrc = unmaskCrc(header.readUInt32LE(0));
     const length = header.readUInt32LE(4);
     const type = header.readUInt8(8);
-    if (type !== RECORD_TYPE_DATA && type !== RECORD_TYPE_FILE_HEADER) {
+    if (type !== RECORD_TYPE_DATA && type !== RECORD_TYPE_FILE_HEADER && (type !== RECORD_TYPE_SYNC_MARK || !this.marks)) {
       return `invalid record type ${type}`;
     }
     if (length > RECORD_PAYLOAD_BYTES_MAX) return `record length ${length} exceeds maximum`;

@@ -1,8 +1,21 @@
 /**
  * Appends framed records to a log file (WAL or MANIFEST). Format: docs/formats/wal.md.
  *
- * Every `add`/`addMany`/`addEncoded` is exactly one `FileHandle.write`, so a crash tears at most
- * the records of the last write, and a torn write is always at the tail (see the reader).
+ * Every `add`/`addMany`/`addEncoded` is exactly one `FileHandle.write` of whole records.
+ *
+ * Sync marks (WAL only, format version 2): after a sync completes, the next write begins with a
+ * SYNC_MARK record holding the length that sync made durable. The reader trusts only those bytes:
+ * bad bytes before a mark's length are CORRUPTION, bad bytes after the last mark's length are what
+ * a power cut leaves of writes never synced (a torn tail), whatever valid records follow them.
+ *
+ * Preallocation (WAL only, durable syncs only): before a durable sync the writer keeps at least
+ * PREALLOCATE_BYTES / 2 of zeros written past its end, so the records that follow overwrite
+ * allocated blocks and their fdatasync writes data only, not a new file size and extent (measured
+ * on ext4, 128-byte records: 10.4k → 14.0k syncs/s, p50 90 → 69 µs). Zeros never parse as a
+ * record (type 0 is invalid). A power cut may lose overwrites of synced zeros while keeping pages
+ * after them; the sync marks make that a torn tail, not corruption. The owner trims the zeros
+ * before it rotates to another log (trimTail), so only the newest log can end in zeros. A failed
+ * zero write only stops preallocating.
  *
  * Failure: once a write or a sync throws, the bytes on disk past the last successful sync are
  * unknown (a short write may have landed, and after a failed fsync the page cache may have dropped
@@ -13,13 +26,25 @@ import { fromIoError, type LightningError } from '../base/errors.js';
 import type { FileHandle } from '../env/file-system.js';
 import { assert } from '../util/assert.js';
 import {
+  encodedRecordBytes,
   encodeFileHeaderPayload,
   encodeRecord,
-  encodeRecords,
+  encodeRecordInto,
+  encodeSyncMarkInto,
   FILE_HEADER_RECORD_BYTES,
+  formatVersionOf,
+  isKnownVersion,
+  RECORD_TYPE_DATA,
   RECORD_TYPE_FILE_HEADER,
+  RECORD_TYPE_SYNC_MARK,
+  SYNC_MARK_RECORD_BYTES,
+  WAL_FORMAT_VERSION,
   type LogFileKind,
 } from './format.js';
+
+/** Zeros kept written past the end of a log whose durable syncs preallocate (see above). */
+export const PREALLOCATE_BYTES = 64 * 1024;
+const ZEROS = Buffer.alloc(PREALLOCATE_BYTES);
 
 export class RecordWriter {
   private readonly file: FileHandle;
@@ -32,29 +57,43 @@ export class RecordWriter {
   private syncStartBytes = 0;
   /** The sync started by syncInBackground(), while it runs. */
   private backgroundSync: Promise<void> | null = null;
+  /** Length the completed syncs made durable (the largest offsetBytes a completed sync started at). */
+  private durableBytes = 0;
+  /** The durable length the newest SYNC_MARK written holds (WAL only). */
+  private markedBytes = 0;
+  /** Set by encodeMarkInto: the mark the next addEncoded begins with, or -1. */
+  private preparedMark = -1;
+  /** The file holds zeros written by preallocate() from offsetBytes up to here (if larger). */
+  private preallocatedEnd = 0;
+  private preallocateFailed = false;
+  /** Whether this log has sync marks (a version 2 WAL) and so may preallocate. */
+  private readonly marks: boolean;
 
   private constructor(
     file: FileHandle,
     fileNumber: number,
     kind: LogFileKind,
-    offsetBytes: number,
+    version: number,
   ) {
     this.file = file;
     this.fileNumber = fileNumber;
     this.kind = kind;
-    this.offsetBytes = offsetBytes;
+    this.offsetBytes = 0;
+    this.marks = kind === 'wal' && version === WAL_FORMAT_VERSION;
   }
 
   /**
    * Starts a new log in `file` by writing its FILE_HEADER record (not synced: the first `sync()`
-   * makes it durable together with the first records).
+   * makes it durable together with the first records). `version`: the format version to write,
+   * by default the current one for `kind` (tests write version 1 WALs as older releases did).
    * Requires: `file` is empty and open for writing. Throws LightningError (IO_ERROR/DISK_FULL).
    */
-  static create(file: FileHandle, fileNumber: number, kind: LogFileKind = 'wal'): RecordWriter {
+  static create(file: FileHandle, fileNumber: number, kind: LogFileKind = 'wal', version = formatVersionOf(kind)): RecordWriter {
     assert(Number.isSafeInteger(fileNumber) && fileNumber > 0, 'file number must be positive');
     assert(file.size() === 0, 'RecordWriter.create requires an empty file');
-    const writer = new RecordWriter(file, fileNumber, kind, 0);
-    const header = encodeRecord(encodeFileHeaderPayload(kind, fileNumber), RECORD_TYPE_FILE_HEADER);
+    assert(isKnownVersion(kind, version), 'a known format version');
+    const writer = new RecordWriter(file, fileNumber, kind, version);
+    const header = encodeRecord(encodeFileHeaderPayload(kind, fileNumber, version), RECORD_TYPE_FILE_HEADER);
     assert(header.length === FILE_HEADER_RECORD_BYTES, 'file header record size');
     writer.addEncoded(header);
     return writer;
@@ -62,28 +101,61 @@ export class RecordWriter {
 
   /** Frames and appends one DATA record with a single write. Not durable until `sync()`. */
   add(payload: Uint8Array): void {
-    this.addEncoded(encodeRecord(payload));
+    this.addMany([payload]);
   }
 
   /** Frames several DATA records into one buffer and appends it with a single write. */
   addMany(payloads: readonly Uint8Array[]): void {
     if (payloads.length === 0) return;
-    this.addEncoded(encodeRecords(payloads));
+    let total = this.markBytesDue();
+    for (const p of payloads) total += encodedRecordBytes(p.length);
+    const out = Buffer.allocUnsafe(total);
+    let off = this.markBytesDue() > 0 ? this.encodeMarkInto(out, 0) : 0;
+    for (const p of payloads) off = encodeRecordInto(out, off, p, RECORD_TYPE_DATA);
+    assert(off === total, 'addMany: length mismatch');
+    this.addEncoded(out);
   }
 
   /**
-   * Appends bytes already framed with `encodeRecordInto`/`encodeRecords` (group commit frames into
-   * its own buffer) with a single write.
+   * Bytes of the SYNC_MARK record the next write must begin with (0 if none is due): a caller
+   * that frames its own records (group commit) reserves them and calls encodeMarkInto.
+   */
+  markBytesDue(): number {
+    return this.marks && this.durableBytes > this.markedBytes ? SYNC_MARK_RECORD_BYTES : 0;
+  }
+
+  /**
+   * Frames the due SYNC_MARK into `out` at `off`; returns the offset after it. The next
+   * addEncoded must write these bytes first. Requires markBytesDue() > 0.
+   */
+  encodeMarkInto(out: Buffer, off: number): number {
+    assert(this.markBytesDue() > 0, 'no sync mark is due');
+    this.preparedMark = this.durableBytes;
+    return encodeSyncMarkInto(out, off, this.durableBytes);
+  }
+
+  /**
+   * Appends bytes already framed with `encodeRecordInto` (group commit frames into its own buffer)
+   * with a single write. If a sync mark is due they must begin with it (encodeMarkInto); if the
+   * caller did not frame one, it goes first in a write of its own.
    */
   addEncoded(framed: Uint8Array): void {
     this.throwIfFailed();
     assert(framed.length > 0, 'addEncoded: nothing to write');
+    if (this.preparedMark < 0 && this.markBytesDue() > 0) {
+      const mark = Buffer.allocUnsafe(SYNC_MARK_RECORD_BYTES);
+      this.addEncoded(mark.subarray(0, this.encodeMarkInto(mark, 0)));
+    }
+    const mark = this.preparedMark;
+    assert(mark < 0 || framed[8] === RECORD_TYPE_SYNC_MARK, 'a prepared sync mark starts the write');
+    this.preparedMark = -1;
     try {
       this.file.write(framed, 0, framed.length, this.offsetBytes);
     } catch (e) {
       throw this.fail(e, 'write');
     }
     this.offsetBytes += framed.length;
+    if (mark >= 0) this.markedBytes = mark;
   }
 
   /** Bytes added since the last sync started (what a sync now would have to write). */
@@ -116,15 +188,53 @@ export class RecordWriter {
     while (this.backgroundSync !== null) await this.backgroundSync;
   }
 
-  /** Makes every record added so far durable; `inline`: see FileHandle.sync. */
-  async sync(inline = false): Promise<void> {
+  /**
+   * Makes every record added so far durable; `inline`: see FileHandle.sync. `preallocate`: a
+   * durable write's sync, which keeps zeros written ahead of a WAL's end (see the file comment).
+   */
+  async sync(inline = false, preallocate = false): Promise<void> {
     this.throwIfFailed();
-    this.syncStartBytes = this.offsetBytes;
+    if (preallocate) this.preallocate();
+    const start = this.offsetBytes;
+    this.syncStartBytes = start;
     try {
       await this.file.sync(inline);
     } catch (e) {
       throw this.fail(e, 'sync');
     }
+    if (start > this.durableBytes) this.durableBytes = start;
+  }
+
+  /** Writes zeros past the end unless half a preallocation is left; a failure stops it. */
+  private preallocate(): void {
+    if (!this.marks || this.preallocateFailed) return; // zeros are safe only with sync marks
+    if (this.preallocatedEnd - this.offsetBytes >= PREALLOCATE_BYTES / 2) return;
+    const from = Math.max(this.offsetBytes, this.preallocatedEnd);
+    const to = this.offsetBytes + PREALLOCATE_BYTES;
+    try {
+      this.file.write(ZEROS, 0, to - from, from);
+      this.preallocatedEnd = to;
+    } catch {
+      // Only zeros past the records could have landed: harmless. Records go on as appends; a
+      // full disk shows up at the next record write.
+      this.preallocateFailed = true;
+    }
+  }
+
+  /**
+   * Cuts preallocated zeros off the end of the file (the next sync makes the new size durable).
+   * Call before the next log gets records: only the newest log may end in zeros. Throws
+   * LightningError (and disables the writer) if the truncate fails.
+   */
+  trimTail(): void {
+    this.throwIfFailed();
+    if (this.preallocatedEnd <= this.offsetBytes) return;
+    try {
+      this.file.truncate(this.offsetBytes);
+    } catch (e) {
+      throw this.fail(e, 'truncate');
+    }
+    this.preallocatedEnd = 0;
   }
 
   /** Size of the log so far, header included. */

@@ -15,6 +15,8 @@ import {
   RECORD_PAYLOAD_BYTES_MAX,
   RECORD_TYPE_DATA,
   RECORD_TYPE_FILE_HEADER,
+  RECORD_TYPE_SYNC_MARK,
+  WAL_FORMAT_VERSION,
 } from '../../src/wal/format.js';
 import { RecordReader } from '../../src/wal/record-reader.js';
 
@@ -30,7 +32,12 @@ export interface Outcome {
   lastRecordOffset: number;
 }
 
-/** The reference: every candidate checksummed over its whole claimed range. */
+/**
+ * The reference: every candidate checksummed over its whole claimed range. A version 2 WAL has
+ * SYNC_MARK records (valid too after an unreadable header): there a bad record followed by valid
+ * ones is CORRUPTION only if a valid mark at a later offset says more bytes than the bad record's
+ * offset were durable, else a torn tail.
+ */
 export function referenceRead(bytes: Buffer, skipCorrupt: boolean, fileNumber = 7): Outcome {
   const size = bytes.length;
   const payloads: string[] = [];
@@ -39,10 +46,12 @@ export function referenceRead(bytes: Buffer, skipCorrupt: boolean, fileNumber = 
   let skippedRecords = 0;
   let lastRecordOffset = -1;
   let torn: number | undefined;
+  let marks = true; // mark records are valid until a readable header says version 1
+  let markRule = false; // marks decide torn versus corrupt once a readable header says version 2
   const valid = (q: number): { type: number; end: number } | undefined => {
     if (size - q < 9) return undefined;
     const type = bytes[q + 8] as number;
-    if (type !== RECORD_TYPE_DATA && type !== RECORD_TYPE_FILE_HEADER) return undefined;
+    if (type !== RECORD_TYPE_DATA && type !== RECORD_TYPE_FILE_HEADER && !(marks && type === RECORD_TYPE_SYNC_MARK)) return undefined;
     const length = bytes.readUInt32LE(q + 4);
     if (length > RECORD_PAYLOAD_BYTES_MAX || length > size - q - 9) return undefined;
     const end = q + 9 + length;
@@ -52,6 +61,17 @@ export function referenceRead(bytes: Buffer, skipCorrupt: boolean, fileNumber = 
   const find = (from: number): number | undefined => {
     for (let q = from; q + 9 <= size; q++) if (valid(q) !== undefined) return q;
     return undefined;
+  };
+  /** The durable length of a valid, well-formed sync mark at q, else -1. */
+  const markValue = (q: number): number => {
+    const rec = valid(q);
+    if (rec === undefined || rec.type !== RECORD_TYPE_SYNC_MARK || rec.end - q !== 17) return -1;
+    const high = bytes.readUInt32LE(q + 13);
+    return high >= 0x200000 ? -1 : high * 2 ** 32 + bytes.readUInt32LE(q + 9);
+  };
+  const durableBeyond = (gap: number, from: number): boolean => {
+    for (let q = from; q + 17 <= size; q++) if (markValue(q) > gap) return true;
+    return false;
   };
   const fail = (offset: number, follows?: number): Outcome => ({
     payloads,
@@ -80,7 +100,9 @@ export function referenceRead(bytes: Buffer, skipCorrupt: boolean, fileNumber = 
     if (h.type !== RECORD_TYPE_FILE_HEADER) return fail(0);
     const hdr = decodeFileHeaderPayload(bytes.subarray(9, h.end));
     if (typeof hdr === 'string') return fail(0);
-    if (hdr.magic !== 'LTNGWAL\0' || hdr.version !== LOG_FORMAT_VERSION || hdr.fileNumber !== fileNumber) return fail(0);
+    if (hdr.magic !== 'LTNGWAL\0' || (hdr.version !== LOG_FORMAT_VERSION && hdr.version !== WAL_FORMAT_VERSION) || hdr.fileNumber !== fileNumber) return fail(0);
+    marks = hdr.version === WAL_FORMAT_VERSION;
+    markRule = marks;
     pos = h.end;
     validLength = h.end;
   }
@@ -89,7 +111,7 @@ export function referenceRead(bytes: Buffer, skipCorrupt: boolean, fileNumber = 
     const rec = valid(pos);
     if (rec === undefined) {
       const next = find(pos + 1);
-      if (next === undefined) {
+      if (next === undefined || (markRule && !durableBeyond(pos, next))) {
         torn = pos;
         return done();
       }
@@ -97,6 +119,18 @@ export function referenceRead(bytes: Buffer, skipCorrupt: boolean, fileNumber = 
       skippedBytes += next - pos;
       skippedRecords++;
       pos = next;
+      continue;
+    }
+    if (rec.type === RECORD_TYPE_SYNC_MARK) {
+      const value = markValue(pos);
+      if (value < 0 || value > pos) {
+        if (!skipCorrupt) return fail(pos);
+        skippedBytes += rec.end - pos;
+        skippedRecords++;
+      } else {
+        validLength = rec.end;
+      }
+      pos = rec.end;
       continue;
     }
     if (rec.type !== RECORD_TYPE_DATA) {
@@ -155,14 +189,17 @@ export function plantRecord(bytes: Buffer, q: number, length: number, type = REC
 }
 
 /**
- * The newest WAL in `fs` (a crash image), its bytes, and the offset of every whole record in it
- * (file header first), for tests that damage one record of a database's log.
+ * The newest WAL in `fs` (a crash image), its bytes, and the offset of the file header and of every
+ * whole DATA record in it (one per write; sync marks are passed over), for tests that damage one
+ * record of a database's log. Records end where the zeros a WAL preallocates begin.
  */
 export function newestWalRecords(fs: MemFs): { path: string; bytes: Buffer; starts: number[] } {
   const path = fs.listAll().filter((p) => p.endsWith('.log')).sort().pop();
   assert.ok(path !== undefined, 'the image has a WAL');
   const bytes = fs.readFileRaw(path);
   const starts: number[] = [];
-  for (let off = 0; off + 9 <= bytes.length; off += 9 + bytes.readUInt32LE(off + 4)) starts.push(off);
+  for (let off = 0; off + 9 <= bytes.length && bytes[off + 8] !== 0; off += 9 + bytes.readUInt32LE(off + 4)) {
+    if (bytes[off + 8] !== RECORD_TYPE_SYNC_MARK) starts.push(off);
+  }
   return { path, bytes, starts };
 }

@@ -12,6 +12,7 @@ import { MemFs } from '../../src/env/mem-fs.js';
 import { RecordReader } from '../../src/wal/record-reader.js';
 import { RecordWriter } from '../../src/wal/record-writer.js';
 import { testSeed } from '../harness/seed.js';
+import { LOG_FORMAT_VERSION } from '../../src/wal/format.js';
 
 const PATH = '/db/000007.log';
 
@@ -46,7 +47,7 @@ interface Log {
 function makeLog(r: (n: number) => number, records: number): Log & { lastWriteAt: number } {
   const fs = new MemFs();
   fs.mkdir('/db');
-  const w = RecordWriter.create(fs.open(PATH, 'truncate'), 7, 'wal');
+  const w = RecordWriter.create(fs.open(PATH, 'truncate'), 7, 'wal', LOG_FORMAT_VERSION);
   const spans: [number, number][] = [];
   const payloads: Buffer[] = [];
   let lastWriteAt = 0;

@@ -24,6 +24,7 @@ import { MemFs } from '../../src/env/mem-fs.js';
 import { RecordReader } from '../../src/wal/record-reader.js';
 import { RecordWriter } from '../../src/wal/record-writer.js';
 import { testSeed } from '../harness/seed.js';
+import { LOG_FORMAT_VERSION } from '../../src/wal/format.js';
 import { newestWalRecords } from '../harness/log-reader-reference.js';
 
 const PATH = '/db/000007.log';
@@ -61,7 +62,7 @@ function buildLog(big: Buffer): Built {
   const fs = new MemFs();
   fs.mkdir('/db');
   const file = fs.open(PATH, 'truncate');
-  const w = RecordWriter.create(file, 7, 'wal');
+  const w = RecordWriter.create(file, 7, 'wal', LOG_FORMAT_VERSION);
   const offsets = [0];
   const payloads = [Buffer.alloc(40, 0xa1), Buffer.alloc(40, 0xa2), Buffer.alloc(40, 0xa3), big];
   for (let i = 0; i < 3; i++) payloads.push(Buffer.alloc(40, 0xb1 + i));

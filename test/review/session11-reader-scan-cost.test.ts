@@ -22,7 +22,7 @@ import * as nodePath from 'node:path';
 
 import { MemFs } from '../../src/env/mem-fs.js';
 import { NodeFs } from '../../src/env/node-fs.js';
-import { RECORD_TYPE_DATA } from '../../src/wal/format.js';
+import { LOG_FORMAT_VERSION, RECORD_TYPE_DATA } from '../../src/wal/format.js';
 import { RecordReader } from '../../src/wal/record-reader.js';
 import { RecordWriter } from '../../src/wal/record-writer.js';
 import { countingReads } from '../harness/counting-file.js';
@@ -36,7 +36,7 @@ const PATH = '/db/000007.log';
 function manyRegionsLog(regions: number, fakes: number): { fs: MemFs; size: number } {
   const fs = new MemFs();
   fs.mkdir('/db');
-  const w = RecordWriter.create(fs.open(PATH, 'truncate'), 7, 'wal');
+  const w = RecordWriter.create(fs.open(PATH, 'truncate'), 7, 'wal', LOG_FORMAT_VERSION);
   const badAt: number[] = [];
   for (let i = 0; i < regions; i++) {
     badAt.push(w.sizeBytes());
@@ -94,7 +94,7 @@ test('a torn record of 0x01 bytes followed by a zero tail (NodeFs): read calls s
   const path = nodePath.join(dir, '000007.log');
   try {
     const nfs = new NodeFs();
-    const w = RecordWriter.create(nfs.open(path, 'truncate'), 7, 'wal');
+    const w = RecordWriter.create(nfs.open(path, 'truncate'), 7, 'wal', LOG_FORMAT_VERSION);
     for (let i = 0; i < 3; i++) w.add(Buffer.alloc(50, i + 1));
     const tornAt = w.sizeBytes();
     w.close();

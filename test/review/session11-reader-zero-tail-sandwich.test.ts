@@ -24,6 +24,7 @@ import { MemFs } from '../../src/env/mem-fs.js';
 import { RecordReader } from '../../src/wal/record-reader.js';
 import { RecordWriter } from '../../src/wal/record-writer.js';
 import { testSeed } from '../harness/seed.js';
+import { LOG_FORMAT_VERSION } from '../../src/wal/format.js';
 import { newestWalRecords } from '../harness/log-reader-reference.js';
 
 const PATH = '/db/000007.log';
@@ -50,7 +51,7 @@ for (const tail of ['zeros', 'noise'] as const) {
     console.log(`seed ${seed}`);
     const fs = new MemFs();
     fs.mkdir('/db');
-    const w = RecordWriter.create(fs.open(PATH, 'truncate'), 7, 'wal');
+    const w = RecordWriter.create(fs.open(PATH, 'truncate'), 7, 'wal', LOG_FORMAT_VERSION);
     const at: number[] = [];
     for (let i = 0; i < 3; i++) {
       at.push(w.sizeBytes());

@@ -14,8 +14,11 @@ import { Random } from '../../src/util/random.js';
 import {
   encodeFileHeaderPayload,
   encodeRecord,
+  encodeSyncMarkInto,
   RECORD_TYPE_DATA,
   RECORD_TYPE_FILE_HEADER,
+  RECORD_TYPE_SYNC_MARK,
+  SYNC_MARK_RECORD_BYTES,
 } from '../../src/wal/format.js';
 import { testSeed } from '../harness/seed.js';
 import { actualRead, plantRecord, referenceRead } from '../harness/log-reader-reference.js';
@@ -57,11 +60,32 @@ function payloadOf(r: Random, bigOk: boolean): Buffer {
   return b;
 }
 
-/** A log (header + records), then random damage. */
+/** A sync mark record saying `durable` bytes were durable. */
+function syncMark(durable: number): Buffer {
+  const b = Buffer.alloc(SYNC_MARK_RECORD_BYTES);
+  encodeSyncMarkInto(b, 0, durable);
+  return b;
+}
+
+/**
+ * A log (header + records), then random damage. Half are version 1 WALs; version 2 ones get sync
+ * marks between records (mostly truthful: a length at most their offset; sometimes claiming more).
+ */
 function randomCase(r: Random): Buffer {
-  const parts: Buffer[] = [encodeRecord(encodeFileHeaderPayload('wal', 7), RECORD_TYPE_FILE_HEADER)];
+  const version = 1 + r.nextInt(2);
+  const parts: Buffer[] = [encodeRecord(encodeFileHeaderPayload('wal', 7, version), RECORD_TYPE_FILE_HEADER)];
+  let size = (parts[0] as Buffer).length;
   const n = r.nextInt(14);
-  for (let i = 0; i < n; i++) parts.push(encodeRecord(payloadOf(r, true)));
+  for (let i = 0; i < n; i++) {
+    if (version === 2 && r.nextInt(3) === 0) {
+      const mark = syncMark(r.nextInt(10) === 0 ? size + 1 + r.nextInt(100) : r.nextInt(size + 1));
+      parts.push(mark);
+      size += mark.length;
+    }
+    const rec = encodeRecord(payloadOf(r, true));
+    parts.push(rec);
+    size += rec.length;
+  }
   let bytes = Buffer.concat(parts);
   const damages = r.nextInt(4) === 0 ? 0 : 1 + r.nextInt(r.nextInt(3) === 0 ? 8 : 2);
   for (let d = 0; d < damages && bytes.length > 0; d++) {
@@ -102,13 +126,15 @@ function randomCase(r: Random): Buffer {
         if (bytes.length - at < 9) break;
         const room = bytes.length - at - 9;
         const length = r.nextInt(3) === 0 ? room : r.nextInt(room + 1);
-        plantRecord(bytes, at, length, r.nextInt(5) === 0 ? RECORD_TYPE_FILE_HEADER : RECORD_TYPE_DATA);
+        const type = r.nextInt(5) === 0 ? RECORD_TYPE_FILE_HEADER : r.nextInt(4) === 0 ? RECORD_TYPE_SYNC_MARK : RECORD_TYPE_DATA;
+        plantRecord(bytes, at, type === RECORD_TYPE_SYNC_MARK && r.nextInt(2) === 0 ? Math.min(8, room) : length, type);
         break;
       }
       case 8: {
         // A valid record appended after junk (ends exactly at EOF).
         const junk = payloadOf(r, false);
-        bytes = Buffer.concat([bytes, junk, encodeRecord(payloadOf(r, true))]);
+        const tail = r.nextInt(3) === 0 ? syncMark(r.nextInt(bytes.length + junk.length + 1)) : encodeRecord(payloadOf(r, true));
+        bytes = Buffer.concat([bytes, junk, tail]);
         break;
       }
       case 9: {

@@ -11,7 +11,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { MemFs } from '../../src/env/mem-fs.js';
-import { RECORD_TYPE_DATA } from '../../src/wal/format.js';
+import { LOG_FORMAT_VERSION, RECORD_TYPE_DATA } from '../../src/wal/format.js';
 import { RecordWriter } from '../../src/wal/record-writer.js';
 import { readLogCounting } from '../harness/counting-file.js';
 
@@ -20,7 +20,7 @@ const PATH = '/db/000007.log';
 function run(tornBytes: number): { reads: number; size: number; torn: boolean; records: number } {
   const fs = new MemFs();
   fs.mkdir('/db');
-  const w = RecordWriter.create(fs.open(PATH, 'truncate'), 7, 'wal');
+  const w = RecordWriter.create(fs.open(PATH, 'truncate'), 7, 'wal', LOG_FORMAT_VERSION);
   for (let i = 0; i < 3; i++) w.add(Buffer.alloc(50, i + 1));
   const tornAt = w.sizeBytes();
   w.close();

@@ -24,6 +24,7 @@ import { Random } from '../../src/util/random.js';
 import {
   encodeFileHeaderPayload,
   encodeRecord,
+  LOG_FORMAT_VERSION,
   RECORD_TYPE_DATA,
   RECORD_TYPE_FILE_HEADER,
 } from '../../src/wal/format.js';
@@ -31,7 +32,8 @@ import { RecordReader } from '../../src/wal/record-reader.js';
 import { testSeed } from '../harness/seed.js';
 import { PATH, actualRead, plantRecord, referenceRead } from '../harness/log-reader-reference.js';
 
-const HEADER = encodeRecord(encodeFileHeaderPayload('wal', 7), RECORD_TYPE_FILE_HEADER);
+// Version 1: these cases exercise the scan for a later valid record, which decides alone there.
+const HEADER = encodeRecord(encodeFileHeaderPayload('wal', 7, LOG_FORMAT_VERSION), RECORD_TYPE_FILE_HEADER);
 
 function randomBytes(r: Random, n: number): Buffer {
   const b = Buffer.alloc(n);

@@ -12,8 +12,10 @@ import {
   encodeRecord,
   encodeRecordInto,
   FILE_HEADER_RECORD_BYTES,
+  LOG_FORMAT_VERSION,
   RECORD_HEADER_BYTES,
   RECORD_TYPE_FILE_HEADER,
+  WAL_FORMAT_VERSION,
 } from '../../src/wal/format.js';
 import {
   READ_WINDOW_BYTES_DEFAULT,
@@ -32,9 +34,14 @@ function newFs(): MemFs {
   return fs;
 }
 
-function writeLog(fs: MemFs, payloads: readonly Buffer[], path = PATH, number = NUMBER): number[] {
+/**
+ * Writes a log of `payloads` (never synced, so a version 2 WAL has no sync marks). The tests of the
+ * version 1 rule (any valid record after a bad one makes it CORRUPTION) write version 1 WALs, as
+ * releases before sync marks did; test/wal/sync-marks.test.ts covers version 2.
+ */
+function writeLog(fs: MemFs, payloads: readonly Buffer[], path = PATH, number = NUMBER, version = WAL_FORMAT_VERSION): number[] {
   const file = fs.open(path, 'truncate');
-  const w = RecordWriter.create(file, number);
+  const w = RecordWriter.create(file, number, 'wal', version);
   const offsets: number[] = [];
   for (const p of payloads) {
     offsets.push(w.sizeBytes());
@@ -166,11 +173,11 @@ test('an empty file has no records and no torn tail', () => {
   assert.equal(reader.fileNumber, undefined);
 });
 
-/** A small log: header, then records of assorted sizes. */
+/** A small version 1 WAL: header, then records of assorted sizes. */
 function smallLog(): { fs: MemFs; payloads: Buffer[]; offsets: number[]; bytes: Buffer } {
   const fs = newFs();
   const payloads = [payload(5, 1), payload(0, 2), payload(40, 3), payload(12, 4)];
-  const offsets = writeLog(fs, payloads);
+  const offsets = writeLog(fs, payloads, PATH, NUMBER, LOG_FORMAT_VERSION);
   return { fs, payloads, offsets, bytes: fs.readFileRaw(PATH) };
 }
 
@@ -296,15 +303,18 @@ test('wrong magic, version, file number or no header are CORRUPTION even with sk
     ],
     ['no header', Buffer.alloc(0)],
   ];
-  const v2 = encodeFileHeaderPayload('wal', NUMBER);
-  v2.writeUInt32LE(2, 8);
-  cases.push(['version 2', encodeRecord(v2, RECORD_TYPE_FILE_HEADER)]);
+  const v3 = encodeFileHeaderPayload('wal', NUMBER);
+  v3.writeUInt32LE(3, 8);
+  cases.push(['version 3', encodeRecord(v3, RECORD_TYPE_FILE_HEADER)]);
   for (const [name, header] of cases) {
     const fs = newFs();
     fs.writeFileRaw(PATH, Buffer.concat([header, body]));
     assert.throws(() => readLog(fs, { skipCorrupt: true }), isCorruption, name);
   }
   // The expected number comes from the options when the path does not carry one.
+  const manifestV2 = newFs();
+  manifestV2.writeFileRaw(PATH, encodeRecord(encodeFileHeaderPayload('manifest', NUMBER, WAL_FORMAT_VERSION), RECORD_TYPE_FILE_HEADER));
+  assert.throws(() => readLog(manifestV2, { kind: 'manifest' }), isCorruption, 'a MANIFEST is version 1 only');
   const fs = newFs();
   writeLog(fs, [payload(3, 3)], `${DIR}/wal-copy`, NUMBER);
   assert.equal(readLog(fs, {}, `${DIR}/wal-copy`).records.length, 1);
@@ -406,9 +416,9 @@ test('after a crash, a synced prefix is always read back and the rest is a torn 
   }
 });
 
-test('the worked example of docs/formats/wal.md', () => {
+test('the worked example of docs/formats/wal.md (version 1)', () => {
   const fs = newFs();
-  writeLog(fs, [Buffer.from('hi'), Buffer.alloc(0)]);
+  writeLog(fs, [Buffer.from('hi'), Buffer.alloc(0)], PATH, NUMBER, LOG_FORMAT_VERSION);
   const bytes = fs.readFileRaw(PATH);
   assert.equal(bytes.length, 49);
   assert.equal(

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { MemFs } from '../../src/env/mem-fs.js';
-import { RECORD_TYPE_DATA } from '../../src/wal/format.js';
+import { LOG_FORMAT_VERSION, RECORD_TYPE_DATA } from '../../src/wal/format.js';
 import { RecordReader } from '../../src/wal/record-reader.js';
 import { RecordWriter } from '../../src/wal/record-writer.js';
 import { readLogCounting } from '../harness/counting-file.js';
@@ -68,7 +68,9 @@ test('a crafted chain of plausible headers: still a torn tail, still a linear re
 test('corruption with a valid record after it is still found (and skipped with skipCorrupt)', () => {
   const fs = new MemFs();
   fs.mkdir('/db');
-  const w = RecordWriter.create(fs.open(PATH, 'truncate'), 7, 'wal');
+  // Version 1: any valid record after the damage makes it corruption (version 2 needs a sync mark
+  // after it as well: test/wal/sync-marks.test.ts).
+  const w = RecordWriter.create(fs.open(PATH, 'truncate'), 7, 'wal', LOG_FORMAT_VERSION);
   const offsets: number[] = [];
   for (let i = 0; i < 6; i++) {
     offsets.push(w.sizeBytes());
