@@ -19,6 +19,22 @@ import { errorFromWire, outcomeFromWire, type WorkerJob, type WorkerReply } from
 
 const WORKER_URL = new URL('./compaction-worker.js', import.meta.url);
 
+/**
+ * The worker's Node options: the process's, without `--input-type`, which Node rejects for a
+ * worker started from a file (a process run as `node --input-type=module -e ...` could otherwise
+ * never flush or compact).
+ */
+function workerExecArgv(): string[] {
+  const out: string[] = [];
+  const argv = process.execArgv;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a === '--input-type') i++; // its value is the next argument
+    else if (!a.startsWith('--input-type=')) out.push(a);
+  }
+  return out;
+}
+
 interface PendingMerge {
   resolve(r: MergeOutcome): void;
   reject(e: Error): void;
@@ -99,7 +115,7 @@ export class CompactionThread {
   }
 
   private start(): Worker {
-    const w = new Worker(WORKER_URL);
+    const w = new Worker(WORKER_URL, { execArgv: workerExecArgv() });
     w.unref();
     w.on('message', (reply: WorkerReply) => {
       if (this.worker !== w) return;
