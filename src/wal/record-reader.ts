@@ -337,22 +337,29 @@ export class RecordReader {
     if (this.markAt >= from && this.markValue > gap) return true;
     const size = this.fileSizeBytes;
     const win = this.window;
+    // A whole mark is looked at in the window; a window smaller than a mark (tests use 9 bytes)
+    // reads a candidate's payload aside.
+    const inWindow = win.length >= SYNC_MARK_RECORD_BYTES;
+    const need = inWindow ? SYNC_MARK_RECORD_BYTES : RECORD_HEADER_BYTES;
     for (let q = Math.max(from, this.markScanTo); q + SYNC_MARK_RECORD_BYTES <= size; q++) {
-      if (q < this.windowStart || q + RECORD_HEADER_BYTES > this.windowStart + this.windowLength) {
-        this.view(q, RECORD_HEADER_BYTES); // refills the window at q
+      if (q < this.windowStart || q + need > this.windowStart + this.windowLength) {
+        this.view(q, need); // refills the window at q
       }
       const h = q - this.windowStart;
       if (win[h + 8] !== RECORD_TYPE_SYNC_MARK || win.readUInt32LE(h + 4) !== SYNC_MARK_PAYLOAD_BYTES) continue;
-      // The payload is read aside: the window may be smaller than a whole mark.
-      const storedCrc = unmaskCrc(win.readUInt32LE(h));
-      const headerCrc = crc32Extend(0, win, h + 4, h + RECORD_HEADER_BYTES);
-      const body = this.markScratch;
-      this.readFully(body, SYNC_MARK_PAYLOAD_BYTES, q + RECORD_HEADER_BYTES);
-      const high = body.readUInt32LE(4);
+      let body = win;
+      let b = h + RECORD_HEADER_BYTES;
+      if (!inWindow) {
+        body = this.markScratch;
+        b = 0;
+        this.readFully(body, SYNC_MARK_PAYLOAD_BYTES, q + RECORD_HEADER_BYTES);
+      }
+      const high = body.readUInt32LE(b + 4);
       if (high >= 0x200000) continue; // not a safe integer: not a mark the writer wrote
-      const durable = high * 0x1_0000_0000 + body.readUInt32LE(0);
+      const durable = high * 0x1_0000_0000 + body.readUInt32LE(b);
       if (durable <= gap) continue;
-      if (crc32Extend(headerCrc, body, 0, SYNC_MARK_PAYLOAD_BYTES) !== storedCrc) continue;
+      const crc = crc32Extend(crc32Extend(0, win, h + 4, h + RECORD_HEADER_BYTES), body, b, b + SYNC_MARK_PAYLOAD_BYTES);
+      if (crc !== unmaskCrc(win.readUInt32LE(h))) continue;
       this.markAt = q;
       this.markValue = durable;
       this.markScanTo = q + 1;
