@@ -227,8 +227,11 @@ function replayOneWal(fs: FileSystem, path: string, opts: ResolvedOptions, out: 
       out.records++;
     }
     out.skippedBytes += reader.skippedBytes;
-    // A log torn before its first record lost no write (e.g. a crash while creating it).
-    if (reader.tornTailOffset !== undefined && recordsHere > 0) out.tornIn = path;
+    // A log torn in its header lost no write (a crash while creating it). One torn after a valid
+    // header may have: in a version 2 WAL a bad first record is a torn tail even when records
+    // follow it (no sync mark proves it durable), so it counts although it returned no record.
+    const torn = reader.tornTailOffset;
+    if (torn !== undefined && (recordsHere > 0 || torn > 0)) out.tornIn = path;
   } finally {
     file.close();
   }

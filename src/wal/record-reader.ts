@@ -131,7 +131,13 @@ export class RecordReader {
   /** The sync mark the last scan stopped at (offset, durable length), or -1. */
   private markAt = -1;
   private markValue = -1;
-  private readonly markScratch = Buffer.allocUnsafe(SYNC_MARK_PAYLOAD_BYTES);
+  /**
+   * The mark scan's own read window (allocated at its first use), so the scan, which runs ahead
+   * of the reader, never moves the reader's window back and forth.
+   */
+  private markWindow: Buffer | undefined = undefined;
+  private markWindowStart = 0;
+  private markWindowLength = 0;
 
   constructor(file: FileHandle, path: string, options: RecordReaderOptions = {}) {
     this.file = file;
@@ -336,30 +342,22 @@ export class RecordReader {
   private durableBeyond(gap: number, from: number): boolean {
     if (this.markAt >= from && this.markValue > gap) return true;
     const size = this.fileSizeBytes;
-    const win = this.window;
-    // A whole mark is looked at in the window; a window smaller than a mark (tests use 9 bytes)
-    // reads a candidate's payload aside.
-    const inWindow = win.length >= SYNC_MARK_RECORD_BYTES;
-    const need = inWindow ? SYNC_MARK_RECORD_BYTES : RECORD_HEADER_BYTES;
+    const win = (this.markWindow ??= Buffer.allocUnsafe(Math.min(SIDE_WINDOW_BYTES, size)));
     for (let q = Math.max(from, this.markScanTo); q + SYNC_MARK_RECORD_BYTES <= size; q++) {
-      if (q < this.windowStart || q + need > this.windowStart + this.windowLength) {
-        this.view(q, need); // refills the window at q
+      if (q < this.markWindowStart || q + SYNC_MARK_RECORD_BYTES > this.markWindowStart + this.markWindowLength) {
+        // Moves only forward (q rises across calls): each byte is read at most twice.
+        this.markWindowLength = Math.min(win.length, size - q);
+        this.readFully(win, this.markWindowLength, q);
+        this.markWindowStart = q;
       }
-      const h = q - this.windowStart;
+      const h = q - this.markWindowStart;
       if (win[h + 8] !== RECORD_TYPE_SYNC_MARK || win.readUInt32LE(h + 4) !== SYNC_MARK_PAYLOAD_BYTES) continue;
-      let body = win;
-      let b = h + RECORD_HEADER_BYTES;
-      if (!inWindow) {
-        body = this.markScratch;
-        b = 0;
-        this.readFully(body, SYNC_MARK_PAYLOAD_BYTES, q + RECORD_HEADER_BYTES);
-      }
-      const high = body.readUInt32LE(b + 4);
+      const b = h + RECORD_HEADER_BYTES;
+      const high = win.readUInt32LE(b + 4);
       if (high >= 0x200000) continue; // not a safe integer: not a mark the writer wrote
-      const durable = high * 0x1_0000_0000 + body.readUInt32LE(b);
+      const durable = high * 0x1_0000_0000 + win.readUInt32LE(b);
       if (durable <= gap) continue;
-      const crc = crc32Extend(crc32Extend(0, win, h + 4, h + RECORD_HEADER_BYTES), body, b, b + SYNC_MARK_PAYLOAD_BYTES);
-      if (crc !== unmaskCrc(win.readUInt32LE(h))) continue;
+      if (crc32Extend(0, win, h + 4, h + SYNC_MARK_RECORD_BYTES) !== unmaskCrc(win.readUInt32LE(h))) continue;
       this.markAt = q;
       this.markValue = durable;
       this.markScanTo = q + 1;

@@ -202,6 +202,9 @@ export class RecordWriter {
     } catch (e) {
       throw this.fail(e, 'sync');
     }
+    // A sync that failed meanwhile (a background one) may have dropped dirty pages this one then
+    // found clean: what it covered is unknown, so it does not count as durable either.
+    this.throwIfFailed();
     if (start > this.durableBytes) this.durableBytes = start;
   }
 
@@ -211,12 +214,14 @@ export class RecordWriter {
     if (this.preallocatedEnd - this.offsetBytes >= PREALLOCATE_BYTES / 2) return;
     const from = Math.max(this.offsetBytes, this.preallocatedEnd);
     const to = this.offsetBytes + PREALLOCATE_BYTES;
+    // Set first: a write that fails may have landed part of the zeros (a short write on a full
+    // disk), and trimTail must cut those too.
+    this.preallocatedEnd = to;
     try {
       this.file.write(ZEROS, 0, to - from, from);
-      this.preallocatedEnd = to;
     } catch {
-      // Only zeros past the records could have landed: harmless. Records go on as appends; a
-      // full disk shows up at the next record write.
+      // Only zeros past the records could have landed: harmless here, and trimTail cuts them.
+      // Records go on as appends; a full disk shows up at the next record write.
       this.preallocateFailed = true;
     }
   }

@@ -339,3 +339,32 @@ test('skipCorrupt over many gaps, each followed by a mark that proves it: bytes 
   assert.equal(reader.skippedRecords, 200);
   assert.ok(bytesRead < 8 * size, `read ${bytesRead} bytes of a ${size}-byte log`);
 });
+
+test('a sync that completes after a concurrent one failed does not count as durable', async () => {
+  const fs = newFs();
+  const file = fs.open(PATH, 'create-excl');
+  const settle: { resolve: () => void; reject: (e: Error) => void }[] = [];
+  const controlled: FileHandle = {
+    path: file.path,
+    read: (b, o, l, p) => file.read(b, o, l, p),
+    write: (b, o, l, p) => file.write(b, o, l, p),
+    sync: () => new Promise<void>((resolve, reject) => settle.push({ resolve, reject })),
+    size: () => file.size(),
+    truncate: (n) => file.truncate(n),
+    close: () => file.close(),
+  };
+  const w = RecordWriter.create(controlled, NUMBER);
+  w.add(payload(10, 1));
+  let backgroundError: unknown;
+  assert.ok(w.syncInBackground((e) => (backgroundError = e)));
+  w.add(payload(10, 2));
+  const foreground = w.sync();
+  assert.equal(settle.length, 2);
+  settle[0]?.reject(Object.assign(new Error('eio'), { code: 'EIO' })); // the background sync fails
+  await w.settled();
+  assert.ok(isLightningError(backgroundError, 'IO_ERROR'));
+  settle[1]?.resolve(); // the kernel may report the later fsync clean after dropping dirty pages
+  await assert.rejects(foreground, (e) => isLightningError(e, 'IO_ERROR'), 'the durable write must not be acknowledged');
+  assert.equal(w.markBytesDue(), 0);
+  w.close();
+});
