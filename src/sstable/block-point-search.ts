@@ -172,16 +172,19 @@ function extendOrFail(decoder: LzPrefixDecoder, bytes: number, path: string, blo
   return n;
 }
 
-/** The fields decodeEntryHeader read last (searches are synchronous and never re-enter). */
-let headerShared = 0;
-let headerUnshared = 0;
-let headerValueLength = 0;
+/**
+ * The fields decodeEntryHeader read last (searches are synchronous and never re-enter; importers
+ * see them as live bindings).
+ */
+export let headerShared = 0;
+export let headerUnshared = 0;
+export let headerValueLength = 0;
 
 /**
  * Reads the entry header (shared, unshared, value length: varints) at `off`, within `limit`, into
  * the header* variables; returns the offset after it. Throws CORRUPTION if it is malformed.
  */
-function decodeEntryHeader(block: Buffer, off: number, limit: number, path: string, blockOffset: number): number {
+export function decodeEntryHeader(block: Buffer, off: number, limit: number, path: string, blockOffset: number): number {
   const shared = block[off] as number;
   const unshared = off + 1 < limit ? (block[off + 1] as number) : 0x80;
   const valueLength = off + 2 < limit ? (block[off + 2] as number) : 0x80;

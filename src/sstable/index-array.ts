@@ -16,7 +16,8 @@ import { compareInternalKeyViews, TRAILER_BYTES } from '../base/internal-key.js'
 import { commonPrefixLength, fingerprintOf } from '../base/key-fingerprint.js';
 import { KeyProbe, viewOf } from '../base/key-probe.js';
 import { assert } from '../util/assert.js';
-import { BlockIterator } from './block-iterator.js';
+import { getFixed32 } from '../util/coding.js';
+import { decodeEntryHeader, headerShared, headerUnshared, headerValueLength } from './block-point-search.js';
 import { getBlockHandle, type BlockHandle } from './block-handle.js';
 import { BLOCK_TRAILER_BYTES } from './block-trailer.js';
 
@@ -59,7 +60,14 @@ export class IndexArray {
    * `dataEndOffset`; there must be `expectedCount` of them.
    */
   static decode(index: Buffer, path: string, indexOffset: number, dataEndOffset: number, expectedCount: number): IndexArray {
-    const it = new BlockIterator(index, path, indexOffset);
+    // The entries are read in order, straight into `keys` (no iterator, no view per key): a table
+    // open decodes thousands of them (docs/formats/sstable.md#block-format).
+    const n = index.length;
+    if (n < 4) throw corruption(path, indexOffset, 'index block too small for its restart count');
+    const restartCount = getFixed32(index, n - 4);
+    if (restartCount === 0 || restartCount > (n - 4) / 4) throw corruption(path, indexOffset + n - 4, 'bad index restart count');
+    const limit = n - 4 - restartCount * 4;
+    if (getFixed32(index, limit) !== 0) throw corruption(path, indexOffset + limit, 'bad index restart point');
     const handle: BlockHandle = { offset: 0, sizeBytes: 0 };
     const offsets = new Float64Array(expectedCount);
     const sizes = new Int32Array(expectedCount);
@@ -68,33 +76,53 @@ export class IndexArray {
     let keyBytes = 0;
     let count = 0;
     let previousEnd = 0;
-    for (it.first(); it.valid(); it.next()) {
-      getBlockHandle(it.valueBlock(), it.valueStart(), it.valueEnd(), handle, path, indexOffset);
+    let previousStart = 0;
+    let previousLength = 0;
+    for (let off = 0; off < limit;) {
+      const p = decodeEntryHeader(index, off, limit, path, indexOffset);
+      const shared = headerShared;
+      const unshared = headerUnshared;
+      const valueEnd = p + unshared + headerValueLength;
+      if (shared > previousLength) throw corruption(path, indexOffset + off, 'block entry shares more than the previous key');
+      if (valueEnd > limit) throw corruption(path, indexOffset + off, 'block entry overruns the block');
+      const keyLength = shared + unshared;
+      if (keyLength < TRAILER_BYTES) throw corruption(path, indexOffset, `index entry ${count} has a key shorter than its trailer`);
+      getBlockHandle(index, p + unshared, valueEnd, handle, path, indexOffset);
       const end = handle.offset + handle.sizeBytes + BLOCK_TRAILER_BYTES;
       if (count >= expectedCount || handle.offset < previousEnd || end > dataEndOffset) {
         throw corruption(path, indexOffset, `index entry ${count} points outside the data area or past the block count`);
       }
-      const key = it.key();
-      if (key.length < TRAILER_BYTES) throw corruption(path, indexOffset, `index entry ${count} has a key shorter than its trailer`);
-      if (keyBytes + key.length > keys.length) {
-        const grown = Buffer.allocUnsafe(Math.max(keys.length * 2, keyBytes + key.length));
+      if (keyBytes + keyLength > keys.length) {
+        const grown = Buffer.allocUnsafe(Math.max(keys.length * 2, keyBytes + keyLength));
         keys.copy(grown, 0, 0, keyBytes);
         keys = grown;
       }
-      key.copy(keys, keyBytes);
+      // The key: the previous key's first `shared` bytes (just before it in `keys`), then its own.
+      if (shared > 0) keys.copyWithin(keyBytes, previousStart, previousStart + shared);
+      for (let i = 0; i < unshared; i++) keys[keyBytes + shared + i] = index[p + i] as number;
       keyOffsets[count] = keyBytes;
-      keyBytes += key.length;
+      previousStart = keyBytes;
+      previousLength = keyLength;
+      keyBytes += keyLength;
       offsets[count] = handle.offset;
       sizes[count] = handle.sizeBytes;
       previousEnd = end;
       count++;
+      off = valueEnd;
     }
-    it.close();
     if (count !== expectedCount) {
       throw corruption(path, indexOffset, `index has ${count} blocks, meta block says ${expectedCount}`);
     }
     keyOffsets[count] = keyBytes;
     return new IndexArray(count, keys.subarray(0, keyBytes), keyOffsets, offsets, sizes);
+  }
+
+  /** Separator key i (internal key), a view valid while this array lives. */
+  keyAt(i: number): Buffer {
+    assert(Number.isInteger(i) && i >= 0 && i < this.count, 'index entry out of range');
+    const start = this.keyOffsets[i] as number;
+    const v = this.keysView;
+    return Buffer.from(v.buffer, v.byteOffset + start, (this.keyOffsets[i + 1] as number) - start);
   }
 
   /** Index of the first block whose separator key is >= `target` (internal order), or `count`. */
