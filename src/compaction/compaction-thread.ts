@@ -20,19 +20,28 @@ import { errorFromWire, outcomeFromWire, type WorkerJob, type WorkerReply } from
 const WORKER_URL = new URL('./compaction-worker.js', import.meta.url);
 
 /**
- * The worker's Node options: the process's, without `--input-type`, which Node rejects for a
- * worker started from a file (a process run as `node --input-type=module -e ...` could otherwise
- * never flush or compact).
+ * Starts the worker. It inherits the process's Node options, except that `--input-type` (as in
+ * `node --input-type=module -e ...`) is rejected for a worker started from a file, which could then
+ * never flush or compact: without it, the worker gets the other options passed explicitly, or none
+ * if Node refuses those in a worker (an explicit list is checked, and V8 flags such as --expose-gc
+ * fail the check, while inherited ones do not).
  */
-function workerExecArgv(): string[] {
-  const out: string[] = [];
+function newWorker(): Worker {
   const argv = process.execArgv;
+  const isInputType = (a: string): boolean => a === '--input-type' || a.startsWith('--input-type=');
+  if (!argv.some(isInputType)) return new Worker(WORKER_URL);
+  const execArgv: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
     if (a === '--input-type') i++; // its value is the next argument
-    else if (!a.startsWith('--input-type=')) out.push(a);
+    else if (!isInputType(a)) execArgv.push(a);
   }
-  return out;
+  try {
+    return new Worker(WORKER_URL, { execArgv });
+  } catch (e) {
+    if ((e as { code?: unknown }).code !== 'ERR_WORKER_INVALID_EXEC_ARGV') throw e;
+    return new Worker(WORKER_URL, { execArgv: [] });
+  }
 }
 
 interface PendingMerge {
@@ -115,7 +124,7 @@ export class CompactionThread {
   }
 
   private start(): Worker {
-    const w = new Worker(WORKER_URL, { execArgv: workerExecArgv() });
+    const w = newWorker();
     w.unref();
     w.on('message', (reply: WorkerReply) => {
       if (this.worker !== w) return;

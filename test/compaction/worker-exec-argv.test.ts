@@ -12,10 +12,22 @@ import { join } from 'node:path';
 
 const LIB = new URL('../../src/index.js', import.meta.url).href;
 
-test('a process run with --input-type=module -e flushes and compacts on its workers', async () => {
+/**
+ * Each case: Node options, then whether the script is an ES module (-e is CommonJS without
+ * --input-type=module). --expose-gc is a V8 flag: inherited it is fine, but Node refuses it in an
+ * explicit worker option list (the benchmark runs its children with it).
+ */
+const CASES: [string[], boolean][] = [
+  [['--input-type=module'], true],
+  [['--input-type', 'module'], true],
+  [['--expose-gc', '--input-type=module'], true],
+  [['--expose-gc'], false],
+];
+
+for (const [flags, esm] of CASES) test(`a process run with ${flags.join(' ')} -e flushes and compacts on its workers`, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ldb-execargv-'));
   try {
-    const script = `
+    const body = `
       const { open } = await import(${JSON.stringify(LIB)});
       const db = await open(${JSON.stringify(dir)}, { memtableSize: 64 * 1024 });
       for (let i = 0; i < 3000; i++) await db.put('k' + String(i).padStart(5, '0'), 'v'.repeat(100));
@@ -25,8 +37,9 @@ test('a process run with --input-type=module -e flushes and compacts on its work
       await db.close();
       console.log(JSON.stringify({ flushes: s.flushes.count, thread: s.flushes.thread, state: s.state, errors: s.backgroundErrors, value }));
     `;
+    const script = esm ? body : `(async () => { ${body} })().catch((e) => { console.error(e); process.exit(1); });`;
     const out = await new Promise<string>((resolve, reject) => {
-      execFile(process.execPath, ['--input-type=module', '-e', script], { timeout: 60_000 }, (err, stdout, stderr) => {
+      execFile(process.execPath, [...flags, '-e', script], { timeout: 60_000 }, (err, stdout, stderr) => {
         if (err !== null) reject(new Error(`child failed: ${err.message}\n${stderr}`));
         else resolve(stdout);
       });
