@@ -119,6 +119,8 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
   private compactionThread: CompactionThread | null = null;
   /** Builds flushed memtables' tables off the event loop (same option); started lazily. */
   private flushThread: CompactionThread | null = null;
+  /** Set once the current memtable is half full and the flush worker was started for it. */
+  private flushWorkerWarmed = false;
   /** Deletes replaced tables and obsolete WALs off the event loop. */
   private readonly deleter: BackgroundDeleter;
   /**
@@ -280,7 +282,10 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
           continue;
         }
       }
-      if (this.mem.approximateBytes < this.options.memtableSizeBytes) return;
+      if (this.mem.approximateBytes < this.options.memtableSizeBytes) {
+        if (!this.flushWorkerWarmed && this.mem.approximateBytes >= this.options.memtableSizeBytes / 2) this.warmFlushWorker();
+        return;
+      }
       if (this.imm !== null) {
         // A flush is still running: stall writers instead of growing memory.
         await this.stall(this.flushing);
@@ -387,6 +392,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
   private newMemTable(): MemTable {
     const spare = this.spareMemTable;
     this.spareMemTable = null;
+    this.flushWorkerWarmed = false;
     return new MemTable(this.memSeed++, this.options.memtableSizeBytes, spare);
   }
 
@@ -446,6 +452,18 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
       version.unref();
     }
     this.collectObsoleteTables();
+  }
+
+  /**
+   * Starts the flush worker while the memtable is half full, so the flush finds it running: a
+   * worker takes ~50 ms to start and load its code, which the first flush of a load (and the
+   * first after an idle worker retired) spent with writers waiting. At most once per memtable.
+   */
+  private warmFlushWorker(): void {
+    this.flushWorkerWarmed = true;
+    if (this.options.compactionThread !== 'worker' || this.options.memtableSizeBytes / 2 < SMALL_FLUSH_BYTES) return;
+    this.flushThread ??= new CompactionThread('flush');
+    this.flushThread.prestart();
   }
 
   /** Builds a flush's table in the flush worker, or here in slices (other filesystems, or after the worker failed). */

@@ -66,6 +66,8 @@ export class RecordWriter {
   /** The file holds zeros written by preallocate() from offsetBytes up to here (if larger). */
   private preallocatedEnd = 0;
   private preallocateFailed = false;
+  /** The first sync failure: syncs completing after it do not count as durable (see sync). */
+  private syncFailure: LightningError | undefined = undefined;
   /** Whether this log has sync marks (a version 2 WAL) and so may preallocate. */
   private readonly marks: boolean;
 
@@ -200,11 +202,14 @@ export class RecordWriter {
     try {
       await this.file.sync(inline);
     } catch (e) {
-      throw this.fail(e, 'sync');
+      const err = this.fail(e, 'sync');
+      this.syncFailure ??= err;
+      throw err;
     }
     // A sync that failed meanwhile (a background one) may have dropped dirty pages this one then
-    // found clean: what it covered is unknown, so it does not count as durable either.
-    this.throwIfFailed();
+    // found clean: what it covered is unknown, so it does not count as durable either. (A failed
+    // write does not: the bytes before it, which this sync covered, are intact.)
+    if (this.syncFailure !== undefined) throw this.syncFailure;
     if (start > this.durableBytes) this.durableBytes = start;
   }
 
