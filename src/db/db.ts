@@ -522,7 +522,10 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
 
   /**
    * Compacts every table overlapping [start, end] (user keys; undefined = unbounded) down the
-   * tree, after flushing the memtable. Resolves when done.
+   * tree, after flushing the memtable, into the deepest level that held any of them (at least L1),
+   * as LevelDB does: every version of a key in the range is then merged in one table, and levels
+   * below are not filled with further rewrites of the same data (compacting a 57 MB tree all the
+   * way to L6 rewrote it six times: 12 s instead of ~2). Resolves when done.
    */
   async compactRange(start?: Bytes, end?: Bytes): Promise<void> {
     try {
@@ -531,7 +534,11 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
       const hi = end === undefined ? undefined : toKey(end);
       await this.writeQueue.idle();
       if (this.mem.entryCount > 0) await this.flushNow();
-      for (let level = 0; level < NUM_LEVELS - 1; level++) {
+      while (this.compacting !== null) await this.compacting;
+      const start0 = this.versions.current();
+      let deepest = 1;
+      for (let level = 1; level < NUM_LEVELS; level++) if (start0.overlappingFiles(level, lo, hi).length > 0) deepest = level;
+      for (let level = 0; level < deepest; level++) {
         while (this.compacting !== null) await this.compacting;
         // close() may have started meanwhile: stop between steps rather than race it.
         if (this.state !== 'open') throw new LightningError('CLOSED', 'the database was closed during compactRange');
