@@ -5,9 +5,10 @@
  * is started at its first job, runs one job at a time, and is ref'd only while a job runs, so an
  * idle database never keeps the process alive.
  *
- * If the worker cannot start or dies (error, unexpected exit), the running merge rejects with
- * IO_ERROR — compaction's usual retry path — and `broken` becomes true: the database then runs
- * its merges on the main thread for the rest of the session (docs/decisions/2026-11-25-compaction-worker.md).
+ * If the worker cannot start, `broken` becomes true before the job's promise is returned (it
+ * rejects with IO_ERROR): the database runs that job, and every later one, on the main thread. If
+ * it dies mid-job (error, unexpected exit), the running job rejects with IO_ERROR (compaction's
+ * usual retry path) and `broken` becomes true the same way (docs/decisions/2026-11-25-compaction-worker.md).
  */
 import { Worker } from 'node:worker_threads';
 import { LightningError } from '../base/errors.js';
@@ -75,8 +76,14 @@ export class CompactionThread {
   /** True once the worker failed: callers should merge on their own thread instead. */
   broken = false;
 
-  /** `name` says which worker this is in error messages ("the compaction worker failed: ..."). */
-  constructor(private readonly name: 'compaction' | 'flush' = 'compaction') {}
+  /**
+   * `name` says which worker this is in error messages ("the compaction worker failed: ...").
+   * `newThread` starts the worker thread (tests pass one that fails).
+   */
+  constructor(
+    private readonly name: 'compaction' | 'flush' = 'compaction',
+    private readonly newThread: () => Worker = newWorker,
+  ) {}
 
   /**
    * Starts the worker ahead of a job that will come soon, taking its start-up (~50 ms) off that
@@ -149,7 +156,7 @@ export class CompactionThread {
   }
 
   private start(): Worker {
-    const w = newWorker();
+    const w = this.newThread();
     w.on('message', (reply: WorkerReply) => {
       if (this.worker !== w) return;
       const p = this.settle(w);

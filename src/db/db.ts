@@ -473,7 +473,11 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     const small = spec.sorted.usedBytes < Math.min(SMALL_FLUSH_BYTES, this.options.memtableSizeBytes / 2);
     if (this.options.compactionThread === 'worker' && !small) {
       this.flushThread ??= new CompactionThread('flush');
-      if (!this.flushThread.broken) return this.flushThread.flush(spec);
+      if (!this.flushThread.broken) {
+        const job = this.flushThread.flush(spec);
+        if (!this.flushThread.broken) return job;
+        job.catch(() => undefined); // the worker could not start: this flush runs here instead
+      }
     }
     return flushOnThisThread(this.fs)(spec);
   };
@@ -487,7 +491,11 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
   private merge(spec: MergeSpec): Promise<MergeOutcome> {
     if (this.options.compactionThread === 'worker') {
       this.compactionThread ??= new CompactionThread();
-      if (!this.compactionThread.broken) return this.compactionThread.run(spec);
+      if (!this.compactionThread.broken) {
+        const job = this.compactionThread.run(spec);
+        if (!this.compactionThread.broken) return job;
+        job.catch(() => undefined); // the worker could not start: this merge runs here instead
+      }
     }
     return mergeTables(this.fs, spec, MAIN_THREAD_MERGE_SLICE_ENTRIES);
   }

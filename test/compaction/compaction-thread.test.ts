@@ -249,3 +249,33 @@ test('an idle worker is retired after WORKER_IDLE_RETIRE_MS and started again by
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a worker that cannot start: the same flush or merge runs on the main thread, no write fails', async () => {
+  const dir = tempDir();
+  try {
+    const db = await open(dir, { ...small, compactionThread: 'worker', memtableSize: 2 * 1024 * 1024, l0CompactionTrigger: 2 });
+    const failing = (): never => {
+      throw new Error('no more threads');
+    };
+    const holder = db as unknown as { flushThread: CompactionThread | null; compactionThread: CompactionThread | null };
+    holder.flushThread = new CompactionThread('flush', failing);
+    holder.compactionThread = new CompactionThread('compaction', failing);
+    const model = new Map<string, string>();
+    for (let i = 0; i < 8000; i++) {
+      const k = key(i % 2000);
+      model.set(k, `${i}`.padEnd(1000, '.'));
+      await db.put(k, model.get(k) as string); // must not reject
+    }
+    await db.idle();
+    const s = db.stats();
+    assert.ok(s.flushes.count >= 2, `flushes: ${s.flushes.count}`);
+    assert.ok(s.compactions.count >= 1, `compactions: ${s.compactions.count}`);
+    assert.equal(s.flushes.thread, 'main');
+    assert.equal(s.compactions.thread, 'main');
+    assert.equal(s.backgroundError, null);
+    assert.deepEqual(await contents(db), model);
+    await db.close();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
