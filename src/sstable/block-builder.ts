@@ -14,7 +14,8 @@
 import { assert, invariants } from '../util/assert.js';
 import { putVarint } from '../util/coding.js';
 import { TRAILER_BYTES } from '../base/internal-key.js';
-import { copyBytes } from '../util/copy-bytes.js';
+import { copyBytes, copyWithViews, viewCopyPays } from '../util/copy-bytes.js';
+import { viewOf } from '../base/key-probe.js';
 import { compareInternalKeyRanges } from '../base/internal-key.js';
 
 /** Entries between restart points in data blocks: a seek scans at most this many entries. */
@@ -27,6 +28,11 @@ const RESTART_BYTES = 4;
 
 export class BlockBuilder {
   private buf: Buffer;
+  /** `buf` as a DataView, for copyWithViews (kept in step when buf grows). */
+  private bufView: DataView;
+  /** The buffer entries were last added from (a flush's memtable arena) and its view. */
+  private lastSource: Buffer | null = null;
+  private lastSourceView: DataView = new DataView(new ArrayBuffer(0));
   /** Bytes of entries written so far (the restart array is appended by finish()). */
   private sizeBytes = 0;
   private restarts: Uint32Array;
@@ -49,6 +55,7 @@ export class BlockBuilder {
     assert(restartInterval <= RESTART_INTERVAL_MAX, 'restart interval above maximum');
     assert(initialCapacityBytes > 0, 'initial capacity must be positive');
     this.buf = buffer !== null && buffer.length >= initialCapacityBytes ? buffer : Buffer.allocUnsafeSlow(initialCapacityBytes);
+    this.bufView = viewOf(this.buf);
     this.restarts = new Uint32Array(64);
     this.restarts[0] = 0;
     this.lastKey = Buffer.allocUnsafeSlow(256);
@@ -115,7 +122,15 @@ export class BlockBuilder {
     off = putVarint(this.buf, off, unshared);
     off = putVarint(this.buf, off, valueLength);
     if (vb === kb && vs === ke) {
-      off += copyBytes(kb, ks + shared, ve, this.buf, off);
+      // Key tail and value in one copy; 33-256 bytes go four at a time through DataViews (a
+      // flush's ~110-byte entries: ~50 instead of ~120 ns each).
+      const n = ve - ks - shared;
+      if (viewCopyPays(n)) {
+        copyWithViews(this.sourceView(kb), ks + shared, this.bufView, off, n);
+        off += n;
+      } else {
+        off += copyBytes(kb, ks + shared, ve, this.buf, off);
+      }
     } else {
       off += copyBytes(kb, ks + shared, ke, this.buf, off);
       off += copyBytes(vb, vs, ve, this.buf, off);
@@ -185,5 +200,15 @@ export class BlockBuilder {
     const grown = Buffer.allocUnsafeSlow(Math.max(need, this.buf.length * 2));
     this.buf.copy(grown, 0, 0, this.sizeBytes);
     this.buf = grown;
+    this.bufView = viewOf(grown);
+  }
+
+  /** A DataView of `b`, made once per source buffer. */
+  private sourceView(b: Buffer): DataView {
+    if (b !== this.lastSource) {
+      this.lastSource = b;
+      this.lastSourceView = viewOf(b);
+    }
+    return this.lastSourceView;
   }
 }
