@@ -16,7 +16,7 @@ import { assert } from '../util/assert.js';
 import type { MergeOutcome, MergeSpec } from './merge-tables.js';
 import type { FlushSpec } from '../db/flush-table.js';
 import type { FileMetadata } from '../version/file-metadata.js';
-import { errorFromWire, outcomeFromWire, type WorkerJob, type WorkerReply } from './worker-protocol.js';
+import { errorFromWire, outcomeFromWire, type WorkerJob, type WorkerReady, type WorkerReply } from './worker-protocol.js';
 
 const WORKER_URL = new URL('./compaction-worker.js', import.meta.url);
 
@@ -75,6 +75,10 @@ export class CompactionThread {
   private readonly retired = new WeakSet<Worker>();
   /** True once the worker failed: callers should merge on their own thread instead. */
   broken = false;
+  /** Whether the current worker said it was ready (its code loaded; see WorkerReady). */
+  private ready = false;
+  /** Errors of jobs the worker never started (it could not start): see isStartFailure. */
+  private readonly startFailures = new WeakSet<Error>();
 
   /**
    * `name` says which worker this is in error messages ("the compaction worker failed: ...").
@@ -99,6 +103,14 @@ export class CompactionThread {
       return;
     }
     this.scheduleRetire(w);
+  }
+
+  /**
+   * True if `e` failed a job because no worker could start to run it: the job never ran (no output
+   * file was created), so the caller may run the same job on its own thread.
+   */
+  isStartFailure(e: unknown): boolean {
+    return e instanceof Error && this.startFailures.has(e);
   }
 
   /** Runs a compaction merge. */
@@ -127,7 +139,9 @@ export class CompactionThread {
         w = this.worker ?? this.start();
       } catch (e) {
         this.broken = true;
-        reject(new LightningError('IO_ERROR', `cannot start the ${this.name} worker: ${(e as Error).message}`, { cause: e }));
+        const err = new LightningError('IO_ERROR', `cannot start the ${this.name} worker: ${(e as Error).message}`, { cause: e });
+        this.startFailures.add(err);
+        reject(err);
         return;
       }
       this.pending = { resolve, reject };
@@ -157,8 +171,13 @@ export class CompactionThread {
 
   private start(): Worker {
     const w = this.newThread();
-    w.on('message', (reply: WorkerReply) => {
+    this.ready = false;
+    w.on('message', (reply: WorkerReply | WorkerReady) => {
       if (this.worker !== w) return;
+      if ('ready' in reply) {
+        this.ready = true;
+        return;
+      }
       const p = this.settle(w);
       this.scheduleRetire(w);
       if (p === null) return;
@@ -205,6 +224,9 @@ export class CompactionThread {
     const p = this.settle(w);
     if (this.closed && p === null) return; // terminate() after close
     this.broken = true;
-    p?.reject(new LightningError('IO_ERROR', message, { cause }));
+    if (p === null) return;
+    const err = new LightningError('IO_ERROR', message, { cause });
+    if (!this.ready) this.startFailures.add(err); // it died before its code loaded: the job never ran
+    p.reject(err);
   }
 }

@@ -9,7 +9,7 @@ import { parentPort } from 'node:worker_threads';
 import { NodeFs } from '../env/node-fs.js';
 import { mergeTables, type MergeOutcome } from './merge-tables.js';
 import { buildFlushTable } from '../db/flush-table.js';
-import { errorToWire, outcomeToWire, type WorkerJob, type WorkerReply } from './worker-protocol.js';
+import { errorToWire, outcomeToWire, type WorkerJob, type WorkerReady, type WorkerReply } from './worker-protocol.js';
 
 const port = parentPort;
 if (port !== null) {
@@ -27,4 +27,5 @@ if (port !== null) {
       (e: unknown) => port.postMessage({ ok: false, error: errorToWire(e) } satisfies WorkerReply),
     );
   });
+  port.postMessage({ ready: true } satisfies WorkerReady);
 }

@@ -25,6 +25,14 @@ export interface WireError {
  */
 export type WorkerReply = { ok: true; outcome: MergeOutcome } | { ok: false; error: WireError };
 
+/**
+ * Posted once by a worker whose code has loaded and which listens for jobs: a worker that fails
+ * before it never ran a job (a job posted to it is still unstarted and may run elsewhere).
+ */
+export interface WorkerReady {
+  ready: true;
+}
+
 export function outcomeToWire(o: MergeOutcome): MergeOutcome {
   const outputs = o.outputs.map((f) => ({
     ...f,

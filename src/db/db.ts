@@ -473,10 +473,13 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     const small = spec.sorted.usedBytes < Math.min(SMALL_FLUSH_BYTES, this.options.memtableSizeBytes / 2);
     if (this.options.compactionThread === 'worker' && !small) {
       this.flushThread ??= new CompactionThread('flush');
-      if (!this.flushThread.broken) {
-        const job = this.flushThread.flush(spec);
-        if (!this.flushThread.broken) return job;
-        job.catch(() => undefined); // the worker could not start: this flush runs here instead
+      const thread = this.flushThread;
+      if (!thread.broken) {
+        // A worker that could not start never ran the job: it runs here instead.
+        return thread.flush(spec).catch((e: unknown) => {
+          if (!thread.isStartFailure(e)) throw e;
+          return flushOnThisThread(this.fs)(spec);
+        });
       }
     }
     return flushOnThisThread(this.fs)(spec);
@@ -491,10 +494,13 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
   private merge(spec: MergeSpec): Promise<MergeOutcome> {
     if (this.options.compactionThread === 'worker') {
       this.compactionThread ??= new CompactionThread();
-      if (!this.compactionThread.broken) {
-        const job = this.compactionThread.run(spec);
-        if (!this.compactionThread.broken) return job;
-        job.catch(() => undefined); // the worker could not start: this merge runs here instead
+      const thread = this.compactionThread;
+      if (!thread.broken) {
+        // A worker that could not start never ran the job: it runs here instead.
+        return thread.run(spec).catch((e: unknown) => {
+          if (!thread.isStartFailure(e)) throw e;
+          return mergeTables(this.fs, spec, MAIN_THREAD_MERGE_SLICE_ENTRIES);
+        });
       }
     }
     return mergeTables(this.fs, spec, MAIN_THREAD_MERGE_SLICE_ENTRIES);

@@ -58,13 +58,18 @@ async function workload(db: Database, seed: number): Promise<Map<string, string>
 }
 
 /** A worker thread whose worker is terminated right after it starts (so during its first job). */
+/**
+ * A thread whose worker is killed as soon as it says it is ready, with the job already posted to
+ * it: a death mid-job. (Killed before that, it never ran the job, which then runs on the main
+ * thread at once: the cannot-start test below.)
+ */
 function dyingThread(name: 'compaction' | 'flush'): CompactionThread {
   const thread = new CompactionThread(name);
-  const t = thread as unknown as { start(): { terminate(): Promise<number> } };
+  const t = thread as unknown as { start(): { terminate(): Promise<number>; once(e: 'message', f: () => void): void } };
   const start = t.start.bind(t);
   t.start = () => {
     const w = start();
-    setImmediate(() => void w.terminate());
+    w.once('message', () => void w.terminate());
     return w;
   };
   return thread;

@@ -270,6 +270,7 @@ test('compactRange with concurrent writes, snapshots and background compactions'
 
 test('close() during compactRange: compactRange settles (resolves or CLOSED), close resolves, data intact', async () => {
   const rng = new Random(SEED ^ 0xdef0);
+  const outcomes: string[] = [];
   for (let trial = 0; trial < 12; trial++) {
     const fs = new MemFs();
     let db = await open('/db', { ...OPTS, fs });
@@ -295,10 +296,12 @@ test('close() during compactRange: compactRange settles (resolves or CLOSED), cl
       () => 'ok',
       (e: unknown) => (e as { code?: string }).code ?? String(e),
     );
+    outcomes.push(`${closeAt}:${outcome}`);
     assert.ok(outcome === 'ok' || outcome === 'CLOSED', `trial ${trial} closeAt ${closeAt}: compactRange settled with ${outcome}`);
     await (closing ?? db.close());
     db = await open('/db', { ...OPTS, fs });
     await checkDb(db, model, `trial ${trial} after close during compactRange (${outcome})`);
     await db.close();
   }
+  console.log(`close during compactRange outcomes (closeAt:outcome): ${outcomes.join(' ')}`);
 });
