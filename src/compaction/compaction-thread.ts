@@ -5,10 +5,13 @@
  * is started at its first job, runs one job at a time, and is ref'd only while a job runs, so an
  * idle database never keeps the process alive.
  *
- * If the worker cannot start, `broken` becomes true before the job's promise is returned (it
- * rejects with IO_ERROR): the database runs that job, and every later one, on the main thread. If
- * it dies mid-job (error, unexpected exit), the running job rejects with IO_ERROR (compaction's
- * usual retry path) and `broken` becomes true the same way (docs/decisions/2026-11-25-compaction-worker.md).
+ * If the worker cannot start (creating it throws, or it fails before it posts WorkerReady), the
+ * job rejects with an IO_ERROR that isStartFailure() recognises and `broken` becomes true: the
+ * database runs that job, and every later one, on the main thread. If it dies after WorkerReady
+ * (possibly mid-job), the job rejects with a plain IO_ERROR: compaction's usual retry path. (A
+ * worker 'error' event can overtake its ready message; the job is then rerun on the main thread,
+ * which finds any output file the worker began and fails with it into that same retry path.)
+ * docs/decisions/2026-11-25-compaction-worker.md.
  */
 import { Worker } from 'node:worker_threads';
 import { LightningError } from '../base/errors.js';
