@@ -6,8 +6,8 @@
  * idle database never keeps the process alive.
  *
  * If the worker cannot start (creating it throws, or it fails before it posts WorkerReady), the
- * job rejects with an IO_ERROR that isStartFailure() recognises and `broken` becomes true: the
- * database runs that job, and every later one, on the main thread. If it dies after WorkerReady
+ * job rejects with an IO_ERROR marked as a start failure and `broken` becomes true: through
+ * orHere(), the database runs that job, and every later one, on the main thread. If it dies after WorkerReady
  * (possibly mid-job), the job rejects with a plain IO_ERROR: compaction's usual retry path. (A
  * worker 'error' event can overtake its ready message; the job is then rerun on the main thread,
  * which finds any output file the worker began and fails with it into that same retry path.)
@@ -80,7 +80,7 @@ export class CompactionThread {
   broken = false;
   /** Whether the current worker said it was ready (its code loaded; see WorkerReady). */
   private ready = false;
-  /** Errors of jobs the worker never started (it could not start): see isStartFailure. */
+  /** Errors of jobs the worker never started (it could not start): see orHere. */
   private readonly startFailures = new WeakSet<Error>();
 
   /**
@@ -109,11 +109,18 @@ export class CompactionThread {
   }
 
   /**
-   * True if `e` failed a job because no worker could start to run it: the job never ran (no output
-   * file was created), so the caller may run the same job on its own thread.
+   * Runs `inWorker` (a run or flush of this thread), or `here` instead when no worker can run it:
+   * the thread is broken, or its worker failed to start for this job, which then never ran (no
+   * output file was created), so the same job can run on the caller's thread.
    */
-  isStartFailure(e: unknown): boolean {
-    return e instanceof Error && this.startFailures.has(e);
+  async orHere<T>(inWorker: () => Promise<T>, here: () => Promise<T>): Promise<T> {
+    if (this.broken) return here();
+    try {
+      return await inWorker();
+    } catch (e) {
+      if (!(e instanceof Error && this.startFailures.has(e))) throw e;
+      return here();
+    }
   }
 
   /** Runs a compaction merge. */

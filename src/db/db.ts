@@ -471,18 +471,10 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     // A part-full memtable (the tail flushed at close) is built here in a few milliseconds:
     // cheaper than starting a worker for it.
     const small = spec.sorted.usedBytes < Math.min(SMALL_FLUSH_BYTES, this.options.memtableSizeBytes / 2);
-    if (this.options.compactionThread === 'worker' && !small) {
-      this.flushThread ??= new CompactionThread('flush');
-      const thread = this.flushThread;
-      if (!thread.broken) {
-        // A worker that could not start never ran the job: it runs here instead.
-        return thread.flush(spec).catch((e: unknown) => {
-          if (!thread.isStartFailure(e)) throw e;
-          return flushOnThisThread(this.fs)(spec);
-        });
-      }
-    }
-    return flushOnThisThread(this.fs)(spec);
+    const here = (): Promise<FileMetadata> => flushOnThisThread(this.fs)(spec);
+    if (this.options.compactionThread !== 'worker' || small) return here();
+    const thread = (this.flushThread ??= new CompactionThread('flush'));
+    return thread.orHere(() => thread.flush(spec), here);
   };
 
   /** Where jobs of `thread` run: the worker unless the option says main or that worker failed. */
@@ -492,18 +484,10 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
 
   /** Runs a compaction merge in the worker thread, or here in slices (other filesystems, or after the worker failed). */
   private merge(spec: MergeSpec): Promise<MergeOutcome> {
-    if (this.options.compactionThread === 'worker') {
-      this.compactionThread ??= new CompactionThread();
-      const thread = this.compactionThread;
-      if (!thread.broken) {
-        // A worker that could not start never ran the job: it runs here instead.
-        return thread.run(spec).catch((e: unknown) => {
-          if (!thread.isStartFailure(e)) throw e;
-          return mergeTables(this.fs, spec, MAIN_THREAD_MERGE_SLICE_ENTRIES);
-        });
-      }
-    }
-    return mergeTables(this.fs, spec, MAIN_THREAD_MERGE_SLICE_ENTRIES);
+    const here = (): Promise<MergeOutcome> => mergeTables(this.fs, spec, MAIN_THREAD_MERGE_SLICE_ENTRIES);
+    if (this.options.compactionThread !== 'worker') return here();
+    const thread = (this.compactionThread ??= new CompactionThread());
+    return thread.orHere(() => thread.run(spec), here);
   }
 
   /** Oldest sequence number any reader may still ask for. */
@@ -762,10 +746,11 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     if (group.some((w) => w.validate !== undefined)) this.validateGroup(group);
     if (group.length === 0) return null;
     // After a completed sync the group begins with a sync mark (src/wal/record-writer.ts).
-    let total = wal.markBytesDue();
+    const markBytes = wal.markBytesDue();
+    let total = markBytes;
     for (const w of group) total += encodedRecordBytes(w.payload.length);
     const buf = this.groupBuffer(total);
-    let off = wal.markBytesDue() > 0 ? wal.encodeMarkInto(buf, 0) : 0;
+    let off = markBytes > 0 ? wal.encodeMarkInto(buf, 0) : 0;
     let seq = this.lastSeq + 1;
     for (const w of group) {
       setBatchSequence(w.payload, seq);

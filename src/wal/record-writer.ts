@@ -109,10 +109,11 @@ export class RecordWriter {
   /** Frames several DATA records into one buffer and appends it with a single write. */
   addMany(payloads: readonly Uint8Array[]): void {
     if (payloads.length === 0) return;
-    let total = this.markBytesDue();
+    const markBytes = this.markBytesDue();
+    let total = markBytes;
     for (const p of payloads) total += encodedRecordBytes(p.length);
     const out = Buffer.allocUnsafe(total);
-    let off = this.markBytesDue() > 0 ? this.encodeMarkInto(out, 0) : 0;
+    let off = markBytes > 0 ? this.encodeMarkInto(out, 0) : 0;
     for (const p of payloads) off = encodeRecordInto(out, off, p, RECORD_TYPE_DATA);
     assert(off === total, 'addMany: length mismatch');
     this.addEncoded(out);
