@@ -10,6 +10,7 @@ import { open, LightningError, type OpenOptions } from '../../src/index.js';
 import type { Database } from '../../src/db/db.js';
 import { MemFs } from '../../src/env/mem-fs.js';
 import { ProcessErrorRecorder, assertLightning, collect, describeError, k, rejectsCode, throwsCode } from '../harness/api-helpers.js';
+import { logRecords } from '../harness/log-reader-reference.js';
 
 const recorder = new ProcessErrorRecorder();
 
@@ -32,20 +33,12 @@ function baseName(p: string): string {
 
 /**
  * Record boundaries [start, end) of a log file (WAL or MANIFEST): the header record, then the DATA
- * records (one per write); a WAL's sync marks are passed over. Records end where the zeros a WAL
- * preallocates begin (type 0 is never a record's).
+ * records (one per write); a WAL's sync marks are passed over.
  */
 function recordSpans(bytes: Buffer): [number, number][] {
-  const spans: [number, number][] = [];
-  let off = 0;
-  while (off + RECORD_HEADER_BYTES <= bytes.length && bytes[off + 8] !== 0) {
-    const len = bytes.readUInt32LE(off + 4);
-    const end = off + RECORD_HEADER_BYTES + len;
-    if (end > bytes.length) break;
-    if (bytes[off + 8] !== SYNC_MARK_TYPE) spans.push([off, end]);
-    off = end;
-  }
-  return spans;
+  return logRecords(bytes)
+    .filter((r) => r.type !== SYNC_MARK_TYPE)
+    .map((r): [number, number] => [r.start, r.end]);
 }
 
 /** After a clean close the OS eventually persists the unlinks of obsolete WALs: do them here. */

@@ -188,18 +188,41 @@ export function plantRecord(bytes: Buffer, q: number, length: number, type = REC
   bytes.writeUInt32LE(maskCrc(crc32(bytes.subarray(q + 4, q + 9 + length))), q);
 }
 
+/** One record of an intact log: where it lies, its type, and for a sync mark its durable length. */
+export interface LogRecordSpan {
+  start: number;
+  end: number;
+  type: number;
+  /** A SYNC_MARK's durable length; -1 for other records. */
+  durable: number;
+}
+
+/**
+ * The records of an intact log image, in order (file header first), up to the zeros a WAL
+ * preallocates (type 0 is never a record's) or a record that would run past the end.
+ */
+export function logRecords(bytes: Buffer): LogRecordSpan[] {
+  const out: LogRecordSpan[] = [];
+  for (let off = 0; off + 9 <= bytes.length && bytes[off + 8] !== 0;) {
+    const end = off + 9 + bytes.readUInt32LE(off + 4);
+    if (end > bytes.length) break;
+    const type = bytes[off + 8] as number;
+    const durable = type === RECORD_TYPE_SYNC_MARK ? bytes.readUInt32LE(off + 9) + bytes.readUInt32LE(off + 13) * 2 ** 32 : -1;
+    out.push({ start: off, end, type, durable });
+    off = end;
+  }
+  return out;
+}
+
 /**
  * The newest WAL in `fs` (a crash image), its bytes, and the offset of the file header and of every
  * whole DATA record in it (one per write; sync marks are passed over), for tests that damage one
- * record of a database's log. Records end where the zeros a WAL preallocates begin.
+ * record of a database's log.
  */
 export function newestWalRecords(fs: MemFs): { path: string; bytes: Buffer; starts: number[] } {
   const path = fs.listAll().filter((p) => p.endsWith('.log')).sort().pop();
   assert.ok(path !== undefined, 'the image has a WAL');
   const bytes = fs.readFileRaw(path);
-  const starts: number[] = [];
-  for (let off = 0; off + 9 <= bytes.length && bytes[off + 8] !== 0; off += 9 + bytes.readUInt32LE(off + 4)) {
-    if (bytes[off + 8] !== RECORD_TYPE_SYNC_MARK) starts.push(off);
-  }
+  const starts = logRecords(bytes).filter((r) => r.type !== RECORD_TYPE_SYNC_MARK).map((r) => r.start);
   return { path, bytes, starts };
 }

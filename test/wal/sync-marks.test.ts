@@ -27,7 +27,7 @@ import {
 import { RecordReader, type RecordReaderOptions } from '../../src/wal/record-reader.js';
 import { PREALLOCATE_BYTES, RecordWriter } from '../../src/wal/record-writer.js';
 import { testSeed } from '../harness/seed.js';
-import { actualRead, referenceRead } from '../harness/log-reader-reference.js';
+import { actualRead, logRecords, referenceRead } from '../harness/log-reader-reference.js';
 
 const DIR = '/db';
 const PATH = `${DIR}/000007.log`;
@@ -58,19 +58,6 @@ function readLog(fs: MemFs, options: RecordReaderOptions = {}): { records: Buffe
 }
 
 const isCorruption = (e: unknown): boolean => isLightningError(e, 'CORRUPTION');
-
-/** Every record of a log: offset, end, type, and for a mark its durable length. */
-function parseSpans(bytes: Buffer): { start: number; end: number; type: number; durable: number }[] {
-  const spans = [];
-  for (let off = 0; off + RECORD_HEADER_BYTES <= bytes.length;) {
-    const end = off + RECORD_HEADER_BYTES + bytes.readUInt32LE(off + 4);
-    const type = bytes[off + 8] as number;
-    const durable = type === RECORD_TYPE_SYNC_MARK ? bytes.readUInt32LE(off + 9) + bytes.readUInt32LE(off + 13) * 2 ** 32 : -1;
-    spans.push({ start: off, end, type, durable });
-    off = end;
-  }
-  return spans;
-}
 
 /**
  * A WAL written the way the database writes one: header synced at creation, then records, with a
@@ -114,7 +101,7 @@ test('the writer begins the first write after each completed sync with a mark of
   w.addEncoded(encodeRecord(payload(7, 7)));
   file.close();
 
-  const spans = parseSpans(fs.readFileRaw(PATH));
+  const spans = logRecords(fs.readFileRaw(PATH));
   const types = spans.map((s) => s.type);
   assert.deepEqual(types, [1, 2, 2, 3, 2, 2, 2, 3, 2, 3, 2]);
   const marks = spans.filter((s) => s.type === RECORD_TYPE_SYNC_MARK);
@@ -160,7 +147,7 @@ test('damage before a later mark\'s durable length is CORRUPTION; after it, a to
   const payloads = [5, 0, 40, 12, 300, 7, 90, 1].map((n, i) => payload(n, i));
   const fs = await syncedLog(payloads, (i) => i === 2 || i === 5);
   const bytes = fs.readFileRaw(PATH);
-  const spans = parseSpans(bytes);
+  const spans = logRecords(bytes);
   const dataStarts = spans.filter((s) => s.type === RECORD_TYPE_DATA).map((s) => s.start);
   assert.equal(dataStarts.length, payloads.length);
   let corruptions = 0;
