@@ -1,14 +1,15 @@
 /**
- * Runs merges (and flushes' table builds) in a worker thread, so their CPU (decode, merge, encode,
+ * Runs merges and flushes' table builds in a worker thread, so their CPU (decode, merge, encode,
  * bloom, CRC) does not share the event loop with the application's reads and writes. A database
- * has two: one for compaction, one for flushes (a flush must not wait behind a long merge). Each
- * is started at its first job, runs one job at a time, and is ref'd only while a job runs, so an
- * idle database never keeps the process alive.
+ * has one, for both: at most one merge and one flush at a time, each request tagged with an id
+ * that its reply carries. The worker lets a flush in between a merge's slices (a flush must not
+ * wait behind a long merge; compaction-worker.ts). It is started at the first job (or by
+ * prestart), and ref'd only while a job runs, so an idle database never keeps the process alive.
  *
  * If the worker cannot start (creating it throws, or it fails before it posts WorkerReady), the
  * job rejects with an IO_ERROR marked as a start failure and `broken` becomes true: through
  * orHere(), the database runs that job, and every later one, on the main thread. If it dies after WorkerReady
- * (possibly mid-job), the job rejects with a plain IO_ERROR: compaction's usual retry path. (A
+ * (possibly mid-job), every job in flight rejects with a plain IO_ERROR: the usual retry path. (A
  * worker 'error' event can overtake its ready message; the job is then rerun on the main thread,
  * which finds any output file the worker began and fails with it into that same retry path.)
  * docs/decisions/2026-11-25-compaction-worker.md.
@@ -19,7 +20,7 @@ import { assert } from '../util/assert.js';
 import type { MergeOutcome, MergeSpec } from './merge-tables.js';
 import type { FlushSpec } from '../db/flush-table.js';
 import type { FileMetadata } from '../version/file-metadata.js';
-import { errorFromWire, outcomeFromWire, type WorkerJob, type WorkerReady, type WorkerReply } from './worker-protocol.js';
+import { errorFromWire, outcomeFromWire, type WorkerJob, type WorkerReady, type WorkerReply, type WorkerRequest } from './worker-protocol.js';
 
 const WORKER_URL = new URL('./compaction-worker.js', import.meta.url);
 
@@ -57,10 +58,13 @@ function newWorker(): Worker {
   }
 }
 
-interface PendingMerge {
+interface PendingJob {
   resolve(r: MergeOutcome): void;
   reject(e: Error): void;
 }
+
+/** The two kinds of job; at most one of each runs at a time. */
+export type JobKind = WorkerJob['kind'];
 
 /**
  * A worker idle this long is terminated (and started again at the next job, ~30-50 ms): a
@@ -70,7 +74,12 @@ export const WORKER_IDLE_RETIRE_MS = 2000;
 
 export class CompactionThread {
   private worker: Worker | null = null;
-  private pending: PendingMerge | null = null;
+  /** Jobs posted and not yet answered, by id: at most one flush and one merge. */
+  private readonly pending = new Map<number, PendingJob>();
+  /** The kind of each pending job (one of each kind at a time). */
+  private readonly pendingKinds = new Set<JobKind>();
+  private readonly kindOf = new Map<number, JobKind>();
+  private nextJobId = 1;
   private closed = false;
   /** Terminates the idle worker (unref'd: it never keeps the process alive). */
   private idleTimer: NodeJS.Timeout | null = null;
@@ -84,11 +93,11 @@ export class CompactionThread {
   private readonly startFailures = new WeakSet<Error>();
 
   /**
-   * `name` says which worker this is in error messages ("the compaction worker failed: ...").
+   * `name` says which worker this is in error messages ("the background worker failed: ...").
    * `newThread` starts the worker thread (tests pass one that fails).
    */
   constructor(
-    private readonly name: 'compaction' | 'flush' = 'compaction',
+    private readonly name: string = 'background',
     private readonly newThread: () => Worker = newWorker,
   ) {}
 
@@ -98,7 +107,7 @@ export class CompactionThread {
    * cannot start is left for the job to report.
    */
   prestart(): void {
-    if (this.worker !== null || this.closed || this.broken || this.pending !== null) return;
+    if (this.worker !== null || this.closed || this.broken || this.pending.size > 0) return;
     let w: Worker;
     try {
       w = this.start();
@@ -140,7 +149,7 @@ export class CompactionThread {
   }
 
   private post(job: WorkerJob): Promise<MergeOutcome> {
-    assert(this.pending === null, 'one job at a time');
+    assert(!this.pendingKinds.has(job.kind), 'one job of a kind at a time');
     assert(!this.closed, 'compaction thread used after close');
     this.cancelRetire();
     return new Promise<MergeOutcome>((resolve, reject) => {
@@ -154,21 +163,22 @@ export class CompactionThread {
         reject(err);
         return;
       }
-      this.pending = { resolve, reject };
+      const id = this.nextJobId++;
+      this.pending.set(id, { resolve, reject });
+      this.pendingKinds.add(job.kind);
+      this.kindOf.set(id, job.kind);
       w.ref();
-      w.postMessage(job);
+      w.postMessage({ id, job } satisfies WorkerRequest);
     });
   }
 
-  /** Stops the worker (after the running merge, which the caller awaits first). */
+  /** Stops the worker (after the running jobs, which the callers await first). */
   async close(): Promise<void> {
     this.closed = true;
     this.cancelRetire();
     // Callers wait for their jobs first. Should one still be in flight (an ordering bug), it fails
     // with CLOSED rather than waiting forever on a worker that is gone.
-    const p = this.pending;
-    this.pending = null;
-    p?.reject(new LightningError('CLOSED', `the ${this.name} worker was stopped with a job in flight`));
+    for (const p of this.takeAll()) p.reject(new LightningError('CLOSED', `the ${this.name} worker was stopped with a job in flight`));
     const w = this.worker;
     this.worker = null;
     if (w === null) return;
@@ -188,9 +198,12 @@ export class CompactionThread {
         this.ready = true;
         return;
       }
-      const p = this.settle(w);
-      this.scheduleRetire(w);
-      if (p === null) return;
+      const p = this.take(reply.id);
+      if (this.pending.size === 0) {
+        w.unref();
+        this.scheduleRetire(w);
+      }
+      if (p === undefined) return;
       if (reply.ok) p.resolve(outcomeFromWire(reply.outcome));
       else p.reject(errorFromWire(reply.error));
     });
@@ -202,19 +215,30 @@ export class CompactionThread {
     return w;
   }
 
-  /** Takes the pending merge (if any) and lets the worker idle without holding the process. */
-  private settle(w: Worker): PendingMerge | null {
-    const p = this.pending;
-    this.pending = null;
-    w.unref();
+  /** Removes job `id` from the pending jobs and returns it (undefined if unknown). */
+  private take(id: number): PendingJob | undefined {
+    const p = this.pending.get(id);
+    const kind = this.kindOf.get(id);
+    this.pending.delete(id);
+    this.kindOf.delete(id);
+    if (kind !== undefined) this.pendingKinds.delete(kind);
     return p;
+  }
+
+  /** Removes and returns every pending job. */
+  private takeAll(): PendingJob[] {
+    const all = [...this.pending.values()];
+    this.pending.clear();
+    this.kindOf.clear();
+    this.pendingKinds.clear();
+    return all;
   }
 
   private scheduleRetire(w: Worker): void {
     this.cancelRetire();
     this.idleTimer = setTimeout(() => {
       this.idleTimer = null;
-      if (this.worker !== w || this.pending !== null) return;
+      if (this.worker !== w || this.pending.size > 0) return;
       this.worker = null;
       this.retired.add(w);
       w.terminate().catch(() => undefined); // nothing of ours runs there; its exit is ignored
@@ -231,12 +255,14 @@ export class CompactionThread {
     if (this.retired.has(w)) return; // terminated for idleness: a later job starts a new one
     if (this.worker !== w) return; // a worker already replaced or closed: nothing of ours runs there
     this.worker = null;
-    const p = this.settle(w);
-    if (this.closed && p === null) return; // terminate() after close
+    w.unref();
+    const jobs = this.takeAll();
+    if (this.closed && jobs.length === 0) return; // terminate() after close
     this.broken = true;
-    if (p === null) return;
-    const err = new LightningError('IO_ERROR', message, { cause });
-    if (!this.ready) this.startFailures.add(err); // it died before its code loaded: the job never ran
-    p.reject(err);
+    for (const p of jobs) {
+      const err = new LightningError('IO_ERROR', message, { cause });
+      if (!this.ready) this.startFailures.add(err); // it died before its code loaded: no job ran
+      p.reject(err);
+    }
   }
 }

@@ -1,30 +1,35 @@
 /**
- * Entry point of a background worker thread (started by compaction-thread.ts). It receives one
- * WorkerJob at a time — a compaction merge (mergeTables) or a flush (buildFlushTable) — runs it
- * on node:fs without yielding (this thread has nothing else to do) and replies with the outputs
- * or the error. It touches no database state: the main thread reserved the output file numbers
- * and installs the result.
+ * Entry point of a database's background worker thread (started by compaction-thread.ts). It
+ * receives WorkerRequests — compaction merges (mergeTables) and flushes (buildFlushTable), at most
+ * one of each at a time — runs them on node:fs and replies to each with its outputs or its error.
+ * It touches no database state: the main thread reserved the output file numbers and installs the
+ * results.
+ *
+ * Flushes come first: a merge yields to the event loop every MERGE_SLICE_ENTRIES entries, so a
+ * flush posted while it runs starts within one slice (a few milliseconds), and the flush, which
+ * never yields, runs to its end (or its fsync) before the merge goes on. Writers stall on a flush,
+ * never directly on a merge. docs/decisions/2026-11-26-one-background-thread.md.
  */
 import { parentPort } from 'node:worker_threads';
 import { NodeFs } from '../env/node-fs.js';
 import { mergeTables, type MergeOutcome } from './merge-tables.js';
 import { buildFlushTable } from '../db/flush-table.js';
-import { errorToWire, outcomeToWire, type WorkerJob, type WorkerReady, type WorkerReply } from './worker-protocol.js';
+import { errorToWire, outcomeToWire, type WorkerJob, type WorkerReady, type WorkerReply, type WorkerRequest } from './worker-protocol.js';
+
+/** Entries a merge processes between turns of this thread's event loop (~2-4 ms). */
+const MERGE_SLICE_ENTRIES = 4096;
 
 const port = parentPort;
 if (port !== null) {
   const fs = new NodeFs();
-  const reply = (outcome: MergeOutcome): void => {
-    port.postMessage({ ok: true, outcome: outcomeToWire(outcome) } satisfies WorkerReply);
-  };
   const run = async (job: WorkerJob): Promise<MergeOutcome> => {
-    if (job.kind === 'merge') return mergeTables(fs, job.spec, 0);
+    if (job.kind === 'merge') return mergeTables(fs, job.spec, MERGE_SLICE_ENTRIES);
     return { outputs: [await buildFlushTable(fs, job.spec, 0)], entriesDropped: 0 };
   };
-  port.on('message', (job: WorkerJob) => {
+  port.on('message', ({ id, job }: WorkerRequest) => {
     run(job).then(
-      (outcome) => reply(outcome),
-      (e: unknown) => port.postMessage({ ok: false, error: errorToWire(e) } satisfies WorkerReply),
+      (outcome) => port.postMessage({ id, ok: true, outcome: outcomeToWire(outcome) } satisfies WorkerReply),
+      (e: unknown) => port.postMessage({ id, ok: false, error: errorToWire(e) } satisfies WorkerReply),
     );
   });
   port.postMessage({ ready: true } satisfies WorkerReady);

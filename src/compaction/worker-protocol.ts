@@ -11,6 +11,12 @@ import type { FlushSpec } from '../db/flush-table.js';
 /** A job for the background worker: a compaction merge, or building a flushed memtable's table. */
 export type WorkerJob = { kind: 'merge'; spec: MergeSpec } | { kind: 'flush'; spec: FlushSpec };
 
+/** A job as posted: its id comes back with the reply (a flush and a merge may run at once). */
+export interface WorkerRequest {
+  id: number;
+  job: WorkerJob;
+}
+
 export interface WireError {
   name: string;
   message: string;
@@ -23,7 +29,7 @@ export interface WireError {
  * A flush replies with a MergeOutcome too (its one output table, nothing dropped). Its input, the
  * memtable's SharedArrayBuffers, was shared rather than copied, so nothing goes back.
  */
-export type WorkerReply = { ok: true; outcome: MergeOutcome } | { ok: false; error: WireError };
+export type WorkerReply = { id: number; ok: true; outcome: MergeOutcome } | { id: number; ok: false; error: WireError };
 
 /**
  * Posted once by a worker whose code has loaded and which listens for jobs: a worker that fails

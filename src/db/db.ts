@@ -115,10 +115,16 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
   /** Waiting for `committing` to end (resolved, and emptied, by the commit's end). */
   private readonly commitWaiters: (() => void)[] = [];
   private compacting: Promise<void> | null = null;
-  /** Runs compaction merges off the event loop (option compactionThread 'worker'); started lazily. */
+  /**
+   * Runs compaction merges off the event loop (option compactionThread 'worker'); created lazily.
+   * The same thread as flushThread (one worker per database, flushes first), unless a test gave
+   * either its own.
+   */
   private compactionThread: CompactionThread | null = null;
-  /** Builds flushed memtables' tables off the event loop (same option); started lazily. */
+  /** Builds flushed memtables' tables off the event loop (same option); created lazily. */
   private flushThread: CompactionThread | null = null;
+  /** The background thread both default to (see backgroundThread). */
+  private sharedThread: CompactionThread | null = null;
   /** Set once the current memtable is half full and the flush worker was started for it. */
   private flushWorkerWarmed = false;
   /** Deletes replaced tables and obsolete WALs off the event loop. */
@@ -462,7 +468,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
   private warmFlushWorker(): void {
     this.flushWorkerWarmed = true;
     if (this.options.compactionThread !== 'worker' || this.options.memtableSizeBytes / 2 < SMALL_FLUSH_BYTES) return;
-    this.flushThread ??= new CompactionThread('flush');
+    this.flushThread ??= this.backgroundThread();
     this.flushThread.prestart();
   }
 
@@ -473,9 +479,17 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     const small = spec.sorted.usedBytes < Math.min(SMALL_FLUSH_BYTES, this.options.memtableSizeBytes / 2);
     const here = (): Promise<FileMetadata> => flushOnThisThread(this.fs)(spec);
     if (this.options.compactionThread !== 'worker' || small) return here();
-    const thread = (this.flushThread ??= new CompactionThread('flush'));
+    const thread = (this.flushThread ??= this.backgroundThread());
     return thread.orHere(() => thread.flush(spec), here);
   };
+
+  /**
+   * The database's one background worker thread, for flushes and merges alike: a second worker
+   * cost ~15 MiB of RSS for no throughput (the worker gives a flush priority over a merge).
+   */
+  private backgroundThread(): CompactionThread {
+    return (this.sharedThread ??= new CompactionThread());
+  }
 
   /** Where jobs of `thread` run: the worker unless the option says main or that worker failed. */
   private threadKind(thread: CompactionThread | null): 'worker' | 'main' {
@@ -486,7 +500,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
   private merge(spec: MergeSpec): Promise<MergeOutcome> {
     const here = (): Promise<MergeOutcome> => mergeTables(this.fs, spec, MAIN_THREAD_MERGE_SLICE_ENTRIES);
     if (this.options.compactionThread !== 'worker') return here();
-    const thread = (this.compactionThread ??= new CompactionThread());
+    const thread = (this.compactionThread ??= this.backgroundThread());
     return thread.orHere(() => thread.run(spec), here);
   }
 
@@ -1100,6 +1114,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     this.tableCache.closeAll();
     await this.compactionThread?.close();
     await this.flushThread?.close();
+    await this.sharedThread?.close();
     await this.deleter.idle();
     await this.versions.close();
     this.releaseLock();
