@@ -5,9 +5,10 @@
  * It touches no database state: the main thread reserved the output file numbers and installs the
  * results.
  *
- * Flushes come first: a merge yields to the event loop every MERGE_SLICE_ENTRIES entries, so a
- * flush posted while it runs starts within one slice (a few milliseconds), and the flush, which
- * never yields, runs to its end (or its fsync) before the merge goes on. Writers stall on a flush,
+ * Flushes come first: a merge yields to the event loop every MERGE_SLICE_ENTRIES entries or
+ * MERGE_SLICE_BYTES_MAX bytes (merge-tables.ts), so a flush posted while it runs starts within one
+ * slice (measured ~5-10 ms; ~25 ms where the merge finishes an 8 MiB output's filter and index),
+ * and the flush, which never yields, runs to its end (or its fsync) before the merge goes on. Writers stall on a flush,
  * never directly on a merge. docs/decisions/2026-11-26-one-background-thread.md.
  */
 import { parentPort } from 'node:worker_threads';
@@ -16,7 +17,7 @@ import { mergeTables, type MergeOutcome } from './merge-tables.js';
 import { buildFlushTable } from '../db/flush-table.js';
 import { errorToWire, outcomeToWire, type WorkerJob, type WorkerReady, type WorkerReply, type WorkerRequest } from './worker-protocol.js';
 
-/** Entries a merge processes between turns of this thread's event loop (~2-4 ms). */
+/** Most entries a merge processes between turns of this thread's event loop. */
 const MERGE_SLICE_ENTRIES = 4096;
 
 const port = parentPort;

@@ -71,8 +71,16 @@ class DeeperLevels {
 }
 
 /**
+ * Most key and value bytes a sliced merge handles between yields, whatever its entry count: with
+ * large values an entry count alone would make one slice hundreds of MiB.
+ */
+export const MERGE_SLICE_BYTES_MAX = 256 * 1024;
+
+/**
  * Merges `spec.inputs` into new tables in `spec.dir` and fsyncs them and the directory.
- * `yieldEveryEntries` > 0 awaits `yieldToEventLoop` that often (main-thread runs); 0 never yields.
+ * `yieldEveryEntries` > 0 awaits `yieldToEventLoop` after that many entries or
+ * MERGE_SLICE_BYTES_MAX bytes, whichever comes first (main-thread runs, and the worker, where a
+ * flush may be waiting); 0 never yields.
  */
 export async function mergeTables(
   fs: FileSystem,
@@ -130,7 +138,8 @@ async function mergeInto(
   /** Sequence of the previous (newer) version of the current user key; Infinity if none. */
   let newerSeq = Infinity;
   let dropped = 0;
-  let n = 0;
+  let sliceEntries = 0;
+  let sliceBytes = 0;
   for (it.first(); it.valid(); it.next()) {
     const k = it.key();
     const ulen = k.length - TRAILER_BYTES;
@@ -148,8 +157,19 @@ async function mergeInto(
     else if (kindOfTrailer(t) === KIND_DELETE && seq <= smallestSnapshot && !deeper.contains(current.subarray(0, currentLen))) drop = true;
     newerSeq = seq;
     if (drop) dropped++;
-    else out.add(k, it.value());
-    if (yieldEveryEntries > 0 && ++n % yieldEveryEntries === 0) await yieldToEventLoop();
+    else {
+      const value = it.value();
+      out.add(k, value);
+      sliceBytes += value.length;
+    }
+    if (yieldEveryEntries > 0) {
+      sliceBytes += k.length;
+      if (++sliceEntries >= yieldEveryEntries || sliceBytes >= MERGE_SLICE_BYTES_MAX) {
+        sliceEntries = 0;
+        sliceBytes = 0;
+        await yieldToEventLoop();
+      }
+    }
   }
   return dropped;
 }

@@ -485,7 +485,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
 
   /**
    * The database's one background worker thread, for flushes and merges alike: a second worker
-   * cost ~15 MiB of RSS for no throughput (the worker gives a flush priority over a merge).
+   * cost ~20 MiB of peak RSS for no throughput (the worker gives a flush priority over a merge).
    */
   private backgroundThread(): CompactionThread {
     return (this.sharedThread ??= new CompactionThread());
@@ -1041,7 +1041,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
       flushes: {
         count: c.flushes,
         bytesWritten: c.flushBytesWritten,
-        thread: this.threadKind(this.flushThread),
+        thread: this.threadKind(this.flushThread ?? this.sharedThread),
       },
       compactions: {
         count: c.compactions,
@@ -1050,7 +1050,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
         bytesWritten: c.compactionBytesWritten,
         entriesDropped: c.compactionEntriesDropped,
         running: this.compacting !== null,
-        thread: this.threadKind(this.compactionThread),
+        thread: this.threadKind(this.compactionThread ?? this.sharedThread),
         tablesDeleted: c.tablesDeleted,
         obsoleteTablesPending: this.obsoleteTables.size,
       },
