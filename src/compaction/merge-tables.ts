@@ -28,7 +28,8 @@ import { assert } from '../util/assert.js';
 import { metadataOfBuiltTable, type FileMetadata } from '../version/file-metadata.js';
 import { LevelRanges, type PackedLevelRanges } from '../version/level-ranges.js';
 import { createNewFile } from '../env/open-file.js';
-import { yieldToEventLoop } from '../util/yield.js';
+import { SLICE_BYTES_MAX, yieldToEventLoop } from '../util/yield.js';
+import { copyBytes } from '../util/copy-bytes.js';
 
 /** Message of the error a merge throws when it needs more output numbers than reserved. */
 export const OUT_OF_OUTPUT_NUMBERS = 'compaction ran out of reserved output file numbers';
@@ -71,15 +72,9 @@ class DeeperLevels {
 }
 
 /**
- * Most key and value bytes a sliced merge handles between yields, whatever its entry count: with
- * large values an entry count alone would make one slice hundreds of MiB.
- */
-export const MERGE_SLICE_BYTES_MAX = 256 * 1024;
-
-/**
  * Merges `spec.inputs` into new tables in `spec.dir` and fsyncs them and the directory.
  * `yieldEveryEntries` > 0 awaits `yieldToEventLoop` after that many entries or
- * MERGE_SLICE_BYTES_MAX bytes, whichever comes first (main-thread runs, and the worker, where a
+ * SLICE_BYTES_MAX bytes, whichever comes first (main-thread runs, and the worker, where a
  * flush may be waiting); 0 never yields.
  */
 export async function mergeTables(
@@ -145,7 +140,7 @@ async function mergeInto(
     const ulen = k.length - TRAILER_BYTES;
     if (currentLen !== ulen || compareBytes(k, 0, ulen, current, 0, ulen) !== 0) {
       if (ulen > current.length) current = Buffer.allocUnsafe(Math.max(ulen, 2 * current.length));
-      k.copy(current, 0, 0, ulen);
+      copyBytes(k, 0, ulen, current, 0);
       currentLen = ulen;
       newerSeq = Infinity;
       out.maybeCut();
@@ -164,7 +159,7 @@ async function mergeInto(
     }
     if (yieldEveryEntries > 0) {
       sliceBytes += k.length;
-      if (++sliceEntries >= yieldEveryEntries || sliceBytes >= MERGE_SLICE_BYTES_MAX) {
+      if (++sliceEntries >= yieldEveryEntries || sliceBytes >= SLICE_BYTES_MAX) {
         sliceEntries = 0;
         sliceBytes = 0;
         await yieldToEventLoop();
