@@ -6,10 +6,10 @@
  * results.
  *
  * Flushes come first: a merge yields to the event loop every MERGE_SLICE_ENTRIES entries or
- * SLICE_BYTES_MAX bytes (util/yield.ts), so a flush posted while it runs starts within one
- * slice (measured ~5-10 ms; ~25 ms where the merge finishes an 8 MiB output's filter and index),
- * and the flush, which never yields, runs to its end (or its fsync) before the merge goes on. Writers stall on a flush,
- * never directly on a merge. docs/decisions/2026-11-26-one-background-thread.md.
+ * SLICE_BYTES_MAX bytes (util/yield.ts), so a flush posted while it runs starts within one slice
+ * (measured ~5-10 ms; ~25 ms where the merge finishes an 8 MiB output's filter and index), and
+ * the flush, which never yields, runs to its end (or its fsync) before the merge goes on.
+ * Writers stall on a flush, never directly on a merge. docs/decisions/2026-11-26-one-background-thread.md.
  */
 import { parentPort } from 'node:worker_threads';
 import { NodeFs } from '../env/node-fs.js';

@@ -28,7 +28,7 @@ import { assert } from '../util/assert.js';
 import { metadataOfBuiltTable, type FileMetadata } from '../version/file-metadata.js';
 import { LevelRanges, type PackedLevelRanges } from '../version/level-ranges.js';
 import { createNewFile } from '../env/open-file.js';
-import { SLICE_BYTES_MAX, yieldToEventLoop } from '../util/yield.js';
+import { Slices, yieldToEventLoop } from '../util/yield.js';
 import { copyBytes } from '../util/copy-bytes.js';
 
 /** Message of the error a merge throws when it needs more output numbers than reserved. */
@@ -73,9 +73,9 @@ class DeeperLevels {
 
 /**
  * Merges `spec.inputs` into new tables in `spec.dir` and fsyncs them and the directory.
- * `yieldEveryEntries` > 0 awaits `yieldToEventLoop` after that many entries or
- * SLICE_BYTES_MAX bytes, whichever comes first (main-thread runs, and the worker, where a
- * flush may be waiting); 0 never yields.
+ * `yieldEveryEntries` > 0 awaits `yieldToEventLoop` after that many entries or SLICE_BYTES_MAX
+ * bytes, whichever comes first (`Slices`; main-thread runs, and the worker, where a flush may be
+ * waiting); 0 never yields.
  */
 export async function mergeTables(
   fs: FileSystem,
@@ -133,8 +133,7 @@ async function mergeInto(
   /** Sequence of the previous (newer) version of the current user key; Infinity if none. */
   let newerSeq = Infinity;
   let dropped = 0;
-  let sliceEntries = 0;
-  let sliceBytes = 0;
+  const slices = yieldEveryEntries > 0 ? new Slices(yieldEveryEntries) : null;
   for (it.first(); it.valid(); it.next()) {
     const k = it.key();
     const ulen = k.length - TRAILER_BYTES;
@@ -151,20 +150,14 @@ async function mergeInto(
     if (newerSeq <= smallestSnapshot) drop = true;
     else if (kindOfTrailer(t) === KIND_DELETE && seq <= smallestSnapshot && !deeper.contains(current.subarray(0, currentLen))) drop = true;
     newerSeq = seq;
+    let bytes = k.length;
     if (drop) dropped++;
     else {
       const value = it.value();
       out.add(k, value);
-      sliceBytes += value.length;
+      bytes += value.length;
     }
-    if (yieldEveryEntries > 0) {
-      sliceBytes += k.length;
-      if (++sliceEntries >= yieldEveryEntries || sliceBytes >= SLICE_BYTES_MAX) {
-        sliceEntries = 0;
-        sliceBytes = 0;
-        await yieldToEventLoop();
-      }
-    }
+    if (slices !== null && slices.step(bytes)) await yieldToEventLoop();
   }
   return dropped;
 }

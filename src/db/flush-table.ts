@@ -16,7 +16,7 @@ import { TableBuilder, type TableCompression } from '../sstable/table-builder.js
 import { assert } from '../util/assert.js';
 import { metadataOfBuiltTable, type FileMetadata } from '../version/file-metadata.js';
 import { createNewFile } from '../env/open-file.js';
-import { SLICE_BYTES_MAX, yieldToEventLoop } from '../util/yield.js';
+import { Slices, yieldToEventLoop } from '../util/yield.js';
 
 /** Everything a flush needs; plain data (structured-clonable). */
 export interface FlushSpec {
@@ -31,8 +31,8 @@ export interface FlushSpec {
 
 /**
  * Writes the table and returns its metadata. `yieldEvery` > 0 yields to the event loop after
- * that many entries or SLICE_BYTES_MAX bytes (the main-thread path); 0 never yields (the
- * worker).
+ * that many entries or SLICE_BYTES_MAX bytes (`Slices`; the main-thread path); 0 never yields
+ * (the worker).
  */
 export async function buildFlushTable(fs: FileSystem, spec: FlushSpec, yieldEvery: number): Promise<FileMetadata> {
   const sorted = spec.sorted;
@@ -53,23 +53,14 @@ export async function buildFlushTable(fs: FileSystem, spec: FlushSpec, yieldEver
       compression: spec.compression,
     });
     let i = 0;
-    let sliceEntries = 0;
-    let sliceBytes = 0;
+    const slices = yieldEvery > 0 ? new Slices(yieldEvery) : null;
     for (let x = firstSorted(sorted); x !== NIL; x = nextSorted(sorted, x)) {
       // Each entry's value follows its key in `data` (SkipList.sortedEntries).
       const keyLength = sortedKeyLength(sorted, x);
       const valueLength = sortedValueLength(sorted, x);
       builder.addAdjacent(data, sortedKeyOffset(sorted, x), keyLength, valueLength);
       i++;
-      if (yieldEvery > 0) {
-        // Slices end by entries or bytes, whichever comes first (large values: see mergeTables).
-        sliceBytes += keyLength + valueLength;
-        if (++sliceEntries >= yieldEvery || sliceBytes >= SLICE_BYTES_MAX) {
-          sliceEntries = 0;
-          sliceBytes = 0;
-          await yieldToEventLoop();
-        }
-      }
+      if (slices !== null && slices.step(keyLength + valueLength)) await yieldToEventLoop();
     }
     assert(i === count, 'skiplist count disagrees with its level-0 chain');
     const info = builder.finish();
