@@ -150,14 +150,11 @@ async function mergeInto(
     if (newerSeq <= smallestSnapshot) drop = true;
     else if (kindOfTrailer(t) === KIND_DELETE && seq <= smallestSnapshot && !deeper.contains(current.subarray(0, currentLen))) drop = true;
     newerSeq = seq;
-    let bytes = k.length;
+    // A dropped entry's value was read, checked and decoded too: it counts towards the slice.
+    const value = it.value();
     if (drop) dropped++;
-    else {
-      const value = it.value();
-      out.add(k, value);
-      bytes += value.length;
-    }
-    if (slices !== null && slices.step(bytes)) await yieldToEventLoop();
+    else out.add(k, value);
+    if (slices !== null && slices.step(k.length + value.length)) await yieldToEventLoop();
   }
   return dropped;
 }
