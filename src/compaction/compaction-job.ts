@@ -12,7 +12,10 @@
  * Version references them (the DB's obsolete-file collection).
  */
 import { LightningError } from '../base/errors.js';
-import type { FileSystem } from '../env/file-system.js';
+import { joinPath, type FileSystem } from '../env/file-system.js';
+import { tableFileName } from '../base/file-names.js';
+import { TRAILER_BYTES, compareBytes } from '../base/internal-key.js';
+import { removeQuietly } from '../db/flush-table.js';
 import type { FileMetadata } from '../version/file-metadata.js';
 import { NUM_LEVELS } from '../version/file-metadata.js';
 import { VersionEdit } from '../version/version-edit.js';
@@ -31,6 +34,10 @@ export interface CompactionContext {
   hasFreeSpace(bytes: number): Promise<boolean>;
   /** Runs the merge (mergeTables) on this thread or in the worker. */
   merge(spec: MergeSpec): Promise<MergeOutcome>;
+  /** Runs a merge alongside `merge` (on another thread when there is one): a subcompaction's. */
+  mergeAside(spec: MergeSpec): Promise<MergeOutcome>;
+  /** A merge of at least this many input bytes is split in two by key and run in parallel (0: never). */
+  subcompactionMinBytes: number;
   /** Oldest sequence number a snapshot can read at. */
   smallestSnapshot: number;
   blockSizeBytes: number;
@@ -46,6 +53,8 @@ export interface CompactionResult {
   outputs: FileMetadata[];
   entriesDropped: number;
   trivialMove: boolean;
+  /** How many merges ran in parallel (2 for a split merge; 1 otherwise, 0 for a trivial move). */
+  subcompactions: number;
 }
 
 export async function runCompaction(ctx: CompactionContext, pick: CompactionPick, version: Version): Promise<CompactionResult> {
@@ -84,9 +93,10 @@ export async function runCompaction(ctx: CompactionContext, pick: CompactionPick
     compression: ctx.compression,
     targetFileBytes: ctx.targetFileBytes,
   };
+  const split = ctx.subcompactionMinBytes > 0 && inputBytes >= ctx.subcompactionMinBytes ? splitKey(pick.nextInputs) : null;
   let merged: MergeOutcome;
   try {
-    merged = await ctx.merge(spec);
+    merged = split === null ? await ctx.merge(spec) : await mergeInTwo(ctx, spec, split, estimate);
   } catch (e) {
     if (!(e instanceof Error && e.message.includes(OUT_OF_OUTPUT_NUMBERS)) || entries + 1 <= estimate) throw e;
     spec.outputNumberCount = entries + 1;
@@ -94,6 +104,7 @@ export async function runCompaction(ctx: CompactionContext, pick: CompactionPick
     merged = await ctx.merge(spec);
   }
   const { outputs, entriesDropped } = merged;
+  const subcompactions = split === null ? 1 : 2;
   const edit = new VersionEdit();
   for (const f of pick.inputs) edit.deleteFile(pick.level, f.number);
   for (const f of pick.nextInputs) edit.deleteFile(outputLevel, f.number);
@@ -103,7 +114,52 @@ export async function runCompaction(ctx: CompactionContext, pick: CompactionPick
   await ctx.versions.logAndApply(edit);
   let bytesWritten = 0;
   for (const f of outputs) bytesWritten += f.sizeBytes;
-  return { bytesRead: inputBytes, bytesWritten, outputs, entriesDropped, trivialMove: false };
+  return { bytesRead: inputBytes, bytesWritten, outputs, entriesDropped, trivialMove: false, subcompactions };
+}
+
+/**
+ * Where to split a large merge in two of about equal size: the smallest user key of the next-level
+ * input where the inputs before it hold half the next level's bytes. Next-level files never share
+ * a user key, so each half gets every version of its keys. Null if there is no such file.
+ */
+function splitKey(nextInputs: readonly FileMetadata[]): Buffer | null {
+  if (nextInputs.length < 2) return null;
+  const files = [...nextInputs].sort((a, b) => compareUserKeys(a.smallest, b.smallest));
+  let total = 0;
+  for (const f of files) total += f.sizeBytes;
+  let before = 0;
+  for (let i = 1; i < files.length; i++) {
+    before += (files[i - 1] as FileMetadata).sizeBytes;
+    if (2 * before >= total) return userKeyOf((files[i] as FileMetadata).smallest);
+  }
+  return userKeyOf((files[files.length - 1] as FileMetadata).smallest);
+}
+
+function userKeyOf(internalKey: Buffer): Buffer {
+  return internalKey.subarray(0, internalKey.length - TRAILER_BYTES);
+}
+
+function compareUserKeys(a: Buffer, b: Buffer): number {
+  return compareBytes(a, 0, a.length - TRAILER_BYTES, b, 0, b.length - TRAILER_BYTES);
+}
+
+/**
+ * Merges the keys below `split` with ctx.merge and the rest with ctx.mergeAside, at the same time;
+ * the outputs of the two, in key order, are one merge's. If either fails, the other's outputs are
+ * removed (unreferenced; a removal that fails leaves an orphan the next open deletes) and the
+ * first failure is thrown.
+ */
+async function mergeInTwo(ctx: CompactionContext, spec: MergeSpec, split: Buffer, numbers: number): Promise<MergeOutcome> {
+  const below: MergeSpec = { ...spec, upperBound: split };
+  const above: MergeSpec = { ...spec, lowerBound: split, firstOutputNumber: ctx.versions.reserveFileNumbers(numbers), outputNumberCount: numbers };
+  const [a, b] = await Promise.allSettled([ctx.merge(below), ctx.mergeAside(above)]);
+  if (a.status === 'fulfilled' && b.status === 'fulfilled') {
+    return { outputs: [...a.value.outputs, ...b.value.outputs], entriesDropped: a.value.entriesDropped + b.value.entriesDropped };
+  }
+  for (const r of [a, b]) {
+    if (r.status === 'fulfilled') for (const f of r.value.outputs) removeQuietly(ctx.fs, joinPath(ctx.dir, tableFileName(f.number)));
+  }
+  throw a.status === 'rejected' ? a.reason : (b as PromiseRejectedResult).reason;
 }
 
 async function trivialMove(ctx: CompactionContext, pick: CompactionPick): Promise<CompactionResult> {
@@ -112,5 +168,5 @@ async function trivialMove(ctx: CompactionContext, pick: CompactionPick): Promis
   edit.deleteFile(pick.level, f.number);
   edit.addFile(pick.level + 1, f);
   await ctx.versions.logAndApply(edit);
-  return { bytesRead: 0, bytesWritten: 0, outputs: [f], entriesDropped: 0, trivialMove: true };
+  return { bytesRead: 0, bytesWritten: 0, outputs: [f], entriesDropped: 0, trivialMove: true, subcompactions: 0 };
 }

@@ -18,7 +18,7 @@
  */
 import { fromIoError } from '../base/errors.js';
 import { tableFileName } from '../base/file-names.js';
-import { KIND_DELETE, TRAILER_BYTES, compareBytes, kindOfTrailer, seqOfTrailer, trailerOf } from '../base/internal-key.js';
+import { KIND_DELETE, KIND_SEEK, MAX_SEQ, TRAILER_BYTES, compareBytes, kindOfTrailer, makeInternalKey, seqOfTrailer, trailerOf } from '../base/internal-key.js';
 import { joinPath, type FileHandle, type FileSystem } from '../env/file-system.js';
 import type { InternalIterator } from '../iter/internal-iterator.js';
 import { MergingIterator } from '../iter/merging-iterator.js';
@@ -50,6 +50,12 @@ export interface MergeSpec {
   /** Data block compression of the outputs. */
   compression: TableCompression;
   targetFileBytes: number;
+  /**
+   * A subcompaction's share of the key space: user keys >= lowerBound (if set) and < upperBound
+   * (if set). Bounds are user keys, so every version of a key falls in one share.
+   */
+  lowerBound?: Uint8Array;
+  upperBound?: Uint8Array;
 }
 
 export interface MergeOutcome {
@@ -105,7 +111,10 @@ export async function mergeTables(
     const merged = new MergingIterator(children);
     let dropped: number;
     try {
-      dropped = await mergeInto(merged, writer, spec.smallestSnapshot, new DeeperLevels(spec.deeperLevels), yieldEveryEntries);
+      if (spec.lowerBound === undefined) merged.first();
+      else merged.seekGE(makeInternalKey(spec.lowerBound, MAX_SEQ, KIND_SEEK));
+      const upper = spec.upperBound === undefined ? null : asBuffer(spec.upperBound);
+      dropped = await mergeInto(merged, upper, writer, spec.smallestSnapshot, new DeeperLevels(spec.deeperLevels), yieldEveryEntries);
     } finally {
       merged.close();
     }
@@ -119,9 +128,18 @@ export async function mergeTables(
   }
 }
 
-/** Streams the merge into the writer, applying the drop rules. Returns entries dropped. */
+/** A Buffer over `u`'s bytes (a spec posted to the worker arrives with plain Uint8Arrays). */
+function asBuffer(u: Uint8Array): Buffer {
+  return Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+}
+
+/**
+ * Streams the merge, from where `it` is positioned to the end or to the first user key >= `upper`,
+ * into the writer, applying the drop rules. Returns entries dropped.
+ */
 async function mergeInto(
   it: InternalIterator,
+  upper: Buffer | null,
   out: OutputWriter,
   smallestSnapshot: number,
   deeper: DeeperLevels,
@@ -134,10 +152,11 @@ async function mergeInto(
   let newerSeq = Infinity;
   let dropped = 0;
   const slices = yieldEveryEntries > 0 ? new Slices(yieldEveryEntries) : null;
-  for (it.first(); it.valid(); it.next()) {
+  for (; it.valid(); it.next()) {
     const k = it.key();
     const ulen = k.length - TRAILER_BYTES;
     if (currentLen !== ulen || compareBytes(k, 0, ulen, current, 0, ulen) !== 0) {
+      if (upper !== null && compareBytes(k, 0, ulen, upper, 0, upper.length) >= 0) break;
       if (ulen > current.length) current = Buffer.allocUnsafe(Math.max(ulen, 2 * current.length));
       copyBytes(k, 0, ulen, current, 0);
       currentLen = ulen;

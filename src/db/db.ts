@@ -125,6 +125,8 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
   private flushThread: CompactionThread | null = null;
   /** The background thread both default to (see backgroundThread). */
   private sharedThread: CompactionThread | null = null;
+  /** Runs the second half of split merges (subcompactions); created at the first. */
+  private asideThread: CompactionThread | null = null;
   /** Set once the current memtable is half full and the flush worker was started for it. */
   private flushWorkerWarmed = false;
   /** Deletes replaced tables and obsolete WALs off the event loop. */
@@ -166,6 +168,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     orphansRemoved: 0,
     compactions: 0,
     trivialMoves: 0,
+    splitCompactions: 0,
     compactionBytesRead: 0,
     compactionBytesWritten: 0,
     compactionEntriesDropped: 0,
@@ -432,6 +435,8 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
           dir: this.dir,
           versions: this.versions,
           merge: (spec) => this.merge(spec),
+          mergeAside: (spec) => this.mergeAside(spec),
+          subcompactionMinBytes: this.options.subcompactionMinBytes,
           hasFreeSpace: (bytes) => hasFreeSpace(this.fs, this.dir, bytes),
           smallestSnapshot: this.smallestSnapshot(),
           blockSizeBytes: this.options.blockSizeBytes,
@@ -445,6 +450,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
       this.compactCursor[pick.level] = userKeyRange(pick.inputs)[1];
       this.counters.compactions++;
       if (r.trivialMove) this.counters.trivialMoves++;
+      if (r.subcompactions > 1) this.counters.splitCompactions++;
       this.counters.compactionBytesRead += r.bytesRead;
       this.counters.compactionBytesWritten += r.bytesWritten;
       this.counters.compactionEntriesDropped += r.entriesDropped;
@@ -501,6 +507,17 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     const here = (): Promise<MergeOutcome> => mergeTables(this.fs, spec, MAIN_THREAD_MERGE_SLICE_ENTRIES);
     if (this.options.compactionThread !== 'worker') return here();
     const thread = (this.compactionThread ??= this.backgroundThread());
+    return thread.orHere(() => thread.run(spec), here);
+  }
+
+  /**
+   * Runs a subcompaction's second merge: in a worker of its own (created for the first large
+   * merge, retired when idle like any worker), or here in slices.
+   */
+  private mergeAside(spec: MergeSpec): Promise<MergeOutcome> {
+    const here = (): Promise<MergeOutcome> => mergeTables(this.fs, spec, MAIN_THREAD_MERGE_SLICE_ENTRIES);
+    if (this.options.compactionThread !== 'worker') return here();
+    const thread = (this.asideThread ??= new CompactionThread('subcompaction'));
     return thread.orHere(() => thread.run(spec), here);
   }
 
@@ -1046,6 +1063,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
       compactions: {
         count: c.compactions,
         trivialMoves: c.trivialMoves,
+        splitCompactions: c.splitCompactions,
         bytesRead: c.compactionBytesRead,
         bytesWritten: c.compactionBytesWritten,
         entriesDropped: c.compactionEntriesDropped,
@@ -1115,6 +1133,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     await this.compactionThread?.close();
     await this.flushThread?.close();
     await this.sharedThread?.close();
+    await this.asideThread?.close();
     await this.deleter.idle();
     await this.versions.close();
     this.releaseLock();

@@ -63,6 +63,13 @@ export interface OpenOptions {
   levelMultiplier?: number;
   /** Compaction output file size in bytes. Default 8 MiB. */
   targetFileSize?: number;
+  /**
+   * A compaction merge of at least this many input bytes is split in two by key, and the halves
+   * run at the same time (the second in a worker of its own with 'worker'; interleaved on the main
+   * thread with 'main'). 0 never splits. Default 128 MiB with compactionThread 'worker', 0 with
+   * 'main'.
+   */
+  subcompactionMinSize?: number;
   /** Filesystem implementation; tests pass an in-memory, fault-injecting one. Default: node:fs. */
   fs?: FileSystem;
   /**
@@ -94,6 +101,7 @@ export interface ResolvedOptions {
   maxActiveTransactions: number;
   compaction: CompactionConfig;
   compactionThread: 'worker' | 'main';
+  subcompactionMinBytes: number;
 }
 
 /** Limits on user data (documented in README "Limits"). */
@@ -103,6 +111,12 @@ export const VALUE_BYTES_MAX = 64 * 1024 * 1024;
 export const BATCH_OPS_MAX = 1_000_000;
 
 const MiB = 1024 * 1024;
+
+/**
+ * Merges at least this big run as two subcompactions: at the defaults only L0 -> L1 merges of a
+ * large tree (a full L1 is 64 MiB), where writers wait on compaction, get a second thread.
+ */
+const SUBCOMPACTION_MIN_BYTES_DEFAULT = 128 * MiB;
 
 type Range = readonly [min: number, max: number];
 const NUMERIC: Record<string, Range> = {
@@ -118,6 +132,7 @@ const NUMERIC: Record<string, Range> = {
   levelBaseSize: [1024, 1024 * 1024 * MiB],
   levelMultiplier: [2, 100],
   targetFileSize: [1024, 1024 * MiB],
+  subcompactionMinSize: [0, Number.MAX_SAFE_INTEGER],
   maxActiveTransactions: [1, 1_000_000],
 };
 const BOOLEAN = ['createIfMissing', 'errorIfExists', 'readOnly', 'sync', 'inlineSync'];
@@ -192,6 +207,7 @@ export function resolveOptions(options: unknown): ResolvedOptions {
       levelMultiplier: num(o, 'levelMultiplier', COMPACTION_DEFAULTS.levelMultiplier),
       targetFileBytes: num(o, 'targetFileSize', COMPACTION_DEFAULTS.targetFileBytes),
     },
+    subcompactionMinBytes: num(o, 'subcompactionMinSize', compactionThread === 'worker' ? SUBCOMPACTION_MIN_BYTES_DEFAULT : 0),
     compactionThread,
   };
   const c = resolved.compaction;

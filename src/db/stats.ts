@@ -38,6 +38,8 @@ export interface DbStats {
   compactions: {
     count: number;
     trivialMoves: number;
+    /** Merges split in two by key and run in parallel (option subcompactionMinSize). */
+    splitCompactions: number;
     bytesRead: number;
     bytesWritten: number;
     entriesDropped: number;
