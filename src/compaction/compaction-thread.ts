@@ -3,7 +3,8 @@
  * bloom, CRC) does not share the event loop with the application's reads and writes. A database
  * has one, for both: at most one merge and one flush at a time, each request tagged with an id
  * that its reply carries. The worker lets a flush in between a merge's slices (a flush must not
- * wait behind a long merge; compaction-worker.ts). It is started at the first job (or by
+ * wait behind a long merge; compaction-worker.ts); a second instance runs the upper halves of split
+ * merges (subcompactions, compaction-job.ts). It is started at the first job (or by
  * prestart), and ref'd only while a job runs, so an idle database never keeps the process alive.
  *
  * If the worker cannot start (creating it throws, or it fails before it posts WorkerReady), the
