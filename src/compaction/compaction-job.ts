@@ -95,8 +95,14 @@ export async function runCompaction(ctx: CompactionContext, pick: CompactionPick
   };
   const split = ctx.subcompactionMinBytes > 0 && inputBytes >= ctx.subcompactionMinBytes ? splitKey(pick.nextInputs) : null;
   let merged: MergeOutcome;
+  /** Merges that made the outputs: 2 for a split merge, 1 for one merge (or the unsplit retry). */
+  let subcompactions = 1;
   try {
-    merged = split === null ? await ctx.merge(spec) : await mergeInTwo(ctx, spec, split, estimate);
+    if (split === null) merged = await ctx.merge(spec);
+    else {
+      merged = await mergeInTwo(ctx, spec, split, estimate);
+      subcompactions = 2;
+    }
   } catch (e) {
     if (!(e instanceof Error && e.message.includes(OUT_OF_OUTPUT_NUMBERS)) || entries + 1 <= estimate) throw e;
     spec.outputNumberCount = entries + 1;
@@ -104,7 +110,6 @@ export async function runCompaction(ctx: CompactionContext, pick: CompactionPick
     merged = await ctx.merge(spec);
   }
   const { outputs, entriesDropped } = merged;
-  const subcompactions = split === null ? 1 : 2;
   const edit = new VersionEdit();
   for (const f of pick.inputs) edit.deleteFile(pick.level, f.number);
   for (const f of pick.nextInputs) edit.deleteFile(outputLevel, f.number);
