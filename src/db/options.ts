@@ -66,8 +66,9 @@ export interface OpenOptions {
   /**
    * A compaction merge of at least this many input bytes is split in two by key, and the halves
    * run at the same time (the second in a worker of its own with 'worker'; interleaved on the main
-   * thread with 'main'). 0 never splits. Default 128 MiB with compactionThread 'worker', 0 with
-   * 'main'.
+   * thread with 'main'). 0 never splits. Default 0. For bulk loads of large trees: 128 MiB made a
+   * 10M-key random fill ~15% faster with half the write stalls, but the second worker's heap and
+   * malloc arena added ~100 MiB of peak RSS (docs/decisions/2026-11-26-subcompactions.md).
    */
   subcompactionMinSize?: number;
   /** Filesystem implementation; tests pass an in-memory, fault-injecting one. Default: node:fs. */
@@ -112,11 +113,6 @@ export const BATCH_OPS_MAX = 1_000_000;
 
 const MiB = 1024 * 1024;
 
-/**
- * Merges at least this big run as two subcompactions: at the defaults only L0 -> L1 merges of a
- * large tree (a full L1 is 64 MiB), where writers wait on compaction, get a second thread.
- */
-const SUBCOMPACTION_MIN_BYTES_DEFAULT = 128 * MiB;
 
 type Range = readonly [min: number, max: number];
 const NUMERIC: Record<string, Range> = {
@@ -207,7 +203,7 @@ export function resolveOptions(options: unknown): ResolvedOptions {
       levelMultiplier: num(o, 'levelMultiplier', COMPACTION_DEFAULTS.levelMultiplier),
       targetFileBytes: num(o, 'targetFileSize', COMPACTION_DEFAULTS.targetFileBytes),
     },
-    subcompactionMinBytes: num(o, 'subcompactionMinSize', compactionThread === 'worker' ? SUBCOMPACTION_MIN_BYTES_DEFAULT : 0),
+    subcompactionMinBytes: num(o, 'subcompactionMinSize', 0),
     compactionThread,
   };
   const c = resolved.compaction;
