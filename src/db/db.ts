@@ -504,10 +504,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
 
   /** Runs a compaction merge in the worker thread, or here in slices (other filesystems, or after the worker failed). */
   private merge(spec: MergeSpec): Promise<MergeOutcome> {
-    const here = (): Promise<MergeOutcome> => mergeTables(this.fs, spec, MAIN_THREAD_MERGE_SLICE_ENTRIES);
-    if (this.options.compactionThread !== 'worker') return here();
-    const thread = (this.compactionThread ??= this.backgroundThread());
-    return thread.orHere(() => thread.run(spec), here);
+    return this.mergeOn(() => (this.compactionThread ??= this.backgroundThread()), spec);
   }
 
   /**
@@ -515,10 +512,15 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
    * merge, retired when idle like any worker), or here in slices.
    */
   private mergeAside(spec: MergeSpec): Promise<MergeOutcome> {
+    return this.mergeOn(() => (this.asideThread ??= new CompactionThread('subcompaction')), spec);
+  }
+
+  /** Runs a merge on `thread()`'s worker, or here in slices (option 'main', or that worker failed). */
+  private mergeOn(thread: () => CompactionThread, spec: MergeSpec): Promise<MergeOutcome> {
     const here = (): Promise<MergeOutcome> => mergeTables(this.fs, spec, MAIN_THREAD_MERGE_SLICE_ENTRIES);
     if (this.options.compactionThread !== 'worker') return here();
-    const thread = (this.asideThread ??= new CompactionThread('subcompaction'));
-    return thread.orHere(() => thread.run(spec), here);
+    const t = thread();
+    return t.orHere(() => t.run(spec), here);
   }
 
   /** Oldest sequence number any reader may still ask for. */

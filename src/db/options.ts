@@ -113,7 +113,6 @@ export const BATCH_OPS_MAX = 1_000_000;
 
 const MiB = 1024 * 1024;
 
-
 type Range = readonly [min: number, max: number];
 const NUMERIC: Record<string, Range> = {
   memtableSize: [1024, 1024 * MiB],
