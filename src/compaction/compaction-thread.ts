@@ -60,12 +60,11 @@ function newWorker(): Worker {
 }
 
 interface PendingJob {
+  /** At most one job of each kind is pending. */
+  kind: WorkerJob['kind'];
   resolve(r: MergeOutcome): void;
   reject(e: Error): void;
 }
-
-/** The two kinds of job; at most one of each runs at a time. */
-export type JobKind = WorkerJob['kind'];
 
 /**
  * A worker idle this long is terminated (and started again at the next job, ~30-50 ms): a
@@ -77,9 +76,6 @@ export class CompactionThread {
   private worker: Worker | null = null;
   /** Jobs posted and not yet answered, by id: at most one flush and one merge. */
   private readonly pending = new Map<number, PendingJob>();
-  /** The kind of each pending job (one of each kind at a time). */
-  private readonly pendingKinds = new Set<JobKind>();
-  private readonly kindOf = new Map<number, JobKind>();
   private nextJobId = 1;
   private closed = false;
   /** Terminates the idle worker (unref'd: it never keeps the process alive). */
@@ -150,7 +146,7 @@ export class CompactionThread {
   }
 
   private post(job: WorkerJob): Promise<MergeOutcome> {
-    assert(!this.pendingKinds.has(job.kind), 'one job of a kind at a time');
+    for (const p of this.pending.values()) assert(p.kind !== job.kind, 'one job of a kind at a time');
     assert(!this.closed, 'compaction thread used after close');
     this.cancelRetire();
     return new Promise<MergeOutcome>((resolve, reject) => {
@@ -165,9 +161,7 @@ export class CompactionThread {
         return;
       }
       const id = this.nextJobId++;
-      this.pending.set(id, { resolve, reject });
-      this.pendingKinds.add(job.kind);
-      this.kindOf.set(id, job.kind);
+      this.pending.set(id, { kind: job.kind, resolve, reject });
       w.ref();
       w.postMessage({ id, job } satisfies WorkerRequest);
     });
@@ -219,10 +213,7 @@ export class CompactionThread {
   /** Removes job `id` from the pending jobs and returns it (undefined if unknown). */
   private take(id: number): PendingJob | undefined {
     const p = this.pending.get(id);
-    const kind = this.kindOf.get(id);
     this.pending.delete(id);
-    this.kindOf.delete(id);
-    if (kind !== undefined) this.pendingKinds.delete(kind);
     return p;
   }
 
@@ -230,8 +221,6 @@ export class CompactionThread {
   private takeAll(): PendingJob[] {
     const all = [...this.pending.values()];
     this.pending.clear();
-    this.kindOf.clear();
-    this.pendingKinds.clear();
     return all;
   }
 

@@ -417,11 +417,11 @@ test('close() right after writes that left a flush and a merge in the shared wor
             model.set(k, v);
           }
           await db.batch(ops);
-          const t = internals(db).sharedThread as unknown as { pendingKinds: Set<string> };
-          if (t.pendingKinds.size === 2) sawBoth = true;
+          const t = internals(db).sharedThread as unknown as { pending: Map<number, { kind: string }> };
+          if (t.pending.size === 2) sawBoth = true;
         }
-        const t = internals(db).sharedThread as unknown as { pendingKinds: Set<string> };
-        if (t.pendingKinds.size === 2 || sawBoth) bothSeen++;
+        const t = internals(db).sharedThread as unknown as { pending: Map<number, { kind: string }> };
+        if (t.pending.size === 2 || sawBoth) bothSeen++;
         await db.close(); // must neither reject nor hang
         assert.equal(factory.maxAlive(), 1);
         const again = await open(dir, { ...AGGRESSIVE, compactionThread: 'main' });
@@ -475,7 +475,7 @@ test('a shared worker that fails before ready with a merge and a flush in flight
       (thread as unknown as { prestart(): void }).prestart = () => undefined;
       internals(db).sharedThread = thread;
       const kinds = new Set<string>();
-      const t = thread as unknown as { pendingKinds: Set<string> };
+      const t = thread as unknown as { pending: Map<number, { kind: string }> };
       // The merge (compactRange) and a full memtable's flush, at once.
       const compacting = db.compactRange();
       for (let i = 0; i < 3000; i++) {
@@ -483,7 +483,7 @@ test('a shared worker that fails before ready with a merge and a flush in flight
         const v = `w${i}`.padEnd(1000, 'b');
         await db.put(k, v); // must not reject
         model.set(k, v);
-        for (const kind of t.pendingKinds) kinds.add(kind);
+        for (const p of t.pending.values()) kinds.add(p.kind);
       }
       await compacting;
       await db.idle();
