@@ -14,14 +14,14 @@
 import { LightningError } from '../base/errors.js';
 import { joinPath, type FileSystem } from '../env/file-system.js';
 import { tableFileName } from '../base/file-names.js';
-import { TRAILER_BYTES, compareBytes } from '../base/internal-key.js';
+import { TRAILER_BYTES, compareBytes, compareInternalKeys } from '../base/internal-key.js';
 import { removeQuietly } from '../db/flush-table.js';
 import type { FileMetadata } from '../version/file-metadata.js';
 import { NUM_LEVELS } from '../version/file-metadata.js';
 import { VersionEdit } from '../version/version-edit.js';
 import type { Version } from '../version/version.js';
 import type { VersionSet } from '../version/version-set.js';
-import { OUT_OF_OUTPUT_NUMBERS, type MergeOutcome, type MergeSpec } from './merge-tables.js';
+import { OUT_OF_OUTPUT_NUMBERS, type MergeOutcome, type MergeSpec, type RunTableSpec } from './merge-tables.js';
 import type { CompactionPick } from './picker.js';
 import type { TableCompression } from '../sstable/table-builder.js';
 
@@ -83,7 +83,9 @@ export async function runCompaction(ctx: CompactionContext, pick: CompactionPick
   }
   const spec: MergeSpec = {
     dir: ctx.dir,
-    inputs: inputs.map((f) => ({ number: f.number, sizeBytes: f.sizeBytes })),
+    // L0 tables may overlap: one child each. A level >= 1 is a sorted run: one child.
+    inputs: pick.level === 0 ? pick.inputs.map((f) => ({ number: f.number, sizeBytes: f.sizeBytes })) : [],
+    sortedRuns: pick.level === 0 ? [sortedRun(pick.nextInputs)] : [sortedRun(pick.inputs), sortedRun(pick.nextInputs)],
     firstOutputNumber: ctx.versions.reserveFileNumbers(estimate),
     outputNumberCount: estimate,
     smallestSnapshot: ctx.smallestSnapshot,
@@ -138,6 +140,12 @@ function splitKey(nextInputs: readonly FileMetadata[]): Buffer | null {
     if (2 * before >= total) return userKeyOf((files[i] as FileMetadata).smallest);
   }
   return userKeyOf((files[files.length - 1] as FileMetadata).smallest);
+}
+
+/** A level's tables as a merge's sorted run: in key order, with their key ranges. */
+function sortedRun(files: readonly FileMetadata[]): RunTableSpec[] {
+  const sorted = [...files].sort((a, b) => compareInternalKeys(a.smallest, b.smallest));
+  return sorted.map((f) => ({ number: f.number, sizeBytes: f.sizeBytes, smallest: f.smallest, largest: f.largest }));
 }
 
 function userKeyOf(internalKey: Buffer): Buffer {

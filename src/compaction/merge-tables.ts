@@ -18,10 +18,12 @@
  */
 import { fromIoError } from '../base/errors.js';
 import { tableFileName } from '../base/file-names.js';
-import { KIND_DELETE, KIND_SEEK, MAX_SEQ, TRAILER_BYTES, compareBytes, kindOfTrailer, makeInternalKey, seqOfTrailer, trailerOf } from '../base/internal-key.js';
+import { KIND_DELETE, KIND_SEEK, MAX_SEQ, TRAILER_BYTES, compareBytes, compareInternalKeys, kindOfTrailer, makeInternalKey, seqOfTrailer, trailerOf } from '../base/internal-key.js';
 import { joinPath, type FileHandle, type FileSystem } from '../env/file-system.js';
 import type { InternalIterator } from '../iter/internal-iterator.js';
 import { MergingIterator } from '../iter/merging-iterator.js';
+import { LevelIterator } from '../iter/level-iterator.js';
+import { ReleasingIterator } from '../iter/releasing-iterator.js';
 import { TableBuilder, type TableCompression } from '../sstable/table-builder.js';
 import { TableReader } from '../sstable/table-reader.js';
 import { assert } from '../util/assert.js';
@@ -37,8 +39,14 @@ export const OUT_OF_OUTPUT_NUMBERS = 'compaction ran out of reserved output file
 /** Everything a merge needs; plain data (structured-clonable). */
 export interface MergeSpec {
   dir: string;
-  /** Input tables (any order: internal keys are unique). */
+  /** Input tables merged each as its own child (any order: internal keys are unique). */
   inputs: { number: number; sizeBytes: number }[];
+  /**
+   * More inputs, in sorted runs: a run's tables are disjoint and in key order (the inputs from one
+   * level >= 1), so the merge reads each run as one child that opens one table at a time. A merge
+   * of 4 L0 tables into 10 L1 tables then keeps 5 children in its heap instead of 14.
+   */
+  sortedRuns?: RunTableSpec[][];
   /** Output tables take the numbers [firstOutputNumber, firstOutputNumber + outputNumberCount). */
   firstOutputNumber: number;
   outputNumberCount: number;
@@ -56,6 +64,14 @@ export interface MergeSpec {
    */
   lowerBound?: Uint8Array;
   upperBound?: Uint8Array;
+}
+
+/** A table of a sorted run, with the internal-key range that places it in the run. */
+export interface RunTableSpec {
+  number: number;
+  sizeBytes: number;
+  smallest: Uint8Array;
+  largest: Uint8Array;
 }
 
 export interface MergeOutcome {
@@ -93,20 +109,12 @@ export async function mergeTables(
   try {
     const children: InternalIterator[] = [];
     for (const input of spec.inputs) {
-      const path = joinPath(spec.dir, tableFileName(input.number));
-      let file: FileHandle;
-      try {
-        file = fs.open(path, 'r');
-      } catch (e) {
-        throw fromIoError(e, 'open', path);
-      }
-      try {
-        readers.push(TableReader.open(file, input.number, input.sizeBytes, null));
-      } catch (e) {
-        file.close();
-        throw e;
-      }
-      children.push((readers[readers.length - 1] as TableReader).iterator(false));
+      const reader = openInput(fs, spec.dir, input.number, input.sizeBytes);
+      readers.push(reader);
+      children.push(reader.iterator(false));
+    }
+    for (const run of spec.sortedRuns ?? []) {
+      if (run.length > 0) children.push(sortedRunIterator(fs, spec.dir, run));
     }
     const merged = new MergingIterator(children);
     let dropped: number;
@@ -126,6 +134,46 @@ export async function mergeTables(
   } finally {
     for (const r of readers) r.close();
   }
+}
+
+/** Opens an input table (without a block cache: a merge reads each block once). */
+function openInput(fs: FileSystem, dir: string, number: number, sizeBytes: number): TableReader {
+  const path = joinPath(dir, tableFileName(number));
+  let file: FileHandle;
+  try {
+    file = fs.open(path, 'r');
+  } catch (e) {
+    throw fromIoError(e, 'open', path);
+  }
+  try {
+    return TableReader.open(file, number, sizeBytes, null);
+  } catch (e) {
+    file.close();
+    throw e;
+  }
+}
+
+interface RunTable {
+  number: number;
+  sizeBytes: number;
+  smallest: Buffer;
+  largest: Buffer;
+}
+
+/**
+ * One child for a sorted run: its tables in order, each opened when the merge reaches it and
+ * closed when the merge moves past it (or the iterator closes).
+ */
+function sortedRunIterator(fs: FileSystem, dir: string, run: readonly RunTableSpec[]): InternalIterator {
+  const tables: RunTable[] = run.map((t) => ({ number: t.number, sizeBytes: t.sizeBytes, smallest: asBuffer(t.smallest), largest: asBuffer(t.largest) }));
+  for (let i = 1; i < tables.length; i++) {
+    const prev = tables[i - 1] as RunTable;
+    assert(compareInternalKeys(prev.largest, (tables[i] as RunTable).smallest) < 0, `sorted run: table ${prev.number} overlaps the next`);
+  }
+  return new LevelIterator(tables, (t: RunTable) => {
+    const reader = openInput(fs, dir, t.number, t.sizeBytes);
+    return new ReleasingIterator(reader.iterator(false), () => reader.close());
+  });
 }
 
 /** A Buffer over `u`'s bytes (a spec posted to the worker arrives with plain Uint8Arrays). */

@@ -17,6 +17,7 @@ import { joinPath, type FileSystem } from '../env/file-system.js';
 import { assert } from '../util/assert.js';
 import { MergingIterator } from '../iter/merging-iterator.js';
 import { LevelIterator } from '../iter/level-iterator.js';
+import { ReleasingIterator } from '../iter/releasing-iterator.js';
 import { DbIterator, type UserRange } from '../iter/db-iterator.js';
 import type { InternalIterator } from '../iter/internal-iterator.js';
 import { MemTable, type MemTableStorage } from '../memtable/memtable.js';
@@ -1163,31 +1164,6 @@ function inCheckRange(key: Buffer, r: CheckRange): boolean {
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Wraps an iterator so that close() also releases what it pinned (once). */
-class ReleasingIterator implements InternalIterator {
-  private released = false;
-  constructor(
-    private readonly inner: InternalIterator,
-    private readonly onClose: () => void,
-  ) {}
-  valid(): boolean { return this.inner.valid(); }
-  first(): void { this.inner.first(); }
-  last(): void { this.inner.last(); }
-  seekGE(t: Buffer): void { this.inner.seekGE(t); }
-  seekLE(t: Buffer): void { this.inner.seekLE(t); }
-  next(): void { this.inner.next(); }
-  prev(): void { this.inner.prev(); }
-  key(): Buffer { return this.inner.key(); }
-  value(): Buffer { return this.inner.value(); }
-  copyValue(): Buffer { return this.inner.copyValue(); }
-  close(): void {
-    if (this.released) return;
-    this.released = true;
-    this.inner.close();
-    this.onClose();
-  }
 }
 
 /**

@@ -1,23 +1,30 @@
 /**
  * Concatenates the tables of one level >= 1 (sorted, non-overlapping) into one iterator, opening
  * at most one table at a time and only when the position reaches it. A DB iterator over a tree of
- * hundreds of tables thus costs one open table per level, not one per table.
+ * hundreds of tables thus costs one open table per level, not one per table; a compaction merges a
+ * next level's inputs as one child of its merging heap instead of one child per table.
  */
 import { assert } from '../util/assert.js';
 import { compareInternalKeys } from '../base/internal-key.js';
 import type { FileMetadata } from '../version/file-metadata.js';
 import type { InternalIterator } from './internal-iterator.js';
 
-/** Opens a table's iterator; closing that iterator releases the table. */
-export type TableIteratorOpener = (meta: FileMetadata) => InternalIterator;
+/** What the iterator needs to know of a table without opening it: its internal-key range. */
+export interface TableKeyRange {
+  readonly smallest: Buffer;
+  readonly largest: Buffer;
+}
 
-export class LevelIterator implements InternalIterator {
+/** Opens a table's iterator; closing that iterator releases the table. */
+export type TableIteratorOpener<T extends TableKeyRange = FileMetadata> = (table: T) => InternalIterator;
+
+export class LevelIterator<T extends TableKeyRange = FileMetadata> implements InternalIterator {
   private index = -1;
   private current: InternalIterator | null = null;
 
   constructor(
-    private readonly files: readonly FileMetadata[],
-    private readonly openTable: TableIteratorOpener,
+    private readonly files: readonly T[],
+    private readonly openTable: TableIteratorOpener<T>,
   ) {}
 
   valid(): boolean {
@@ -42,7 +49,7 @@ export class LevelIterator implements InternalIterator {
     let hi = this.files.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (compareInternalKeys((this.files[mid] as FileMetadata).largest, target) < 0) lo = mid + 1;
+      if (compareInternalKeys((this.files[mid] as T).largest, target) < 0) lo = mid + 1;
       else hi = mid;
     }
     this.load(lo);
@@ -56,7 +63,7 @@ export class LevelIterator implements InternalIterator {
     let hi = this.files.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (compareInternalKeys((this.files[mid] as FileMetadata).smallest, target) <= 0) lo = mid + 1;
+      if (compareInternalKeys((this.files[mid] as T).smallest, target) <= 0) lo = mid + 1;
       else hi = mid;
     }
     this.load(lo - 1);
@@ -102,7 +109,7 @@ export class LevelIterator implements InternalIterator {
     this.current = null;
     this.index = i;
     if (i < 0 || i >= this.files.length) return;
-    this.current = this.openTable(this.files[i] as FileMetadata);
+    this.current = this.openTable(this.files[i] as T);
   }
 
   private skipEmptyForward(): void {
