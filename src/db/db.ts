@@ -30,7 +30,7 @@ import { NUM_LEVELS, type FileMetadata } from '../version/file-metadata.js';
 import { type BatchOp, EMPTY_VALUE, applyBatch, batchKeys, encodeBatchPayload, encodedBatchBytes, setBatchSequence } from './write-batch.js';
 import { WriteQueue, type CheckRange, type CommitCheck, type GroupCommitter, type PendingWrite } from './write-queue.js';
 import { resolveSync, type ResolvedOptions } from './options.js';
-import { type Bytes, type BatchOperation, type RangeOptions, toBatchOps, toKey, toRange, toValue } from './keys.js';
+import { type Bytes, type BatchOperation, type RangeOptions, argumentError, toBatchOps, toKey, toRange, toValue } from './keys.js';
 import { LightningIterator, type IteratorOwner } from './user-iterator.js';
 import { TableCache } from './table-cache.js';
 import { getFromTables, newestSeqInTables } from './read-path.js';
@@ -116,6 +116,8 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
   /** Waiting for `committing` to end (resolved, and emptied, by the commit's end). */
   private readonly commitWaiters: (() => void)[] = [];
   private compacting: Promise<void> | null = null;
+  /** Every merge's stop flag (MergeSpec.stop), shared with the workers; close() sets it. */
+  private readonly stopMerges = new Int32Array(new SharedArrayBuffer(4));
   /**
    * Runs compaction merges off the event loop (option compactionThread 'worker'); created lazily.
    * The same thread as flushThread (one worker per database, flushes first), unless a test gave
@@ -203,29 +205,46 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
 
   /** Stores `value` under `key`. Resolves once durable per `sync` (default: the DB's option). */
   put(key: Bytes, value: Bytes, options?: { sync?: boolean }): Promise<void> {
+    let op: BatchOp;
+    let sync: boolean;
     try {
-      const op: BatchOp = { kind: KIND_VALUE, key: toKey(key), value: toValue(value) };
-      return this.write([op], resolveSync(options, this.options.sync));
+      op = { kind: KIND_VALUE, key: toKey(key), value: toValue(value) };
+      sync = resolveSync(options, this.options.sync);
     } catch (e) {
-      return Promise.reject(this.toError(e));
+      return Promise.reject(argumentError(e));
     }
+    return this.writeOrReject([op], sync);
   }
 
   /** Removes `key` (no error if absent). */
   delete(key: Bytes, options?: { sync?: boolean }): Promise<void> {
+    let op: BatchOp;
+    let sync: boolean;
     try {
-      const op: BatchOp = { kind: KIND_DELETE, key: toKey(key), value: EMPTY_VALUE };
-      return this.write([op], resolveSync(options, this.options.sync));
+      op = { kind: KIND_DELETE, key: toKey(key), value: EMPTY_VALUE };
+      sync = resolveSync(options, this.options.sync);
     } catch (e) {
-      return Promise.reject(this.toError(e));
+      return Promise.reject(argumentError(e));
     }
+    return this.writeOrReject([op], sync);
   }
 
   /** Applies all operations atomically, or none (an invalid operation rejects the whole batch). */
   batch(operations: readonly BatchOperation[], options?: { sync?: boolean }): Promise<void> {
+    let ops: BatchOp[];
+    let sync: boolean;
     try {
-      const ops = toBatchOps(operations);
-      const sync = resolveSync(options, this.options.sync);
+      ops = toBatchOps(operations);
+      sync = resolveSync(options, this.options.sync);
+    } catch (e) {
+      return Promise.reject(argumentError(e));
+    }
+    return this.writeOrReject(ops, sync);
+  }
+
+  /** write() that never throws: a synchronous failure becomes the rejection. */
+  private writeOrReject(ops: BatchOp[], sync: boolean): Promise<void> {
+    try {
       if (ops.length === 0) {
         this.checkWritable();
         return Promise.resolve();
@@ -444,6 +463,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
           bloomBitsPerKey: this.options.bloomBitsPerKey,
           compression: this.options.compression,
           targetFileBytes: this.options.compaction.targetFileBytes,
+          stop: this.stopMerges,
         },
         pick,
         version,
@@ -460,7 +480,9 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
       }
       this.bg.succeeded();
     } catch (e) {
-      this.setBackgroundError(e, 'compaction');
+      // A merge close() stopped (or whose worker it stopped) did not happen: not a failure.
+      const stoppedByClose = this.state !== 'open' && e instanceof LightningError && e.code === 'CLOSED';
+      if (!stoppedByClose) this.setBackgroundError(e, 'compaction');
     } finally {
       version.unref();
     }
@@ -562,8 +584,14 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
   async compactRange(start?: Bytes, end?: Bytes): Promise<void> {
     try {
       this.checkWritable();
-      const lo = start === undefined ? undefined : toKey(start);
-      const hi = end === undefined ? undefined : toKey(end);
+      let lo: Buffer | undefined;
+      let hi: Buffer | undefined;
+      try {
+        lo = start === undefined ? undefined : toKey(start);
+        hi = end === undefined ? undefined : toKey(end);
+      } catch (e) {
+        throw argumentError(e);
+      }
       await this.writeQueue.idle();
       if (this.mem.entryCount > 0) await this.flushNow();
       while (this.compacting !== null) await this.compacting;
@@ -583,6 +611,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
           this.compacting = null;
         });
         await this.compacting;
+        if (this.state !== 'open') throw new LightningError('CLOSED', 'the database was closed during compactRange');
         if (this.backgroundError !== null) throw this.backgroundError;
       }
     } catch (e) {
@@ -1091,7 +1120,10 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     };
   }
 
-  /** Flushes the memtable, waits for background work, and releases the lock. Idempotent. */
+  /**
+   * Finishes queued writes, stops a running compaction merge (stopMerges), flushes the memtable,
+   * waits for background work, and releases the lock. Idempotent.
+   */
   close(): Promise<void> {
     if (this.closePromise === null) this.closePromise = this.doClose();
     return this.closePromise;
@@ -1099,6 +1131,9 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
 
   private async doClose(): Promise<void> {
     this.state = 'closing';
+    // A running merge stops at its next slice and removes its outputs: close() need not wait
+    // for it (seconds for a large one). Nothing is lost: its inputs stay in the tree.
+    Atomics.store(this.stopMerges, 0, 1);
     this.txns.close();
     let firstError: LightningError | null = null;
     try {

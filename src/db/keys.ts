@@ -3,7 +3,7 @@
  * crosses the public API is checked here, before any state changes, so that an invalid batch is
  * rejected whole.
  */
-import { invalidArgument } from '../base/errors.js';
+import { LightningError, invalidArgument } from '../base/errors.js';
 import { KIND_DELETE, KIND_VALUE } from '../base/internal-key.js';
 import type { UserRange } from '../iter/db-iterator.js';
 import { type BatchOp, EMPTY_VALUE } from './write-batch.js';
@@ -14,9 +14,28 @@ export type Bytes = Uint8Array | string;
 
 function toBuffer(v: unknown, what: string): Buffer {
   if (typeof v === 'string') return Buffer.from(v, 'utf8');
-  if (Buffer.isBuffer(v)) return v;
-  if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+  if (v instanceof Uint8Array) {
+    // instanceof also accepts a Proxy of a Uint8Array and an object made from its prototype,
+    // whose every property access throws; isView checks for a real typed array.
+    if (!ArrayBuffer.isView(v)) throw invalidArgument(`${what} is not a real Uint8Array (a proxy, or an object made from its prototype)`);
+    if (Buffer.isBuffer(v)) return v;
+    try {
+      return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+    } catch (e) {
+      throw invalidArgument(`${what} cannot be read: ${e instanceof Error ? e.message : String(e)} (a detached ArrayBuffer?)`);
+    }
+  }
   throw invalidArgument(`${what} must be a Uint8Array or a string, got ${describeType(v)}`);
+}
+
+/**
+ * An error thrown while reading a call's arguments: ours (already typed), or the caller's own
+ * (a getter or proxy that throws), which becomes INVALID_ARGUMENT with it as the cause — never
+ * IO_ERROR, which would send the caller looking at their disk.
+ */
+export function argumentError(e: unknown): LightningError {
+  if (e instanceof LightningError) return e;
+  return new LightningError('INVALID_ARGUMENT', `reading the arguments threw: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
 }
 
 function describeType(v: unknown): string {
@@ -52,8 +71,10 @@ export function toBatchOps(ops: unknown): BatchOp[] {
   if (ops.length > BATCH_OPS_MAX) {
     throw invalidArgument(`batch has ${ops.length} operations; the limit is ${BATCH_OPS_MAX}`);
   }
-  const out: BatchOp[] = new Array<BatchOp>(ops.length);
-  for (let i = 0; i < ops.length; i++) {
+  // The length read once: a getter of an operation may shrink or grow the array meanwhile.
+  const n = ops.length;
+  const out: BatchOp[] = new Array<BatchOp>(n);
+  for (let i = 0; i < n; i++) {
     const op: unknown = ops[i];
     if (typeof op !== 'object' || op === null) throw invalidArgument(`batch[${i}] is not an object`);
     const o = op as Record<string, unknown>;

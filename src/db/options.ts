@@ -166,8 +166,8 @@ export function resolveOptions(options: unknown): ResolvedOptions {
     throw invalidArgument("option compression must be 'none' or 'lz'");
   }
   const fs = o['fs'];
-  if (fs !== undefined && (typeof fs !== 'object' || fs === null || !('open' in fs))) {
-    throw invalidArgument('option fs must implement the FileSystem interface');
+  if (fs !== undefined && !isFileSystem(fs)) {
+    throw invalidArgument(`option fs must implement the FileSystem interface (methods ${FILE_SYSTEM_METHODS.join(', ')})`);
   }
   // Exactly NodeFs: a subclass (instrumentation, fault injection) must see every file operation,
   // and the worker opens files with a plain NodeFs of its own.
@@ -232,4 +232,13 @@ export function resolveSync(opts: unknown, dflt: boolean): boolean {
   if (s === undefined) return dflt;
   if (typeof s !== 'boolean') throw invalidArgument('write option sync must be a boolean');
   return s;
+}
+
+/** The methods a FileSystem (src/env/file-system.ts) has. */
+const FILE_SYSTEM_METHODS = ['open', 'rename', 'unlink', 'remove', 'mkdir', 'readdir', 'stat', 'exists', 'syncDir', 'statfs', 'lock'] as const;
+
+function isFileSystem(fs: unknown): boolean {
+  if (typeof fs !== 'object' || fs === null) return false;
+  const o = fs as Record<string, unknown>;
+  return FILE_SYSTEM_METHODS.every((m) => typeof o[m] === 'function');
 }

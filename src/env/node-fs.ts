@@ -135,6 +135,39 @@ const heldLockPaths = new Set<string>();
 interface LockHolder {
   pid: number;
   token: string;
+  /** The holding process's start (processStart()); absent in LOCK files of older releases. */
+  start?: string;
+}
+
+/**
+ * What tells this process apart from an earlier one that had the same pid: on Linux its start
+ * time in clock ticks after boot (/proc/self/stat field 22, exact and the same in every thread),
+ * elsewhere the wall-clock time it started, in ms (compared with a tolerance, sameStart). Worker
+ * threads, and second copies of this module, do not share heldLockPaths: a LOCK with our pid and
+ * our start is held by one of them, not stale.
+ */
+const PROCESS_START = processStart();
+
+function processStart(): string {
+  try {
+    const stat = fs.readFileSync('/proc/self/stat', 'utf8');
+    // The command name (field 2) is in parentheses and may contain spaces: count after it.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const startTicks = fields[19];
+    if (startTicks !== undefined && /^\d+$/.test(startTicks)) return `ticks:${startTicks}`;
+  } catch {
+    // No procfs: the wall-clock estimate below.
+  }
+  return `ms:${Math.round(Date.now() - process.uptime() * 1000)}`;
+}
+
+/** Wall-clock start estimates of one process differ by milliseconds between threads. */
+const START_MS_TOLERANCE = 2000;
+
+function sameStart(a: string, b: string): boolean {
+  if (a === b) return true;
+  if (!a.startsWith('ms:') || !b.startsWith('ms:')) return false;
+  return Math.abs(Number(a.slice(3)) - Number(b.slice(3))) <= START_MS_TOLERANCE;
 }
 
 export class NodeFs implements FileSystem {
@@ -203,15 +236,19 @@ export class NodeFs implements FileSystem {
   }
 
   /**
-   * Cross-process exclusive lock without native code (no flock in node:fs). Within this process a
-   * Set of real paths decides. Across processes, the LOCK file holds `{pid, token}` as JSON and is
-   * created with O_EXCL; a LOCK file whose pid is not alive is stale and is taken over.
+   * Cross-process exclusive lock without native code (no flock in node:fs). Within this thread
+   * and module copy a Set of real paths decides. Across processes, the LOCK file holds
+   * `{pid, token, start}` as JSON and is created with O_EXCL; a LOCK file whose pid is not alive
+   * is stale and is taken over. One with our pid is held by another thread of this process (or
+   * another copy of this module) if its `start` is ours (PROCESS_START), else stale.
    *
    * Limitations, accepted because the alternative is a native addon:
    * - PID reuse: if the holder died and the OS gave its pid to an unrelated live process (common
    *   after a reboot, or in containers where pids restart at 1), the lock looks held and open
-   *   fails with ELOCKED until the LOCK file is deleted by hand. A pid equal to our own but not
-   *   in our Set is recognised as stale, which covers the container case for pid 1.
+   *   fails with ELOCKED until the LOCK file is deleted by hand. A pid equal to our own but with
+   *   another process start is recognised as stale, which covers the container case for pid 1.
+   * - A worker thread that ends without releasing its lock leaves a LOCK that this process keeps
+   *   seeing as held (ELOCKED) until it exits.
    * - Two processes taking over the same stale LOCK at the same instant: both can unlink and one
    *   can unlink the other's fresh file. We re-read the file just before unlinking to shrink that
    *   window to microseconds; it is not closed.
@@ -255,7 +292,7 @@ function tryCreateLockFile(path: string, token: string): boolean {
     throw e;
   }
   try {
-    const holder: LockHolder = { pid: process.pid, token };
+    const holder: LockHolder = { pid: process.pid, token, start: PROCESS_START };
     // One write: a reader sees either an empty file or the whole JSON, never half of it.
     const bytes = Buffer.from(JSON.stringify(holder));
     const n = fs.writeSync(fd, bytes, 0, bytes.length, 0);
@@ -298,17 +335,19 @@ function parseLockHolder(bytes: Buffer): LockHolder | null {
     return null; // Not JSON: garbage, which the caller treats as stale.
   }
   if (typeof parsed !== 'object' || parsed === null) return null;
-  const { pid, token } = parsed as { pid?: unknown; token?: unknown };
+  const { pid, token, start } = parsed as { pid?: unknown; token?: unknown; start?: unknown };
   if (typeof pid !== 'number' || !Number.isSafeInteger(pid) || pid <= 0) return null;
   if (typeof token !== 'string') return null;
-  return { pid, token };
+  return typeof start === 'string' ? { pid, token, start } : { pid, token };
 }
 
 function isLockHeld(seen: LockContent): boolean {
   if (seen === 'empty-young') return true;
   if (typeof seen === 'string') return false; // empty-old, garbage: the taker died.
-  // Our own pid without an entry in heldLockPaths is a previous process that had our pid.
-  if (seen.pid === process.pid) return false;
+  // Our own pid: held by another thread (or module copy) of this process if it names our start;
+  // otherwise a previous process that had our pid (pid 1 in a restarted container). A LOCK of an
+  // older release names no start and is judged as before: stale.
+  if (seen.pid === process.pid) return seen.start !== undefined && sameStart(seen.start, PROCESS_START);
   return isProcessAlive(seen.pid);
 }
 
@@ -326,7 +365,9 @@ function isProcessAlive(pid: number): boolean {
 }
 
 function describeHolder(seen: LockContent): string {
-  return typeof seen === 'string' ? 'being created by another process' : `held by pid ${seen.pid}`;
+  if (typeof seen === 'string') return 'being created by another process';
+  if (seen.pid === process.pid) return 'held by this process (another worker thread, or another copy of this library)';
+  return `held by pid ${seen.pid}`;
 }
 
 function removeStaleLockFile(path: string): void {
