@@ -45,8 +45,6 @@ export interface CompactionContext {
   /** Data block compression of the output tables. */
   compression: TableCompression;
   targetFileBytes: number;
-  /** The merges' stop flag (MergeSpec.stop): the database sets it when it closes. */
-  stop?: Int32Array;
 }
 
 export interface CompactionResult {
@@ -96,7 +94,6 @@ export async function runCompaction(ctx: CompactionContext, pick: CompactionPick
     bloomBitsPerKey: ctx.bloomBitsPerKey,
     compression: ctx.compression,
     targetFileBytes: ctx.targetFileBytes,
-    ...(ctx.stop === undefined ? {} : { stop: ctx.stop }),
   };
   const split = ctx.subcompactionMinBytes > 0 && inputBytes >= ctx.subcompactionMinBytes ? splitKey(pick.nextInputs) : null;
   let merged: MergeOutcome;

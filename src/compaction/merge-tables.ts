@@ -16,7 +16,7 @@
  * On failure every output created is closed and unlinked (an unlink that fails leaves an orphan
  * the next open removes) and the error is rethrown.
  */
-import { LightningError, fromIoError } from '../base/errors.js';
+import { fromIoError } from '../base/errors.js';
 import { tableFileName } from '../base/file-names.js';
 import { KIND_DELETE, KIND_SEEK, MAX_SEQ, TRAILER_BYTES, compareBytes, compareInternalKeys, kindOfTrailer, makeInternalKey, seqOfTrailer, trailerOf } from '../base/internal-key.js';
 import { joinPath, type FileHandle, type FileSystem } from '../env/file-system.js';
@@ -35,9 +35,6 @@ import { copyBytes } from '../util/copy-bytes.js';
 
 /** Message of the error a merge throws when it needs more output numbers than reserved. */
 export const OUT_OF_OUTPUT_NUMBERS = 'compaction ran out of reserved output file numbers';
-
-/** Message of the error a merge rejects with when its stop flag is set. */
-export const MERGE_STOPPED = 'compaction stopped: the database is closing';
 
 /** Everything a merge needs; plain data (structured-clonable). */
 export interface MergeSpec {
@@ -67,13 +64,6 @@ export interface MergeSpec {
    */
   lowerBound?: Uint8Array;
   upperBound?: Uint8Array;
-  /**
-   * A stop flag over a SharedArrayBuffer (shared, not copied, with the worker). Once element 0 is
-   * non-zero the merge stops at its next slice boundary: it removes its outputs and rejects with
-   * CLOSED (`MERGE_STOPPED`). The database sets it when it closes, so close() does not wait for
-   * a long merge to finish (its inputs stay; the next open compacts them again).
-   */
-  stop?: Int32Array;
 }
 
 /** A table of a sorted run, with the internal-key range that places it in the run. */
@@ -132,7 +122,7 @@ export async function mergeTables(
       if (spec.lowerBound === undefined) merged.first();
       else merged.seekGE(makeInternalKey(spec.lowerBound, MAX_SEQ, KIND_SEEK));
       const upper = spec.upperBound === undefined ? null : asBuffer(spec.upperBound);
-      dropped = await mergeInto(merged, upper, writer, spec.smallestSnapshot, new DeeperLevels(spec.deeperLevels), yieldEveryEntries, spec.stop);
+      dropped = await mergeInto(merged, upper, writer, spec.smallestSnapshot, new DeeperLevels(spec.deeperLevels), yieldEveryEntries);
     } finally {
       merged.close();
     }
@@ -144,10 +134,6 @@ export async function mergeTables(
   } finally {
     for (const r of readers) r.close();
   }
-}
-
-function stopped(stop: Int32Array | undefined): boolean {
-  return stop !== undefined && Atomics.load(stop, 0) !== 0;
 }
 
 /** Opens an input table (without a block cache: a merge reads each block once). */
@@ -206,7 +192,6 @@ async function mergeInto(
   smallestSnapshot: number,
   deeper: DeeperLevels,
   yieldEveryEntries: number,
-  stop: Int32Array | undefined,
 ): Promise<number> {
   // The current user key, copied into a reusable buffer (no allocation per key).
   let current = Buffer.allocUnsafe(64);
@@ -236,11 +221,7 @@ async function mergeInto(
     const value = it.value();
     if (drop) dropped++;
     else out.add(k, value);
-    if (slices !== null && slices.step(k.length + value.length)) {
-      if (stopped(stop)) throw new LightningError('CLOSED', MERGE_STOPPED);
-      await yieldToEventLoop();
-      if (stopped(stop)) throw new LightningError('CLOSED', MERGE_STOPPED);
-    }
+    if (slices !== null && slices.step(k.length + value.length)) await yieldToEventLoop();
   }
   return dropped;
 }

@@ -116,8 +116,6 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
   /** Waiting for `committing` to end (resolved, and emptied, by the commit's end). */
   private readonly commitWaiters: (() => void)[] = [];
   private compacting: Promise<void> | null = null;
-  /** Every merge's stop flag (MergeSpec.stop), shared with the workers; close() sets it. */
-  private readonly stopMerges = new Int32Array(new SharedArrayBuffer(4));
   /**
    * Runs compaction merges off the event loop (option compactionThread 'worker'); created lazily.
    * The same thread as flushThread (one worker per database, flushes first), unless a test gave
@@ -463,7 +461,6 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
           bloomBitsPerKey: this.options.bloomBitsPerKey,
           compression: this.options.compression,
           targetFileBytes: this.options.compaction.targetFileBytes,
-          stop: this.stopMerges,
         },
         pick,
         version,
@@ -480,9 +477,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
       }
       this.bg.succeeded();
     } catch (e) {
-      // A merge close() stopped (or whose worker it stopped) did not happen: not a failure.
-      const stoppedByClose = this.state !== 'open' && e instanceof LightningError && e.code === 'CLOSED';
-      if (!stoppedByClose) this.setBackgroundError(e, 'compaction');
+      this.setBackgroundError(e, 'compaction');
     } finally {
       version.unref();
     }
@@ -1120,10 +1115,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     };
   }
 
-  /**
-   * Finishes queued writes, stops a running compaction merge (stopMerges), flushes the memtable,
-   * waits for background work, and releases the lock. Idempotent.
-   */
+  /** Flushes the memtable, waits for background work, and releases the lock. Idempotent. */
   close(): Promise<void> {
     if (this.closePromise === null) this.closePromise = this.doClose();
     return this.closePromise;
@@ -1131,9 +1123,6 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
 
   private async doClose(): Promise<void> {
     this.state = 'closing';
-    // A running merge stops at its next slice and removes its outputs: close() need not wait
-    // for it (seconds for a large one). Nothing is lost: its inputs stay in the tree.
-    Atomics.store(this.stopMerges, 0, 1);
     this.txns.close();
     let firstError: LightningError | null = null;
     try {
