@@ -52,6 +52,10 @@ export function fromIoError(e: unknown, op: string, path: string): LightningErro
   if (code === 'ENOSPC' || code === 'EDQUOT') {
     return new LightningError('DISK_FULL', `${op} ${path}: no space left on device`, { cause: e });
   }
-  const msg = e instanceof Error ? e.message : String(e);
-  return new LightningError('IO_ERROR', `${op} ${path}: ${msg}`, { cause: e });
+  return new LightningError('IO_ERROR', `${op} ${path}: ${messageOf(e)}`, { cause: e });
+}
+
+/** The message of anything thrown (an Error's message, or the value as a string). */
+export function messageOf(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
 }

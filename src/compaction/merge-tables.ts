@@ -22,7 +22,8 @@ import { KIND_DELETE, KIND_SEEK, MAX_SEQ, TRAILER_BYTES, compareBytes, compareIn
 import { joinPath, type FileHandle, type FileSystem } from '../env/file-system.js';
 import type { InternalIterator } from '../iter/internal-iterator.js';
 import { MergingIterator } from '../iter/merging-iterator.js';
-import { LevelIterator } from '../iter/level-iterator.js';
+import { LevelIterator, type TableKeyRange } from '../iter/level-iterator.js';
+import { asBuffer } from './worker-protocol.js';
 import { ReleasingIterator } from '../iter/releasing-iterator.js';
 import { TableBuilder, type TableCompression } from '../sstable/table-builder.js';
 import { TableReader } from '../sstable/table-reader.js';
@@ -153,11 +154,9 @@ function openInput(fs: FileSystem, dir: string, number: number, sizeBytes: numbe
   }
 }
 
-interface RunTable {
+interface RunTable extends TableKeyRange {
   number: number;
   sizeBytes: number;
-  smallest: Buffer;
-  largest: Buffer;
 }
 
 /**
@@ -174,11 +173,6 @@ function sortedRunIterator(fs: FileSystem, dir: string, run: readonly RunTableSp
     const reader = openInput(fs, dir, t.number, t.sizeBytes);
     return new ReleasingIterator(reader.iterator(false), () => reader.close());
   });
-}
-
-/** A Buffer over `u`'s bytes (a spec posted to the worker arrives with plain Uint8Arrays). */
-function asBuffer(u: Uint8Array): Buffer {
-  return Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 }
 
 /**

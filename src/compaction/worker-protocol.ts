@@ -48,12 +48,13 @@ export function outcomeToWire(o: MergeOutcome): MergeOutcome {
   return { outputs, entriesDropped: o.entriesDropped };
 }
 
-function toBuffer(u: Uint8Array): Buffer {
-  return Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+/** A Buffer over `u`'s bytes, no copy (what structured clone made of a Buffer arrives as a Uint8Array). */
+export function asBuffer(u: Uint8Array): Buffer {
+  return Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 }
 
 export function outcomeFromWire(o: MergeOutcome): MergeOutcome {
-  const outputs: FileMetadata[] = o.outputs.map((f) => ({ ...f, smallest: toBuffer(f.smallest), largest: toBuffer(f.largest) }));
+  const outputs: FileMetadata[] = o.outputs.map((f) => ({ ...f, smallest: asBuffer(f.smallest), largest: asBuffer(f.largest) }));
   return { outputs, entriesDropped: o.entriesDropped };
 }
 

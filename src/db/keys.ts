@@ -3,7 +3,7 @@
  * crosses the public API is checked here, before any state changes, so that an invalid batch is
  * rejected whole.
  */
-import { LightningError, invalidArgument } from '../base/errors.js';
+import { LightningError, invalidArgument, messageOf } from '../base/errors.js';
 import { KIND_DELETE, KIND_VALUE } from '../base/internal-key.js';
 import type { UserRange } from '../iter/db-iterator.js';
 import { type BatchOp, EMPTY_VALUE } from './write-batch.js';
@@ -22,7 +22,7 @@ function toBuffer(v: unknown, what: string): Buffer {
     try {
       return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
     } catch (e) {
-      throw invalidArgument(`${what} cannot be read: ${e instanceof Error ? e.message : String(e)} (a detached ArrayBuffer?)`);
+      throw invalidArgument(`${what} cannot be read: ${messageOf(e)} (a detached ArrayBuffer?)`);
     }
   }
   throw invalidArgument(`${what} must be a Uint8Array or a string, got ${describeType(v)}`);
@@ -35,7 +35,7 @@ function toBuffer(v: unknown, what: string): Buffer {
  */
 export function argumentError(e: unknown): LightningError {
   if (e instanceof LightningError) return e;
-  return new LightningError('INVALID_ARGUMENT', `reading the arguments threw: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+  return new LightningError('INVALID_ARGUMENT', `reading the arguments threw: ${messageOf(e)}`, { cause: e });
 }
 
 function describeType(v: unknown): string {

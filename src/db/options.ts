@@ -235,7 +235,10 @@ export function resolveSync(opts: unknown, dflt: boolean): boolean {
 }
 
 /** The methods a FileSystem (src/env/file-system.ts) has. */
-const FILE_SYSTEM_METHODS = ['open', 'rename', 'unlink', 'remove', 'mkdir', 'readdir', 'stat', 'exists', 'syncDir', 'statfs', 'lock'] as const;
+const FILE_SYSTEM_METHODS = ['open', 'rename', 'unlink', 'remove', 'mkdir', 'readdir', 'stat', 'exists', 'syncDir', 'statfs', 'lock'] as const satisfies readonly (keyof FileSystem)[];
+/** Compile-time check that the list names every FileSystem method (a new one must be added). */
+const FILE_SYSTEM_METHODS_COMPLETE: Exclude<keyof FileSystem, (typeof FILE_SYSTEM_METHODS)[number]> extends never ? true : never = true;
+void FILE_SYSTEM_METHODS_COMPLETE;
 
 function isFileSystem(fs: unknown): boolean {
   if (typeof fs !== 'object' || fs === null) return false;
