@@ -27,10 +27,10 @@ import { encodeRecordInto, encodedRecordBytes } from '../wal/format.js';
 import type { VersionSet } from '../version/version-set.js';
 import type { Version } from '../version/version.js';
 import { NUM_LEVELS, type FileMetadata } from '../version/file-metadata.js';
-import { type BatchOp, EMPTY_VALUE, applyBatch, batchKeys, encodeBatchPayload, encodedBatchBytes, setBatchSequence } from './write-batch.js';
+import { type BatchOp, EMPTY_VALUE, applyBatch, batchCount, batchKeys, encodeBatchPayload, encodedBatchBytes, setBatchSequence } from './write-batch.js';
 import { WriteQueue, type CheckRange, type CommitCheck, type GroupCommitter, type PendingWrite } from './write-queue.js';
 import { resolveSync, type ResolvedOptions } from './options.js';
-import { type Bytes, type BatchOperation, type RangeOptions, argumentError, toBatchOps, toKey, toRange, toValue } from './keys.js';
+import { type Bytes, type BatchOperation, type RangeOptions, argumentError, toBatchPayload, toKey, toRange, toValue } from './keys.js';
 import { LightningIterator, type IteratorOwner } from './user-iterator.js';
 import { TableCache } from './table-cache.js';
 import { getFromTables, newestSeqInTables } from './read-path.js';
@@ -229,32 +229,31 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
 
   /** Applies all operations atomically, or none (an invalid operation rejects the whole batch). */
   batch(operations: readonly BatchOperation[], options?: { sync?: boolean }): Promise<void> {
-    let ops: BatchOp[];
+    let payload: Buffer;
     let sync: boolean;
     try {
-      ops = toBatchOps(operations);
+      payload = toBatchPayload(operations);
       sync = resolveSync(options, this.options.sync);
     } catch (e) {
       return Promise.reject(argumentError(e));
     }
-    return this.writeOrReject(ops, sync);
-  }
-
-  /** write() that never throws: a synchronous failure becomes the rejection. */
-  private writeOrReject(ops: BatchOp[], sync: boolean): Promise<void> {
     try {
-      if (ops.length === 0) {
-        this.checkWritable();
-        return Promise.resolve();
-      }
-      return this.write(ops, sync);
+      this.checkWritable();
+      const count = batchCount(payload);
+      if (count === 0) return Promise.resolve();
+      return this.enqueue(payload, count, sync, undefined);
     } catch (e) {
       return Promise.reject(this.toError(e));
     }
   }
 
-  private write(ops: BatchOp[], sync: boolean): Promise<void> {
-    return this.writeValidated(ops, sync, undefined);
+  /** writeValidated() that never throws: a synchronous failure becomes the rejection. */
+  private writeOrReject(ops: BatchOp[], sync: boolean): Promise<void> {
+    try {
+      return this.writeValidated(ops, sync, undefined);
+    } catch (e) {
+      return Promise.reject(this.toError(e));
+    }
   }
 
   /**
@@ -264,9 +263,13 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
   writeValidated(ops: BatchOp[], sync: boolean, validate: PendingWrite['validate']): Promise<void> {
     this.checkWritable();
     // Copy now: the caller may reuse its buffers as soon as this call returns.
-    const payload = encodeBatchPayload(ops, encodedBatchBytes(ops));
+    return this.enqueue(encodeBatchPayload(ops, encodedBatchBytes(ops)), ops.length, sync, validate);
+  }
+
+  /** Queues an encoded batch of `count` operations for the next group commit. */
+  private enqueue(payload: Buffer, count: number, sync: boolean, validate: PendingWrite['validate']): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.writeQueue.enqueue({ ops, sync, payload, validate, resolve, reject });
+      this.writeQueue.enqueue({ opCount: count, sync, payload, validate, resolve, reject });
     });
   }
 
@@ -813,7 +816,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     for (const w of group) {
       setBatchSequence(w.payload, seq);
       off = encodeRecordInto(buf, off, w.payload);
-      seq += w.ops.length;
+      seq += w.opCount;
     }
     assert(off === total, 'group size mismatch');
     try {
@@ -892,7 +895,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     let seq = this.lastSeq;
     for (const w of group) {
       this.counters.userBytesWritten += applyBatch(w.payload, seq + 1, mem);
-      seq += w.ops.length;
+      seq += w.opCount;
     }
     this.lastSeq = seq;
   }

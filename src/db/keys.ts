@@ -6,7 +6,7 @@
 import { LightningError, invalidArgument, messageOf } from '../base/errors.js';
 import { KIND_DELETE, KIND_VALUE } from '../base/internal-key.js';
 import type { UserRange } from '../iter/db-iterator.js';
-import { type BatchOp, EMPTY_VALUE } from './write-batch.js';
+import { BATCH_HEADER_BYTES, EMPTY_VALUE, PayloadBuilder } from './write-batch.js';
 import { BATCH_OPS_MAX, KEY_BYTES_MAX, VALUE_BYTES_MAX } from './options.js';
 
 /** A key or value as users pass it: bytes, or a string encoded as UTF-8. */
@@ -66,28 +66,38 @@ export type BatchOperation =
   | { type: 'put'; key: Bytes; value: Bytes }
   | { type: 'del'; key: Bytes };
 
-export function toBatchOps(ops: unknown): BatchOp[] {
+/**
+ * Validates a user's batch and encodes it into a payload (write-batch.ts) in one pass: each
+ * operation's fields are read once, and no object is made per operation. Its operation count is
+ * `batchCount(payload)`.
+ */
+export function toBatchPayload(ops: unknown): Buffer {
   if (!Array.isArray(ops)) throw invalidArgument('batch must be an array of operations');
   if (ops.length > BATCH_OPS_MAX) {
     throw invalidArgument(`batch has ${ops.length} operations; the limit is ${BATCH_OPS_MAX}`);
   }
   // The length read once: a getter of an operation may shrink or grow the array meanwhile.
   const n = ops.length;
-  const out: BatchOp[] = new Array<BatchOp>(n);
+  const builder = new PayloadBuilder(BATCH_HEADER_BYTES + n * BATCH_OP_BYTES_GUESS, n);
   for (let i = 0; i < n; i++) {
     const op: unknown = ops[i];
     if (typeof op !== 'object' || op === null) throw invalidArgument(`batch[${i}] is not an object`);
     const o = op as Record<string, unknown>;
-    if (o['type'] === 'put') {
-      out[i] = { kind: KIND_VALUE, key: toKey(o['key']), value: toValue(o['value']) };
-    } else if (o['type'] === 'del') {
-      out[i] = { kind: KIND_DELETE, key: toKey(o['key']), value: EMPTY_VALUE };
+    const type = o['type'];
+    if (type === 'put') {
+      const key = toKey(o['key']);
+      builder.add(KIND_VALUE, key, toValue(o['value']));
+    } else if (type === 'del') {
+      builder.add(KIND_DELETE, toKey(o['key']), EMPTY_VALUE);
     } else {
       throw invalidArgument(`batch[${i}].type must be 'put' or 'del'`);
     }
   }
-  return out;
+  return builder.finish();
 }
+
+/** First guess of an operation's encoded size (the builder grows from the average it sees). */
+const BATCH_OP_BYTES_GUESS = 64;
 
 /** Range options of iterators. */
 export interface RangeOptions {

@@ -42,35 +42,80 @@ export function encodedBatchBytes(ops: readonly BatchOp[]): number {
  * may reuse or mutate the buffers it passed.
  */
 export function encodeBatchPayload(ops: readonly BatchOp[], payloadBytes: number): Buffer {
-  const out = Buffer.allocUnsafe(payloadBytes);
-  const outView = viewOf(out);
-  let off = putFixed64(out, 0, 0);
-  out.writeUInt32LE(ops.length, off);
-  off += 4;
+  const builder = new PayloadBuilder(payloadBytes, ops.length);
+  for (const op of ops) builder.add(op.kind, op.key, op.value);
+  const out = builder.finish();
+  assert(out.length === payloadBytes, 'encoded batch size mismatch');
+  return out;
+}
+
+/**
+ * Builds a payload operation by operation, copying each key and value as it is added, into a
+ * buffer that grows when needed: a batch is validated and encoded in one pass, with no object per
+ * operation (db.batch). The payload is a view of the builder's buffer (which may have slack).
+ */
+export class PayloadBuilder {
+  private buf: Buffer;
+  private view: DataView;
+  private off = BATCH_HEADER_BYTES;
+  private count = 0;
   // Values often share one ArrayBuffer (Node's pool, one slab per batch): a view of it serves them all.
-  let sourceBuffer: ArrayBufferLike | null = null;
-  let sourceView = outView;
-  for (const op of ops) {
-    out[off++] = op.kind;
-    off = putVarint(out, off, op.key.length);
-    off += copyBytes(op.key, 0, op.key.length, out, off);
-    if (op.kind === KIND_VALUE) {
-      const value = op.value;
+  private sourceBuffer: ArrayBufferLike | null = null;
+  private sourceView: DataView;
+
+  /** `capacityBytes`: the first buffer's size; `expectedOps`: how many adds to size growth for. */
+  constructor(capacityBytes: number, private readonly expectedOps: number) {
+    this.buf = Buffer.allocUnsafe(Math.max(BATCH_HEADER_BYTES, capacityBytes));
+    this.view = viewOf(this.buf);
+    this.sourceView = this.view;
+  }
+
+  add(kind: typeof KIND_VALUE | typeof KIND_DELETE, key: Buffer, value: Buffer): void {
+    let need = 1 + varintLength(key.length) + key.length;
+    if (kind === KIND_VALUE) need += varintLength(value.length) + value.length;
+    if (this.off + need > this.buf.length) this.grow(need);
+    const out = this.buf;
+    let off = this.off;
+    out[off++] = kind;
+    off = putVarint(out, off, key.length);
+    off += copyBytes(key, 0, key.length, out, off);
+    if (kind === KIND_VALUE) {
       off = putVarint(out, off, value.length);
       if (viewCopyPays(value.length)) {
-        if (value.buffer !== sourceBuffer) {
-          sourceBuffer = value.buffer;
-          sourceView = new DataView(sourceBuffer);
+        if (value.buffer !== this.sourceBuffer) {
+          this.sourceBuffer = value.buffer;
+          this.sourceView = new DataView(value.buffer);
         }
-        copyWithViews(sourceView, value.byteOffset, outView, off, value.length);
+        copyWithViews(this.sourceView, value.byteOffset, this.view, off, value.length);
         off += value.length;
       } else {
         off += copyBytes(value, 0, value.length, out, off);
       }
     }
+    this.off = off;
+    this.count++;
   }
-  assert(off === payloadBytes, 'encoded batch size mismatch');
-  return out;
+
+  /** The payload (sequence 0, the count of adds). The builder must not be used afterwards. */
+  finish(): Buffer {
+    const out = this.buf;
+    putFixed64(out, 0, 0);
+    out.writeUInt32LE(this.count, 8);
+    this.sourceBuffer = null;
+    return out.subarray(0, this.off);
+  }
+
+  /** A bigger buffer: room for `need` more bytes and, at the average so far, the ops still expected. */
+  private grow(need: number): void {
+    const used = this.off - BATCH_HEADER_BYTES;
+    const remaining = Math.max(0, this.expectedOps - this.count - 1);
+    const perOp = this.count > 0 ? used / this.count : need;
+    const size = Math.max(this.off + need + Math.ceil(perOp * remaining * 1.125), Math.floor(this.buf.length * 1.5));
+    const grown = Buffer.allocUnsafe(size);
+    copyBytes(this.buf, 0, this.off, grown, 0);
+    this.buf = grown;
+    this.view = viewOf(grown);
+  }
 }
 
 /**
@@ -122,6 +167,11 @@ export function batchKeys(payload: Buffer): Buffer[] {
     }
   }
   return keys;
+}
+
+/** Number of operations in an encoded batch. */
+export function batchCount(payload: Buffer): number {
+  return payload.readUInt32LE(8);
 }
 
 /** Sets the first sequence number of an encoded batch. */

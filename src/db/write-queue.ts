@@ -9,7 +9,6 @@
  * any) succeeded, so a reader never sees a write that a crash could take back.
  */
 import type { LightningError } from '../base/errors.js';
-import type { BatchOp } from './write-batch.js';
 
 /** Upper bound on bytes framed into one group write (a single larger batch still goes alone). */
 export const GROUP_BYTES_MAX = 4 * 1024 * 1024;
@@ -31,7 +30,12 @@ export interface CheckRange {
 }
 
 export interface PendingWrite {
-  ops: BatchOp[];
+  /**
+   * Operations in the batch (its sequence numbers). The operations themselves are not kept: the
+   * payload holds them, and a queued write holds no object per operation (objects that live
+   * across a scavenge make V8 grow the young generation).
+   */
+  opCount: number;
   /**
    * Runs at commit time, after every earlier write is decided and before this one gets its
    * sequence numbers; a returned error rejects this write alone.
