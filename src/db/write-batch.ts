@@ -8,8 +8,7 @@
  * A DELETE op has no value part. Sequence numbers are firstSeq, firstSeq+1, ... in op order.
  */
 import { assert } from '../util/assert.js';
-import { copyBytes, copyWithViews, viewCopyPays } from '../util/copy-bytes.js';
-import { viewOf } from '../base/key-probe.js';
+import { copyBytes } from '../util/copy-bytes.js';
 import type { MemTable } from '../memtable/memtable.js';
 import { getFixed64, getVarint, putFixed64, putVarint, varintLength } from '../util/coding.js';
 import { KIND_DELETE, KIND_VALUE } from '../base/internal-key.js';
@@ -56,18 +55,12 @@ export function encodeBatchPayload(ops: readonly BatchOp[], payloadBytes: number
  */
 export class PayloadBuilder {
   private buf: Buffer;
-  private view: DataView;
   private off = BATCH_HEADER_BYTES;
   private count = 0;
-  // Values often share one ArrayBuffer (Node's pool, one slab per batch): a view of it serves them all.
-  private sourceBuffer: ArrayBufferLike | null = null;
-  private sourceView: DataView;
 
   /** `capacityBytes`: the first buffer's size; `expectedOps`: how many adds to size growth for. */
   constructor(capacityBytes: number, private readonly expectedOps: number) {
     this.buf = Buffer.allocUnsafe(Math.max(BATCH_HEADER_BYTES, capacityBytes));
-    this.view = viewOf(this.buf);
-    this.sourceView = this.view;
   }
 
   add(kind: typeof KIND_VALUE | typeof KIND_DELETE, key: Buffer, value: Buffer): void {
@@ -78,19 +71,11 @@ export class PayloadBuilder {
     let off = this.off;
     out[off++] = kind;
     off = putVarint(out, off, key.length);
+    // Whole buffers: copyBytes hands them to a native copy without making a view.
     off += copyBytes(key, 0, key.length, out, off);
     if (kind === KIND_VALUE) {
       off = putVarint(out, off, value.length);
-      if (viewCopyPays(value.length)) {
-        if (value.buffer !== this.sourceBuffer) {
-          this.sourceBuffer = value.buffer;
-          this.sourceView = new DataView(value.buffer);
-        }
-        copyWithViews(this.sourceView, value.byteOffset, this.view, off, value.length);
-        off += value.length;
-      } else {
-        off += copyBytes(value, 0, value.length, out, off);
-      }
+      off += copyBytes(value, 0, value.length, out, off);
     }
     this.off = off;
     this.count++;
@@ -101,7 +86,6 @@ export class PayloadBuilder {
     const out = this.buf;
     putFixed64(out, 0, 0);
     out.writeUInt32LE(this.count, 8);
-    this.sourceBuffer = null;
     return out.subarray(0, this.off);
   }
 
@@ -114,7 +98,6 @@ export class PayloadBuilder {
     const grown = Buffer.allocUnsafe(size);
     copyBytes(this.buf, 0, this.off, grown, 0);
     this.buf = grown;
-    this.view = viewOf(grown);
   }
 }
 

@@ -281,7 +281,7 @@ function parseHeader(src: Buffer, start: number, end: number): number {
   for (let shift = 0; ; shift += 7) {
     if (ip >= end || shift > 21) return -1;
     const b = src[ip++] as number;
-    n += (b & 0x7f) * 2 ** shift;
+    n |= (b & 0x7f) << shift; // shift <= 21: below 2^28, exact in int32 (`**` would call pow)
     if (b < 0x80) break;
   }
   parsedHeader = n;
