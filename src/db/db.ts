@@ -36,7 +36,7 @@ import { TableCache } from './table-cache.js';
 import { getFromTables, newestSeqInTables } from './read-path.js';
 import { bloomHash } from '../sstable/bloom-filter.js';
 import { flushMemTable, flushOnThisThread } from './flush.js';
-import type { FlushSpec } from './flush-table.js';
+import { removeTablesInRange, type FlushSpec } from './flush-table.js';
 import { BackgroundDeleter } from './background-deleter.js';
 import { Snapshot, type SnapshotOwner } from './snapshot.js';
 import { TransactionManager } from '../txn/transaction-manager.js';
@@ -54,12 +54,10 @@ import { deleteObsoleteWals, hasFreeSpace, removeQuietly } from './flush.js';
 import { BackgroundErrorState, type BackgroundSource } from './background-error.js';
 import { VersionEdit } from '../version/version-edit.js';
 import { createNewFile } from '../env/open-file.js';
-import { yieldToEventLoop } from '../util/yield.js';
+import { EVENT_LOOP_SHARE_MS, pacedResult, yieldToEventLoop } from '../util/yield.js';
 
 type State = 'open' | 'closing' | 'closed';
 
-/** Longest time the write path keeps the event loop while background work waits (see makeRoom). */
-const BACKGROUND_SHARE_MS = 2;
 /** Free space a DISK_FULL recovery wants beyond the memtables it flushes. */
 const RECOVERY_HEADROOM_BYTES = 64 * 1024;
 /**
@@ -329,11 +327,11 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
    * Non-durable writes complete without I/O, so a caller awaiting them in a loop never leaves the
    * microtask queue: the application's timers and I/O, and our own background flush and compaction
    * (which advance in macrotasks), would starve. Let the event loop turn at least every
-   * BACKGROUND_SHARE_MS of writing.
+   * EVENT_LOOP_SHARE_MS of writing.
    */
   private async shareEventLoop(): Promise<void> {
     const now = Date.now();
-    if (now - this.lastShareMs < BACKGROUND_SHARE_MS) return;
+    if (now - this.lastShareMs < EVENT_LOOP_SHARE_MS) return;
     this.lastShareMs = now;
     await yieldToEventLoop();
   }
@@ -507,7 +505,11 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     const here = (): Promise<FileMetadata> => flushOnThisThread(this.fs)(spec);
     if (this.options.compactionThread !== 'worker' || small) return here();
     const thread = (this.flushThread ??= this.backgroundThread());
-    return thread.orHere(() => thread.flush(spec), here);
+    return thread.orHere(() => thread.flush(spec), here).catch((e: unknown) => {
+      // A worker that died mid-build left its partial table: the flush is retried under a new number.
+      removeTablesInRange(this.fs, spec.dir, spec.fileNumber, 1);
+      throw e;
+    });
   };
 
   /**
@@ -541,7 +543,12 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     const here = (): Promise<MergeOutcome> => mergeTables(this.fs, spec, MAIN_THREAD_MERGE_SLICE_ENTRIES);
     if (this.options.compactionThread !== 'worker') return here();
     const t = thread();
-    return t.orHere(() => t.run(spec), here);
+    return t.orHere(() => t.run(spec), here).catch((e: unknown) => {
+      // A merge that fails in the worker removes its outputs, but a worker that died mid-merge
+      // could not: remove what it wrote now instead of leaving orphans until the next open.
+      removeTablesInRange(this.fs, spec.dir, spec.firstOutputNumber, spec.outputNumberCount);
+      throw e;
+    });
   }
 
   /** Oldest sequence number any reader may still ask for. */
@@ -920,11 +927,13 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
 
   /** The value of `key`, or undefined. */
   get(key: Bytes): Promise<Buffer | undefined> {
+    let value: Buffer | undefined;
     try {
-      return Promise.resolve(this.getSync(key));
+      value = this.getSync(key);
     } catch (e) {
       return Promise.reject(this.toError(e));
     }
+    return pacedResult(value); // a loop of awaited gets still lets the event loop turn
   }
 
   /** Synchronous get: reads are positioned reads of page-cached files (see env/file-system.ts). */

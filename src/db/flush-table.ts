@@ -9,7 +9,7 @@
  * removes) and the error is rethrown as a LightningError.
  */
 import { fromIoError } from '../base/errors.js';
-import { tableFileName } from '../base/file-names.js';
+import { parseFileName, tableFileName } from '../base/file-names.js';
 import { joinPath, type FileSystem } from '../env/file-system.js';
 import { NIL, firstSorted, nextSorted, sortedKeyLength, sortedKeyOffset, sortedValueLength, type SortedEntries } from '../memtable/skiplist.js';
 import { TableBuilder, type TableCompression } from '../sstable/table-builder.js';
@@ -85,5 +85,24 @@ export function removeQuietly(fs: FileSystem, path: string): boolean {
     return true;
   } catch {
     return false; // an orphan left behind is removed by the next open
+  }
+}
+
+/**
+ * Removes the tables numbered [first, first + count) that exist in `dir`, quietly: what a job
+ * whose worker died (and so could not clean up after itself) wrote of its reserved outputs.
+ * Numbers reserved for a job are never used by anything else, so whatever is in the range is its.
+ * One listing, not one unlink per number: a retried merge reserves one number per entry.
+ */
+export function removeTablesInRange(fs: FileSystem, dir: string, first: number, count: number): void {
+  let names: string[];
+  try {
+    names = fs.readdir(dir);
+  } catch {
+    return; // the next open removes what is left
+  }
+  for (const name of names) {
+    const parsed = parseFileName(name);
+    if (parsed?.kind === 'sst' && parsed.number >= first && parsed.number < first + count) removeQuietly(fs, joinPath(dir, name));
   }
 }

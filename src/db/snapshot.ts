@@ -7,6 +7,7 @@ import { LightningError } from '../base/errors.js';
 import type { UserRange } from '../iter/db-iterator.js';
 import { type Bytes, type RangeOptions, toKey, toRange } from './keys.js';
 import type { LightningIterator } from './user-iterator.js';
+import { pacedResult } from '../util/yield.js';
 
 /** What a snapshot needs from its database. */
 export interface SnapshotOwner {
@@ -38,11 +39,13 @@ export class Snapshot {
   }
 
   get(key: Bytes): Promise<Buffer | undefined> {
+    let value: Buffer | undefined;
     try {
-      return Promise.resolve(this.getSync(key));
+      value = this.getSync(key);
     } catch (e) {
       return Promise.reject(e);
     }
+    return pacedResult(value);
   }
 
   iterator(range?: RangeOptions): LightningIterator {

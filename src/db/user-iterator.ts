@@ -6,6 +6,7 @@
  */
 import { LightningError } from '../base/errors.js';
 import type { DbIterator } from '../iter/db-iterator.js';
+import { pacedResult } from '../util/yield.js';
 
 export type Entry = [key: Buffer, value: Buffer];
 
@@ -56,9 +57,15 @@ export class LightningIterator implements AsyncIterableIterator<Entry> {
   }
 
   /** Async step for `for await`. Rejects with LightningError; never throws synchronously. */
-  async next(): Promise<IteratorResult<Entry, undefined>> {
-    const e = this.nextSync();
-    return e === undefined ? DONE : { done: false, value: e };
+  next(): Promise<IteratorResult<Entry, undefined>> {
+    let e: Entry | undefined;
+    try {
+      e = this.nextSync();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    // A for-await over cached data settles in microtasks alone: let the event loop turn now and then.
+    return pacedResult<IteratorResult<Entry, undefined>>(e === undefined ? DONE : { done: false, value: e });
   }
 
   /** Releases the iterator. Idempotent. */

@@ -30,6 +30,7 @@ import type { LightningIterator } from '../db/user-iterator.js';
 import { BATCH_OPS_MAX } from '../db/options.js';
 import { type Bytes, type RangeOptions, toKey, toRange, toValue } from '../db/keys.js';
 import { assert } from '../util/assert.js';
+import { pacedResult } from '../util/yield.js';
 import { describeKeyId, type LockOwner, type LockTable } from './lock-table.js';
 import { TransactionIterator, type IteratorTransaction } from './transaction-iterator.js';
 import { WriteBuffer, keyId } from './write-buffer.js';
@@ -167,11 +168,13 @@ export class Transaction implements LockOwner, IteratorTransaction {
   }
 
   get(key: Bytes): Promise<Buffer | undefined> {
+    let value: Buffer | undefined;
     try {
-      return Promise.resolve(this.getSync(key));
+      value = this.getSync(key);
     } catch (e) {
       return Promise.reject(this.host.toError(e));
     }
+    return pacedResult(value);
   }
 
   /**

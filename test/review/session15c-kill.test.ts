@@ -138,6 +138,15 @@ if (kill === undefined) {
           t.diagnostic(`round ${round}: killed after ack ${lastAck}, ${splits} split merges`);
           assert.ok(splits > 0, 'the child ran split merges before the kill');
           const db = await open(dir, { ...SHAPE, compactionThread: 'main' });
+          // Checked before anything else runs: the reads below let the event loop turn (ReadPacer),
+          // and a compaction started at open then writes outputs not yet in the version.
+          const live = (db as unknown as { versions: { liveFileNumbers(): Set<number> } }).versions.liveFileNumbers();
+          const stray = fs
+            .readdirSync(dir)
+            .filter((n) => n.endsWith('.sst'))
+            .map((n) => Number(n.slice(0, -4)))
+            .filter((n) => !live.has(n));
+          assert.deepEqual(stray, [], `round ${round}: unreferenced tables after reopen`);
           const got = new Map<string, string>();
           for await (const [k, v] of db.iterator()) got.set(k.toString(), v.toString());
           // The state is the model after batch j, for some j >= lastAck (the child may have gone on
@@ -155,13 +164,6 @@ if (kill === undefined) {
           }
           assert.ok(matched, `round ${round}: reopened contents are not the model after any batch >= ${lastAck}`);
           assertLevelsDisjoint(db, `round ${round}`);
-          const live = (db as unknown as { versions: { liveFileNumbers(): Set<number> } }).versions.liveFileNumbers();
-          const stray = fs
-            .readdirSync(dir)
-            .filter((n) => n.endsWith('.sst'))
-            .map((n) => Number(n.slice(0, -4)))
-            .filter((n) => !live.has(n));
-          assert.deepEqual(stray, [], `round ${round}: unreferenced tables after reopen`);
           await db.compactRange();
           assertLevelsDisjoint(db, `round ${round} recompacted`);
           await db.close();
