@@ -6,8 +6,9 @@
 import { LightningError, invalidArgument, messageOf } from '../base/errors.js';
 import { KIND_DELETE, KIND_VALUE } from '../base/internal-key.js';
 import type { UserRange } from '../iter/db-iterator.js';
-import { BATCH_HEADER_BYTES, EMPTY_VALUE, PayloadBuilder } from './write-batch.js';
-import { BATCH_OPS_MAX, KEY_BYTES_MAX, VALUE_BYTES_MAX } from './options.js';
+import { BATCH_HEADER_BYTES, PayloadBuilder, checkKeyLength, checkValueLength } from './write-batch.js';
+import { trueLength } from '../util/copy-bytes.js';
+import { BATCH_OPS_MAX, KEY_BYTES_MAX } from './options.js';
 
 /** A key or value as users pass it: bytes, or a string encoded as UTF-8. */
 export type Bytes = Uint8Array | string;
@@ -46,18 +47,13 @@ function describeType(v: unknown): string {
 
 export function toKey(key: unknown): Buffer {
   const b = toBuffer(key, 'key');
-  if (b.length === 0) throw invalidArgument('key must not be empty');
-  if (b.length > KEY_BYTES_MAX) {
-    throw invalidArgument(`key is ${b.length} bytes; the limit is ${KEY_BYTES_MAX}`);
-  }
+  checkKeyLength(trueLength(b));
   return b;
 }
 
 export function toValue(value: unknown): Buffer {
   const b = toBuffer(value, 'value');
-  if (b.length > VALUE_BYTES_MAX) {
-    throw invalidArgument(`value is ${b.length} bytes; the limit is ${VALUE_BYTES_MAX}`);
-  }
+  checkValueLength(trueLength(b));
   return b;
 }
 
@@ -73,22 +69,21 @@ export type BatchOperation =
  */
 export function toBatchPayload(ops: unknown): Buffer {
   if (!Array.isArray(ops)) throw invalidArgument('batch must be an array of operations');
-  if (ops.length > BATCH_OPS_MAX) {
-    throw invalidArgument(`batch has ${ops.length} operations; the limit is ${BATCH_OPS_MAX}`);
-  }
-  // The length read once: a getter of an operation may shrink or grow the array meanwhile.
+  // The length read once: a getter of an operation (or a proxy) may shrink or grow the array.
   const n = ops.length;
-  const builder = new PayloadBuilder(BATCH_HEADER_BYTES + n * BATCH_OP_BYTES_GUESS, n);
+  if (n > BATCH_OPS_MAX) throw invalidArgument(`batch has ${n} operations; the limit is ${BATCH_OPS_MAX}`);
+  const builder = new PayloadBuilder(BATCH_HEADER_BYTES + Math.min(n * BATCH_OP_BYTES_GUESS, BATCH_FIRST_BUFFER_MAX));
   for (let i = 0; i < n; i++) {
     const op: unknown = ops[i];
     if (typeof op !== 'object' || op === null) throw invalidArgument(`batch[${i}] is not an object`);
     const o = op as Record<string, unknown>;
     const type = o['type'];
+    // The key is checked and copied before the value is read: a value getter cannot change it.
     if (type === 'put') {
-      const key = toKey(o['key']);
-      builder.add(KIND_VALUE, key, toValue(o['value']));
+      builder.addKey(KIND_VALUE, toBuffer(o['key'], 'key'));
+      builder.addValue(toBuffer(o['value'], 'value'));
     } else if (type === 'del') {
-      builder.add(KIND_DELETE, toKey(o['key']), EMPTY_VALUE);
+      builder.addKey(KIND_DELETE, toBuffer(o['key'], 'key'));
     } else {
       throw invalidArgument(`batch[${i}].type must be 'put' or 'del'`);
     }
@@ -96,8 +91,9 @@ export function toBatchPayload(ops: unknown): Buffer {
   return builder.finish();
 }
 
-/** First guess of an operation's encoded size (the builder grows from the average it sees). */
+/** First guess of an operation's encoded size, and the most the first buffer takes (it doubles). */
 const BATCH_OP_BYTES_GUESS = 64;
+const BATCH_FIRST_BUFFER_MAX = 1024 * 1024;
 
 /** Range options of iterators. */
 export interface RangeOptions {

@@ -8,11 +8,12 @@
  * A DELETE op has no value part. Sequence numbers are firstSeq, firstSeq+1, ... in op order.
  */
 import { assert } from '../util/assert.js';
-import { copyBytes } from '../util/copy-bytes.js';
+import { trueLength } from '../util/copy-bytes.js';
+import { KEY_BYTES_MAX, VALUE_BYTES_MAX } from './options.js';
 import type { MemTable } from '../memtable/memtable.js';
 import { getFixed64, getVarint, putFixed64, putVarint, varintLength } from '../util/coding.js';
 import { KIND_DELETE, KIND_VALUE } from '../base/internal-key.js';
-import { corruption } from '../base/errors.js';
+import { corruption, invalidArgument } from '../base/errors.js';
 
 export const BATCH_HEADER_BYTES = 12;
 
@@ -29,10 +30,25 @@ export const EMPTY_VALUE: Buffer = Buffer.alloc(0);
 export function encodedBatchBytes(ops: readonly BatchOp[]): number {
   let n = BATCH_HEADER_BYTES;
   for (const op of ops) {
-    n += 1 + varintLength(op.key.length) + op.key.length;
-    if (op.kind === KIND_VALUE) n += varintLength(op.value.length) + op.value.length;
+    const k = trueLength(op.key);
+    n += 1 + varintLength(k) + k;
+    if (op.kind === KIND_VALUE) {
+      const v = trueLength(op.value);
+      n += varintLength(v) + v;
+    }
   }
   return n;
+}
+
+/** Throws INVALID_ARGUMENT unless a key of `n` bytes is allowed. */
+export function checkKeyLength(n: number): void {
+  if (n === 0) throw invalidArgument('key must not be empty');
+  if (n > KEY_BYTES_MAX) throw invalidArgument(`key is ${n} bytes; the limit is ${KEY_BYTES_MAX}`);
+}
+
+/** Throws INVALID_ARGUMENT unless a value of `n` bytes is allowed. */
+export function checkValueLength(n: number): void {
+  if (n > VALUE_BYTES_MAX) throw invalidArgument(`value is ${n} bytes; the limit is ${VALUE_BYTES_MAX}`);
 }
 
 /**
@@ -41,8 +57,11 @@ export function encodedBatchBytes(ops: readonly BatchOp[]): number {
  * may reuse or mutate the buffers it passed.
  */
 export function encodeBatchPayload(ops: readonly BatchOp[], payloadBytes: number): Buffer {
-  const builder = new PayloadBuilder(payloadBytes, ops.length);
-  for (const op of ops) builder.add(op.kind, op.key, op.value);
+  const builder = new PayloadBuilder(payloadBytes);
+  for (const op of ops) {
+    builder.addKey(op.kind, op.key);
+    if (op.kind === KIND_VALUE) builder.addValue(op.value);
+  }
   const out = builder.finish();
   assert(out.length === payloadBytes, 'encoded batch size mismatch');
   return out;
@@ -52,53 +71,79 @@ export function encodeBatchPayload(ops: readonly BatchOp[], payloadBytes: number
  * Builds a payload operation by operation, copying each key and value as it is added, into a
  * buffer that grows when needed: a batch is validated and encoded in one pass, with no object per
  * operation (db.batch). The payload is a view of the builder's buffer (which may have slack).
+ *
+ * The builder is the last check before the WAL, and callers' objects may be hostile (a `length`
+ * getter that lies, a getter that detaches or resizes a buffer already checked). So it reads
+ * each length once, from the engine (`trueLength`), checks it against the limits, and copies
+ * exactly that many bytes with no caller code running in between. A put's key is copied before
+ * its value is even read (addKey, then addValue).
  */
 export class PayloadBuilder {
   private buf: Buffer;
   private off = BATCH_HEADER_BYTES;
   private count = 0;
+  /** A put whose key was added and whose value has not been. */
+  private valueDue = false;
 
-  /** `capacityBytes`: the first buffer's size; `expectedOps`: how many adds to size growth for. */
-  constructor(capacityBytes: number, private readonly expectedOps: number) {
+  /** `capacityBytes`: the first buffer's size; it doubles when full. */
+  constructor(capacityBytes: number) {
     this.buf = Buffer.allocUnsafe(Math.max(BATCH_HEADER_BYTES, capacityBytes));
   }
 
-  add(kind: typeof KIND_VALUE | typeof KIND_DELETE, key: Buffer, value: Buffer): void {
-    let need = 1 + varintLength(key.length) + key.length;
-    if (kind === KIND_VALUE) need += varintLength(value.length) + value.length;
-    if (this.off + need > this.buf.length) this.grow(need);
+  /** Starts an operation: its kind and its key, copied now. A put needs addValue next. */
+  addKey(kind: typeof KIND_VALUE | typeof KIND_DELETE, key: Uint8Array): void {
+    assert(!this.valueDue, 'a put needs its value before the next operation');
+    const n = trueLength(key);
+    checkKeyLength(n);
+    const off = this.reserve(1 + varintLength(n) + n);
     const out = this.buf;
-    let off = this.off;
-    out[off++] = kind;
-    off = putVarint(out, off, key.length);
-    // Whole buffers: copyBytes hands them to a native copy without making a view.
-    off += copyBytes(key, 0, key.length, out, off);
-    if (kind === KIND_VALUE) {
-      off = putVarint(out, off, value.length);
-      off += copyBytes(value, 0, value.length, out, off);
-    }
-    this.off = off;
+    out[off] = kind;
+    this.off = copyExactly(key, n, out, putVarint(out, off + 1, n));
     this.count++;
+    this.valueDue = kind === KIND_VALUE;
   }
 
-  /** The payload (sequence 0, the count of adds). The builder must not be used afterwards. */
+  /** The value of the put whose key was added last, copied now. */
+  addValue(value: Uint8Array): void {
+    assert(this.valueDue, 'addValue without a put key');
+    const n = trueLength(value);
+    checkValueLength(n);
+    const off = this.reserve(varintLength(n) + n);
+    const out = this.buf;
+    this.off = copyExactly(value, n, out, putVarint(out, off, n));
+    this.valueDue = false;
+  }
+
+  /** The payload (sequence 0, the count of operations). The builder must not be used afterwards. */
   finish(): Buffer {
+    assert(!this.valueDue, 'a put is missing its value');
     const out = this.buf;
     putFixed64(out, 0, 0);
     out.writeUInt32LE(this.count, 8);
     return out.subarray(0, this.off);
   }
 
-  /** A bigger buffer: room for `need` more bytes and, at the average so far, the ops still expected. */
-  private grow(need: number): void {
-    const used = this.off - BATCH_HEADER_BYTES;
-    const remaining = Math.max(0, this.expectedOps - this.count - 1);
-    const perOp = this.count > 0 ? used / this.count : need;
-    const size = Math.max(this.off + need + Math.ceil(perOp * remaining * 1.125), Math.floor(this.buf.length * 1.5));
-    const grown = Buffer.allocUnsafe(size);
-    copyBytes(this.buf, 0, this.off, grown, 0);
-    this.buf = grown;
+  /** Room for `bytes` more at the end (doubling: at most twice the payload); returns where. */
+  private reserve(bytes: number): number {
+    const off = this.off;
+    if (off + bytes > this.buf.length) {
+      const grown = Buffer.allocUnsafe(Math.max(off + bytes, 2 * this.buf.length));
+      this.buf.copy(grown, 0, 0, off);
+      this.buf = grown;
+    }
+    return off;
   }
+}
+
+/**
+ * Copies the first `n` bytes of `src` (n = its trueLength, read just before with no caller code
+ * since) to dst at `at`; returns the offset after them. Element reads and set() use the engine's
+ * view of `src`, never its properties, so exactly n bytes land.
+ */
+function copyExactly(src: Uint8Array, n: number, dst: Buffer, at: number): number {
+  if (n > 32) dst.set(src, at);
+  else for (let i = 0; i < n; i++) dst[at + i] = src[i] as number;
+  return at + n;
 }
 
 /**

@@ -2,6 +2,8 @@
  * Session 17 (review of the one-pass batch encoder): sizes at and around the limits, and batches
  * that make PayloadBuilder grow many times.
  *
+ * Fixed in session 17 (PayloadBuilder: engine lengths read once, key copied before the value is
+ * read, buffer doubling; toBatchPayload reads the array length once); the tests now pass.
  * Findings (these tests FAIL on the reviewed code):
  *  5. PayloadBuilder.grow sizes the new buffer as `need + perOp * remainingOps * 1.125`, where
  *     perOp is the average encoded size SO FAR (or, on the first op, that op's own size). A batch
