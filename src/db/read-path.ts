@@ -42,7 +42,10 @@ export function getFromTables(
   const out = scratch;
   out.value = undefined;
   out.hash = hash;
-  for (const meta of version.files(0)) {
+  // An index loop: for-of here allocated an iterator and a result object per get (sampled).
+  const l0 = version.files(0);
+  for (let i = 0; i < l0.length; i++) {
+    const meta = l0[i] as FileMetadata;
     if (!inRange(meta, userKey)) continue;
     seekKey ??= seekKeyFor(userKey, seq);
     const r = lookupInTable(tables, meta, userKey, seekKey, out);
