@@ -58,14 +58,7 @@ export class LightningIterator implements AsyncIterableIterator<Entry> {
 
   /** Async step for `for await`. Rejects with LightningError; never throws synchronously. */
   next(): Promise<IteratorResult<Entry, undefined>> {
-    let e: Entry | undefined;
-    try {
-      e = this.nextSync();
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    // A for-await over cached data settles in microtasks alone: let the event loop turn now and then.
-    return pacedResult<IteratorResult<Entry, undefined>>(e === undefined ? DONE : { done: false, value: e });
+    return pacedNext(this);
   }
 
   /** Releases the iterator. Idempotent. */
@@ -90,6 +83,21 @@ export class LightningIterator implements AsyncIterableIterator<Entry> {
   [Symbol.iterator](): IterableIterator<Entry> {
     return syncIterableOf(this);
   }
+}
+
+/**
+ * The async iteration step over anything with nextSync(): a rejection, never a synchronous throw.
+ * A for-await over cached data would settle in microtasks alone, so the result is paced
+ * (pacedResult): the event loop turns now and then. Shared by DB and transaction iterators.
+ */
+export function pacedNext(source: { nextSync(): Entry | undefined }): Promise<IteratorResult<Entry, undefined>> {
+  let e: Entry | undefined;
+  try {
+    e = source.nextSync();
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  return pacedResult<IteratorResult<Entry, undefined>>(e === undefined ? DONE : { done: false, value: e });
 }
 
 /**

@@ -11,9 +11,8 @@
 import { LightningError } from '../base/errors.js';
 import type { UserRange } from '../iter/db-iterator.js';
 import type { CheckRange } from '../db/write-queue.js';
-import { syncIterableOf, type Entry, type LightningIterator } from '../db/user-iterator.js';
+import { pacedNext, syncIterableOf, type Entry, type LightningIterator } from '../db/user-iterator.js';
 import type { BufferedWrite } from './write-buffer.js';
-import { pacedResult } from '../util/yield.js';
 
 /** What the iterator needs from its transaction. */
 export interface IteratorTransaction {
@@ -71,14 +70,7 @@ export class TransactionIterator implements AsyncIterableIterator<Entry> {
   }
 
   next(): Promise<IteratorResult<Entry, undefined>> {
-    let e: Entry | undefined;
-    try {
-      e = this.nextSync();
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    // A for-await over cached data settles in microtasks alone: let the event loop turn now and then.
-    return pacedResult<IteratorResult<Entry, undefined>>(e === undefined ? DONE : { done: false, value: e });
+    return pacedNext(this);
   }
 
   /** Releases the iterator and reports its coverage. Idempotent. */
