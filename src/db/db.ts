@@ -54,7 +54,7 @@ import { deleteObsoleteWals, hasFreeSpace, removeQuietly } from './flush.js';
 import { BackgroundErrorState, type BackgroundSource } from './background-error.js';
 import { VersionEdit } from '../version/version-edit.js';
 import { createNewFile } from '../env/open-file.js';
-import { EVENT_LOOP_SHARE_MS, pacedResult, yieldToEventLoop } from '../util/yield.js';
+import { EVENT_LOOP_SHARE_MS, pacedRejection, pacedResult, yieldToEventLoop } from '../util/yield.js';
 
 type State = 'open' | 'closing' | 'closed';
 
@@ -330,7 +330,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
    * EVENT_LOOP_SHARE_MS of writing.
    */
   private async shareEventLoop(): Promise<void> {
-    const now = Date.now();
+    const now = performance.now(); // monotonic: a wall clock stepped back must not stop the yields
     if (now - this.lastShareMs < EVENT_LOOP_SHARE_MS) return;
     this.lastShareMs = now;
     await yieldToEventLoop();
@@ -931,7 +931,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     try {
       value = this.getSync(key);
     } catch (e) {
-      return Promise.reject(this.toError(e));
+      return pacedRejection(this.toError(e));
     }
     return pacedResult(value); // a loop of awaited gets still lets the event loop turn
   }

@@ -7,7 +7,7 @@ import { LightningError } from '../base/errors.js';
 import type { UserRange } from '../iter/db-iterator.js';
 import { type Bytes, type RangeOptions, toKey, toRange } from './keys.js';
 import type { LightningIterator } from './user-iterator.js';
-import { pacedResult } from '../util/yield.js';
+import { pacedRejection, pacedResult } from '../util/yield.js';
 
 /** What a snapshot needs from its database. */
 export interface SnapshotOwner {
@@ -43,7 +43,7 @@ export class Snapshot {
     try {
       value = this.getSync(key);
     } catch (e) {
-      return Promise.reject(e);
+      return pacedRejection(e);
     }
     return pacedResult(value);
   }

@@ -6,7 +6,7 @@
  */
 import { LightningError } from '../base/errors.js';
 import type { DbIterator } from '../iter/db-iterator.js';
-import { pacedResult } from '../util/yield.js';
+import { pacedRejection, pacedResult } from '../util/yield.js';
 
 export type Entry = [key: Buffer, value: Buffer];
 
@@ -70,9 +70,8 @@ export class LightningIterator implements AsyncIterableIterator<Entry> {
     this.owner.releaseIterator(this);
   }
 
-  async return(): Promise<IteratorResult<Entry, undefined>> {
-    this.close();
-    return DONE;
+  return(): Promise<IteratorResult<Entry, undefined>> {
+    return pacedReturn(this);
   }
 
   [Symbol.asyncIterator](): AsyncIterableIterator<Entry> {
@@ -95,9 +94,19 @@ export function pacedNext(source: { nextSync(): Entry | undefined }): Promise<It
   try {
     e = source.nextSync();
   } catch (err) {
-    return Promise.reject(err);
+    return pacedRejection(err);
   }
   return pacedResult<IteratorResult<Entry, undefined>>(e === undefined ? DONE : { done: false, value: e });
+}
+
+/** The async protocol's return(): closes `source` now; settles after any step still pending. */
+export function pacedReturn(source: { close(): void }): Promise<IteratorResult<Entry, undefined>> {
+  try {
+    source.close();
+  } catch (err) {
+    return pacedRejection(err);
+  }
+  return pacedResult<IteratorResult<Entry, undefined>>(DONE);
 }
 
 /**

@@ -11,7 +11,7 @@
 import { LightningError } from '../base/errors.js';
 import type { UserRange } from '../iter/db-iterator.js';
 import type { CheckRange } from '../db/write-queue.js';
-import { pacedNext, syncIterableOf, type Entry, type LightningIterator } from '../db/user-iterator.js';
+import { pacedNext, pacedReturn, syncIterableOf, type Entry, type LightningIterator } from '../db/user-iterator.js';
 import type { BufferedWrite } from './write-buffer.js';
 
 /** What the iterator needs from its transaction. */
@@ -21,8 +21,6 @@ export interface IteratorTransaction {
   /** Called once, on release, with the range covered (null: nothing observed). */
   iteratorReleased(it: TransactionIterator, covered: CheckRange | null, seq: number): void;
 }
-
-const DONE: IteratorResult<Entry, undefined> = { done: true, value: undefined };
 
 export class TransactionIterator implements AsyncIterableIterator<Entry> {
   private inner: LightningIterator | null;
@@ -82,9 +80,8 @@ export class TransactionIterator implements AsyncIterableIterator<Entry> {
     this.txn.iteratorReleased(this, this.covered(), this.seq);
   }
 
-  async return(): Promise<IteratorResult<Entry, undefined>> {
-    this.close();
-    return DONE;
+  return(): Promise<IteratorResult<Entry, undefined>> {
+    return pacedReturn(this);
   }
 
   [Symbol.asyncIterator](): AsyncIterableIterator<Entry> {

@@ -30,7 +30,7 @@ import type { LightningIterator } from '../db/user-iterator.js';
 import { BATCH_OPS_MAX } from '../db/options.js';
 import { type Bytes, type RangeOptions, toKey, toRange, toValue } from '../db/keys.js';
 import { assert } from '../util/assert.js';
-import { pacedResult } from '../util/yield.js';
+import { pacedRejection, pacedResult } from '../util/yield.js';
 import { describeKeyId, type LockOwner, type LockTable } from './lock-table.js';
 import { TransactionIterator, type IteratorTransaction } from './transaction-iterator.js';
 import { WriteBuffer, keyId } from './write-buffer.js';
@@ -172,7 +172,7 @@ export class Transaction implements LockOwner, IteratorTransaction {
     try {
       value = this.getSync(key);
     } catch (e) {
-      return Promise.reject(this.host.toError(e));
+      return pacedRejection(this.host.toError(e));
     }
     return pacedResult(value);
   }

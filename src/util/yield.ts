@@ -14,18 +14,22 @@ export const EVENT_LOOP_SHARE_MS = 2;
  * Paces async reads that complete without I/O (a get of cached or page-cached data, a step of
  * `for await` over an iterator). Their promises settle in microtasks, so a loop of them never
  * lets the event loop turn: timers, sockets and the worker's messages (flushes and compactions
- * finishing) would wait for the whole loop. `due()` says when a result should instead be
- * delivered after one turn (afterEventLoopTurn): every EVENT_LOOP_SHARE_MS, with the clock read
- * once per READS_PER_CLOCK_READ calls. One pacer per thread: the event loop is the thread's, and
+ * finishing) would wait for the whole loop. Every EVENT_LOOP_SHARE_MS of such calls (the clock,
+ * monotonic, is read once per READS_PER_CLOCK_READ calls) a result is delivered after one
+ * setImmediate turn instead. While such a delivery is pending, every later result (or error)
+ * waits behind it, in call order: reads settle in the order they were called, as they did when
+ * all of them settled in microtasks. One pacer per thread: the event loop is the thread's, and
  * reads of several databases add up.
  */
 export class ReadPacer {
   private calls = 0;
-  private lastTurnMs = Date.now();
+  private lastTurnMs = performance.now();
+  /** Results handed to setImmediate and not yet delivered. */
+  waiting = 0;
 
   due(): boolean {
     if ((++this.calls & (READS_PER_CLOCK_READ - 1)) !== 0) return false;
-    const now = Date.now();
+    const now = performance.now();
     if (now - this.lastTurnMs < EVENT_LOOP_SHARE_MS) return false;
     this.lastTurnMs = now;
     return true;
@@ -38,14 +42,28 @@ const READS_PER_CLOCK_READ = 64;
 /** This thread's read pacer. */
 export const readPacer = new ReadPacer();
 
-/** `value`, delivered after one turn of the event loop. */
-export function afterEventLoopTurn<T>(value: T): Promise<T> {
-  return new Promise((resolve) => setImmediate(resolve, value));
+function deliver<T>(resolve: (v: T) => void, value: T): void {
+  readPacer.waiting--;
+  resolve(value);
 }
 
-/** An async read's result: at once, or after a turn of the event loop when the pacer says so. */
+function deliverError(reject: (e: unknown) => void, error: unknown): void {
+  readPacer.waiting--;
+  reject(error);
+}
+
+/** An async read's result: at once, or after a turn of the event loop (see ReadPacer). */
 export function pacedResult<T>(value: T): Promise<T> {
-  return readPacer.due() ? afterEventLoopTurn(value) : Promise.resolve(value);
+  if (readPacer.waiting === 0 && !readPacer.due()) return Promise.resolve(value);
+  readPacer.waiting++;
+  return new Promise((resolve) => setImmediate(deliver, resolve, value));
+}
+
+/** An async read's failure, after any paced result still waiting (in call order). */
+export function pacedRejection(error: unknown): Promise<never> {
+  if (readPacer.waiting === 0) return Promise.reject(error);
+  readPacer.waiting++;
+  return new Promise((_, reject) => setImmediate(deliverError, reject, error));
 }
 
 /**
