@@ -16,16 +16,13 @@ export const EVENT_LOOP_SHARE_MS = 2;
  * lets the event loop turn: timers, sockets and the worker's messages (flushes and compactions
  * finishing) would wait for the whole loop. Every EVENT_LOOP_SHARE_MS of such calls (the clock,
  * monotonic, is read once per READS_PER_CLOCK_READ calls) a result is delivered after one
- * setImmediate turn instead. While such a delivery is pending, every later result (or error)
- * waits behind it, in call order: reads settle in the order they were called, as they did when
- * all of them settled in microtasks. One pacer per thread: the event loop is the thread's, and
- * reads of several databases add up.
+ * setImmediate turn instead, and results called while it waits join it (see `delayed`): reads
+ * settle in the order they were called, as they did when all of them settled in microtasks. One
+ * pacer per thread: the event loop is the thread's, and reads of several databases add up.
  */
 export class ReadPacer {
   private calls = 0;
   private lastTurnMs = performance.now();
-  /** Results handed to setImmediate and not yet delivered. */
-  waiting = 0;
 
   due(): boolean {
     if ((++this.calls & (READS_PER_CLOCK_READ - 1)) !== 0) return false;
@@ -42,28 +39,42 @@ const READS_PER_CLOCK_READ = 64;
 /** This thread's read pacer. */
 export const readPacer = new ReadPacer();
 
-function deliver<T>(resolve: (v: T) => void, value: T): void {
-  readPacer.waiting--;
-  resolve(value);
+/**
+ * Results the pacer delayed, in call order: settle functions (a promise's resolve or reject) and
+ * what to settle with. The first waits for a setImmediate turn; every result or error called
+ * while it waits joins it, and the turn settles them all at once, in order, before any of their
+ * callers' code runs. So reads keep their call order, and a read called after the turn settles
+ * at once again (chaining each delayed result to the one before kept a chain alive under
+ * concurrent callers, and every read paid for it: 5-10% of a transaction workload).
+ */
+const delayedSettlers: ((outcome: unknown) => void)[] = [];
+const delayedOutcomes: unknown[] = [];
+
+function settleDelayed(): void {
+  // Everything is taken first: a settled caller's next read finds the queue empty.
+  const settlers = delayedSettlers.splice(0);
+  const outcomes = delayedOutcomes.splice(0);
+  for (let i = 0; i < settlers.length; i++) (settlers[i] as (outcome: unknown) => void)(outcomes[i]);
 }
 
-function deliverError(reject: (e: unknown) => void, error: unknown): void {
-  readPacer.waiting--;
-  reject(error);
+function delayed<T>(outcome: unknown, rejects: boolean): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    if (delayedSettlers.length === 0) setImmediate(settleDelayed);
+    delayedSettlers.push(rejects ? reject : (resolve as (outcome: unknown) => void));
+    delayedOutcomes.push(outcome);
+  });
 }
 
 /** An async read's result: at once, or after a turn of the event loop (see ReadPacer). */
 export function pacedResult<T>(value: T): Promise<T> {
-  if (readPacer.waiting === 0 && !readPacer.due()) return Promise.resolve(value);
-  readPacer.waiting++;
-  return new Promise((resolve) => setImmediate(deliver, resolve, value));
+  if (delayedSettlers.length === 0 && !readPacer.due()) return Promise.resolve(value);
+  return delayed<T>(value, false);
 }
 
-/** An async read's failure, after any paced result still waiting (in call order). */
+/** An async read's failure, after any delayed result still waiting (in call order). */
 export function pacedRejection(error: unknown): Promise<never> {
-  if (readPacer.waiting === 0) return Promise.reject(error);
-  readPacer.waiting++;
-  return new Promise((_, reject) => setImmediate(deliverError, reject, error));
+  if (delayedSettlers.length === 0) return Promise.reject(error);
+  return delayed<never>(error, true);
 }
 
 /**
