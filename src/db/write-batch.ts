@@ -8,7 +8,7 @@
  * A DELETE op has no value part. Sequence numbers are firstSeq, firstSeq+1, ... in op order.
  */
 import { assert } from '../util/assert.js';
-import { trueLength } from '../util/copy-bytes.js';
+import { copyFirstBytes, trueLength } from '../util/copy-bytes.js';
 import { KEY_BYTES_MAX, VALUE_BYTES_MAX } from './options.js';
 import type { MemTable } from '../memtable/memtable.js';
 import { getFixed64, getVarint, putFixed64, putVarint, varintLength } from '../util/coding.js';
@@ -98,7 +98,7 @@ export class PayloadBuilder {
     const off = this.reserve(1 + varintLength(n) + n);
     const out = this.buf;
     out[off] = kind;
-    this.off = copyExactly(key, n, out, putVarint(out, off + 1, n));
+    this.off = copyFirstBytes(key, n, out, putVarint(out, off + 1, n));
     this.count++;
     this.valueDue = kind === KIND_VALUE;
   }
@@ -110,7 +110,7 @@ export class PayloadBuilder {
     checkValueLength(n);
     const off = this.reserve(varintLength(n) + n);
     const out = this.buf;
-    this.off = copyExactly(value, n, out, putVarint(out, off, n));
+    this.off = copyFirstBytes(value, n, out, putVarint(out, off, n));
     this.valueDue = false;
   }
 
@@ -136,23 +136,12 @@ export class PayloadBuilder {
 }
 
 /**
- * Copies the first `n` bytes of `src` (n = its trueLength, read just before with no caller code
- * since) to dst at `at`; returns the offset after them. Element reads and set() use the engine's
- * view of `src`, never its properties, so exactly n bytes land.
- */
-function copyExactly(src: Uint8Array, n: number, dst: Buffer, at: number): number {
-  if (n > 32) dst.set(src, at);
-  else for (let i = 0; i < n; i++) dst[at + i] = src[i] as number;
-  return at + n;
-}
-
-/**
  * Inserts every operation of an encoded batch into `mem` with sequences firstSeq, firstSeq+1, ...
  * straight from the payload bytes (no view per key or value). Returns the user bytes applied.
  * Requires: a payload built by encodeBatchPayload (or verified by decodeBatch).
  */
 export function applyBatch(payload: Buffer, firstSeq: number, mem: MemTable): number {
-  const count = payload.readUInt32LE(8);
+  const count = batchCount(payload);
   const end = payload.length;
   let off = BATCH_HEADER_BYTES;
   let seq = firstSeq;
@@ -181,7 +170,7 @@ export function applyBatch(payload: Buffer, firstSeq: number, mem: MemTable): nu
 /** The keys of an encoded batch, as views into it (for commit-time validation). */
 export function batchKeys(payload: Buffer): Buffer[] {
   const keys: Buffer[] = [];
-  const count = payload.readUInt32LE(8);
+  const count = batchCount(payload);
   let off = BATCH_HEADER_BYTES;
   for (let i = 0; i < count; i++) {
     const kind = payload[off++] as number;
@@ -220,7 +209,7 @@ export interface DecodedBatch {
 export function decodeBatch(payload: Buffer, file: string, offset: number): DecodedBatch {
   if (payload.length < BATCH_HEADER_BYTES) throw corruption(file, offset, 'short batch header');
   const firstSeq = getFixed64(payload, 0);
-  const count = payload.readUInt32LE(8);
+  const count = batchCount(payload);
   const ops: BatchOp[] = [];
   let off = BATCH_HEADER_BYTES;
   const end = payload.length;

@@ -43,6 +43,17 @@ export function copyBytes(
   return n;
 }
 
+/**
+ * Copies the first `n` elements of `src` to dst at `at` (n = its trueLength, read with no caller
+ * code run since: see PayloadBuilder); returns the offset after them. Element reads and set() use
+ * the engine's view of `src`, never its properties, so exactly n bytes land.
+ */
+export function copyFirstBytes(src: Uint8Array, n: number, dst: Buffer, at: number): number {
+  if (n > LOOP_COPY_BYTES_MAX) dst.set(src, at);
+  else for (let i = 0; i < n; i++) dst[at + i] = src[i] as number;
+  return at + n;
+}
+
 /** A new Buffer holding a copy of `src[start, end)` (small ones come from Node's buffer pool). */
 export function copyOfRange(src: Buffer, start: number, end: number): Buffer {
   const out = Buffer.allocUnsafe(end - start);
