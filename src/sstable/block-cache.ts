@@ -7,9 +7,9 @@
  * probation block first. A full scan touches each block once, so it only churns probation and
  * the hot set in protected survives it.
  *
- * Keyed by (file number, block offset) through two Map levels, so a lookup builds no string and
- * allocates nothing; evicting a deleted file drops its inner map. Recency lists are doubly linked
- * through the entries (O(1) get, insert, evict).
+ * Keyed by (file number, block offset) through an open-addressing hash index (linear probing,
+ * deletion by shifting the probe run back, no tombstones), so a lookup builds no string and
+ * allocates nothing. Recency lists are doubly linked through the entries (O(1) get, insert, evict).
  *
  * Admission (TinyLFU, as in Caffeine): with `admission` on, every get() counts the block in a
  * small count-min sketch of recent use (4 rows of 8-bit counters capped at 15, halved every
@@ -27,8 +27,13 @@
  * the cache allocates once (lazily, up to its capacity) and reuses, so a miss costs a copy, not a
  * fresh ArrayBuffer (allocating one per miss, plus the GC work it causes, was ~20% of a random
  * read). A slot is charged its full size. Larger blocks (big values) get a buffer of their own.
- * Because slots are reused, a block returned by get() or insert() is a view that is only valid
- * until the next insert() or evictFile() on this cache: callers use it at once or copy it.
+ * An entry is an index into parallel typed arrays (key, length, charge, slot, list links), not an
+ * object: an admitted block allocates nothing that outlives the call. With an object and a view
+ * per entry (before), every admitted block left ~280 bytes for the young-generation GC to copy
+ * and promote, which made V8 grow the young generation from 8 to 32 MiB during random reads
+ * (~24 MiB of resident memory). get() and insert() therefore make a fresh view per call, which
+ * dies young. Because slots are reused, a returned view is only valid until the next insert() or
+ * evictFile() on this cache: callers use it at once or copy it.
  * Capacity 0 disables caching (every get misses, insert does nothing).
  */
 import { assert, invariants } from '../util/assert.js';
@@ -45,48 +50,10 @@ const PROTECTED = 1;
 const SLOTS_PER_SLAB = 64;
 /** `slot` of an entry whose block has a buffer of its own. */
 const NO_SLOT = -1;
-
-class CacheEntry {
-  prev: CacheEntry | null = null;
-  next: CacheEntry | null = null;
-  segment = PROBATION;
-  constructor(
-    readonly fileNumber: number,
-    readonly offset: number,
-    /** View of the cached bytes (in a slot, or a buffer of its own). */
-    public block: Buffer,
-    /** Slot index, or NO_SLOT. */
-    public slot: number,
-    /** Bytes charged against the budget: the slot size, or the block's length. */
-    public charge: number,
-  ) {}
-}
-
-/** One recency list: head = most recently used. */
-class LruList {
-  head: CacheEntry | null = null;
-  tail: CacheEntry | null = null;
-  bytes = 0;
-
-  pushFront(entry: CacheEntry): void {
-    entry.prev = null;
-    entry.next = this.head;
-    if (this.head !== null) this.head.prev = entry;
-    this.head = entry;
-    if (this.tail === null) this.tail = entry;
-    this.bytes += entry.charge;
-  }
-
-  unlink(entry: CacheEntry): void {
-    if (entry.prev !== null) entry.prev.next = entry.next;
-    else this.head = entry.next;
-    if (entry.next !== null) entry.next.prev = entry.prev;
-    else this.tail = entry.prev;
-    entry.prev = null;
-    entry.next = null;
-    this.bytes -= entry.charge;
-  }
-}
+/** No entry: an empty hash bucket, or the end of a list. */
+const NONE = -1;
+/** Entry arrays start this large and double when full. */
+const INITIAL_ENTRIES = 64;
 
 export interface BlockCacheStats {
   hits: number;
@@ -101,10 +68,41 @@ export interface BlockCacheStats {
 }
 
 export class BlockCache {
-  private readonly files = new Map<number, Map<number, CacheEntry>>();
-  private readonly lists = [new LruList(), new LruList()] as const;
-  private readonly protectedCapacityBytes: number;
+  // Entries are indices into these parallel arrays (see "Memory" in the file comment).
+  private entryCapacity = 0;
+  private fileOf: Float64Array = new Float64Array(0);
+  private offsetOf: Float64Array = new Float64Array(0);
+  /** The block's length (its view's length). */
+  private lengthOf: Float64Array = new Float64Array(0);
+  /** Bytes charged against the budget: the slot size, or the block's length. */
+  private chargeOf: Float64Array = new Float64Array(0);
+  /** blockHash of the entry's key (kept for the hash table's deletions and rebuilds). */
+  private hashOf: Int32Array = new Int32Array(0);
+  private prevOf: Int32Array = new Int32Array(0);
+  private nextOf: Int32Array = new Int32Array(0);
+  /** Slot index, or NO_SLOT (the block is in ownBlocks). */
+  private slotOf: Int32Array = new Int32Array(0);
+  private segmentOf: Uint8Array = new Uint8Array(0);
+  /** Blocks too large for a slot, by entry (the only objects the cache keeps per block). */
+  private ownBlocks: (Buffer | undefined)[] = [];
+  /** Entries never used yet start here; freed ones are kept in freeEntries. */
+  private entryHighWater = 0;
+  private freeEntries: Int32Array = new Int32Array(0);
+  private freeEntryCount = 0;
   private entryCount = 0;
+
+  /** Open addressing with linear probing: entry index or NONE per bucket. */
+  private buckets: Int32Array = new Int32Array(0);
+  private bucketMask = 0;
+  /** Live entries per file number, so evictFile of a file with none cached costs nothing. */
+  private readonly fileEntries = new Map<number, number>();
+
+  /** Recency lists per segment: head = most recently used. */
+  private readonly heads = new Int32Array([NONE, NONE]);
+  private readonly tails = new Int32Array([NONE, NONE]);
+  private readonly segmentBytes = new Float64Array(2);
+
+  private readonly protectedCapacityBytes: number;
   /** Access frequencies for admission; null when off. */
   private readonly sketch: FrequencySketch | null;
   private rejected = 0;
@@ -141,25 +139,25 @@ export class BlockCache {
   }
 
   private get usedBytes(): number {
-    return this.lists[PROBATION].bytes + this.lists[PROTECTED].bytes;
+    return (this.segmentBytes[PROBATION] as number) + (this.segmentBytes[PROTECTED] as number);
   }
 
   /** The cached block, marked most recently used (and promoted if in probation), or undefined. */
   get(fileNumber: number, offset: number): Buffer | undefined {
-    this.sketch?.increment(blockHash(fileNumber, offset));
-    const entry = this.files.get(fileNumber)?.get(offset);
-    if (entry === undefined) {
+    const hash = blockHash(fileNumber, offset);
+    this.sketch?.increment(hash);
+    const entry = this.find(fileNumber, offset, hash);
+    if (entry === NONE) {
       this.misses++;
       return undefined;
     }
     this.hits++;
-    const list = this.lists[entry.segment as 0 | 1];
-    if (entry.segment === PROTECTED && entry === list.head) return entry.block;
-    list.unlink(entry);
-    entry.segment = PROTECTED;
-    this.lists[PROTECTED].pushFront(entry);
-    this.demoteOverflow();
-    return entry.block;
+    if (this.segmentOf[entry] !== PROTECTED || this.heads[PROTECTED] !== entry) {
+      this.unlink(entry);
+      this.pushFront(PROTECTED, entry);
+      this.demoteOverflow();
+    }
+    return this.blockOf(entry);
   }
 
   /**
@@ -171,41 +169,45 @@ export class BlockCache {
     assert(Number.isSafeInteger(fileNumber) && fileNumber >= 0, 'bad file number');
     assert(Number.isSafeInteger(offset) && offset >= 0, 'bad block offset');
     if (this.capacityBytes === 0) return block;
-    const inSlot = this.fitsSlot(block.length);
-    const charge = inSlot ? this.slotBytes : block.length;
+    const length = block.length;
+    const inSlot = this.fitsSlot(length);
+    const charge = inSlot ? this.slotBytes : length;
     // A block larger than the whole budget would only flush everything else.
     if (charge > this.capacityBytes) return block;
-    const inner = this.files.get(fileNumber);
-    const existing = inner?.get(offset);
-    if (inner !== undefined && existing !== undefined) {
-      this.remove(existing, inner); // a replaced block was admitted before
-    } else if (this.rejects(fileNumber, offset, charge)) {
+    const hash = blockHash(fileNumber, offset);
+    const existing = this.find(fileNumber, offset, hash);
+    if (existing !== NONE) {
+      this.remove(existing); // a replaced block was admitted before
+    } else if (this.rejects(hash, charge)) {
       // Admission (TinyLFU): when the cache is full, a block used less often than the one it
       // would evict is not cached; the caller uses it once from `block`.
       this.rejected++;
       return block;
     }
     this.evictToBudget(this.capacityBytes - charge);
-    let slot = NO_SLOT;
+    const entry = this.takeEntry();
     let copy: Buffer;
     if (inSlot) {
-      slot = this.takeSlot();
+      const slot = this.takeSlot();
       const slab = this.slabs[Math.floor(slot / SLOTS_PER_SLAB)] as Buffer;
       const start = (slot % SLOTS_PER_SLAB) * this.slotBytes;
-      copyBytes(block, 0, block.length, slab, start);
-      copy = slab.subarray(start, start + block.length);
+      copyBytes(block, 0, length, slab, start);
+      copy = slab.subarray(start, start + length);
+      this.slotOf[entry] = slot;
     } else {
-      copy = Buffer.allocUnsafeSlow(block.length);
-      copyBytes(block, 0, block.length, copy, 0);
+      copy = Buffer.allocUnsafeSlow(length);
+      copyBytes(block, 0, length, copy, 0);
+      this.slotOf[entry] = NO_SLOT;
+      this.ownBlocks[entry] = copy;
     }
-    let files = this.files.get(fileNumber);
-    if (files === undefined) {
-      files = new Map();
-      this.files.set(fileNumber, files);
-    }
-    const entry = new CacheEntry(fileNumber, offset, copy, slot, charge);
-    files.set(offset, entry);
-    this.lists[PROBATION].pushFront(entry);
+    this.fileOf[entry] = fileNumber;
+    this.offsetOf[entry] = offset;
+    this.lengthOf[entry] = length;
+    this.chargeOf[entry] = charge;
+    this.hashOf[entry] = hash;
+    this.addToIndex(entry);
+    this.fileEntries.set(fileNumber, (this.fileEntries.get(fileNumber) ?? 0) + 1);
+    this.pushFront(PROBATION, entry);
     this.entryCount++;
     this.checkInvariants();
     return copy;
@@ -220,8 +222,9 @@ export class BlockCache {
     if (this.capacityBytes === 0) return false;
     const charge = this.fitsSlot(length) ? this.slotBytes : length;
     if (charge > this.capacityBytes) return false;
-    if (this.files.get(fileNumber)?.get(offset) !== undefined) return true;
-    if (!this.rejects(fileNumber, offset, charge)) return true;
+    const hash = blockHash(fileNumber, offset);
+    if (this.find(fileNumber, offset, hash) !== NONE) return true;
+    if (!this.rejects(hash, charge)) return true;
     this.rejected++;
     return false;
   }
@@ -232,10 +235,129 @@ export class BlockCache {
   }
 
   /** TinyLFU: full, and the block was used no more often than the one it would evict. */
-  private rejects(fileNumber: number, offset: number, charge: number): boolean {
+  private rejects(hash: number, charge: number): boolean {
     if (this.sketch === null || this.usedBytes + charge <= this.capacityBytes) return false;
-    const victim = this.lists[PROBATION].tail ?? this.lists[PROTECTED].tail;
-    return victim !== null && this.sketch.estimate(blockHash(fileNumber, offset)) <= this.sketch.estimate(blockHash(victim.fileNumber, victim.offset));
+    const victim = this.victim();
+    return victim !== NONE && this.sketch.estimate(hash) <= this.sketch.estimate(this.hashOf[victim] as number);
+  }
+
+  /** The entry eviction takes next: least recently used in probation, else in protected. */
+  private victim(): number {
+    const probation = this.tails[PROBATION] as number;
+    return probation !== NONE ? probation : (this.tails[PROTECTED] as number);
+  }
+
+  /** A view of an entry's block (a fresh view per call: views handed out are not kept). */
+  private blockOf(entry: number): Buffer {
+    const slot = this.slotOf[entry] as number;
+    if (slot === NO_SLOT) return this.ownBlocks[entry] as Buffer;
+    const slab = this.slabs[Math.floor(slot / SLOTS_PER_SLAB)] as Buffer;
+    const start = (slot % SLOTS_PER_SLAB) * this.slotBytes;
+    return slab.subarray(start, start + (this.lengthOf[entry] as number));
+  }
+
+  /** The entry cached at (fileNumber, offset), or NONE. */
+  private find(fileNumber: number, offset: number, hash: number): number {
+    const buckets = this.buckets;
+    const mask = this.bucketMask;
+    if (buckets.length === 0) return NONE;
+    for (let i = hash & mask; ; i = (i + 1) & mask) {
+      const entry = buckets[i] as number;
+      if (entry === NONE || (this.fileOf[entry] === fileNumber && this.offsetOf[entry] === offset)) return entry;
+    }
+  }
+
+  private addToIndex(entry: number): void {
+    const buckets = this.buckets;
+    const mask = this.bucketMask;
+    let i = (this.hashOf[entry] as number) & mask;
+    while (buckets[i] !== NONE) i = (i + 1) & mask;
+    buckets[i] = entry;
+  }
+
+  /** Removes an entry from the hash index, shifting later entries of its probe run back. */
+  private removeFromIndex(entry: number): void {
+    const buckets = this.buckets;
+    const mask = this.bucketMask;
+    let hole = (this.hashOf[entry] as number) & mask;
+    while (buckets[hole] !== entry) {
+      assert(buckets[hole] !== NONE, 'cache entry missing from its index');
+      hole = (hole + 1) & mask;
+    }
+    for (let i = (hole + 1) & mask; ; i = (i + 1) & mask) {
+      const moved = buckets[i] as number;
+      if (moved === NONE) break;
+      // `moved` may fill the hole unless its home bucket lies cyclically in (hole, i].
+      const home = (this.hashOf[moved] as number) & mask;
+      const homeAfterHole = hole <= i ? home > hole && home <= i : home > hole || home <= i;
+      if (!homeAfterHole) {
+        buckets[hole] = moved;
+        hole = i;
+      }
+    }
+    buckets[hole] = NONE;
+  }
+
+  /** A free entry index, growing the entry arrays and the index when all are in use. */
+  private takeEntry(): number {
+    if (this.freeEntryCount > 0) return this.freeEntries[--this.freeEntryCount] as number;
+    if (this.entryHighWater === this.entryCapacity) this.growEntries();
+    return this.entryHighWater++;
+  }
+
+  /** Doubles the entry arrays; the index keeps at least two buckets per entry. */
+  private growEntries(): void {
+    const capacity = Math.max(INITIAL_ENTRIES, this.entryCapacity * 2);
+    const grownF64 = (a: Float64Array): Float64Array => {
+      const b = new Float64Array(capacity);
+      b.set(a);
+      return b;
+    };
+    const grownI32 = (a: Int32Array): Int32Array => {
+      const b = new Int32Array(capacity);
+      b.set(a);
+      return b;
+    };
+    this.fileOf = grownF64(this.fileOf);
+    this.offsetOf = grownF64(this.offsetOf);
+    this.lengthOf = grownF64(this.lengthOf);
+    this.chargeOf = grownF64(this.chargeOf);
+    this.hashOf = grownI32(this.hashOf);
+    this.prevOf = grownI32(this.prevOf);
+    this.nextOf = grownI32(this.nextOf);
+    this.slotOf = grownI32(this.slotOf);
+    this.freeEntries = new Int32Array(capacity);
+    const segments = new Uint8Array(capacity);
+    segments.set(this.segmentOf);
+    this.segmentOf = segments;
+    this.entryCapacity = capacity;
+    this.buckets = new Int32Array(capacity * 2).fill(NONE);
+    this.bucketMask = capacity * 2 - 1;
+    for (const segment of [PROBATION, PROTECTED] as const) {
+      for (let e = this.heads[segment] as number; e !== NONE; e = this.nextOf[e] as number) this.addToIndex(e);
+    }
+  }
+
+  private pushFront(segment: number, entry: number): void {
+    const head = this.heads[segment] as number;
+    this.segmentOf[entry] = segment;
+    this.prevOf[entry] = NONE;
+    this.nextOf[entry] = head;
+    if (head !== NONE) this.prevOf[head] = entry;
+    else this.tails[segment] = entry;
+    this.heads[segment] = entry;
+    this.segmentBytes[segment] = (this.segmentBytes[segment] as number) + (this.chargeOf[entry] as number);
+  }
+
+  private unlink(entry: number): void {
+    const segment = this.segmentOf[entry] as number;
+    const prev = this.prevOf[entry] as number;
+    const next = this.nextOf[entry] as number;
+    if (prev !== NONE) this.nextOf[prev] = next;
+    else this.heads[segment] = next;
+    if (next !== NONE) this.prevOf[next] = prev;
+    else this.tails[segment] = prev;
+    this.segmentBytes[segment] = (this.segmentBytes[segment] as number) - (this.chargeOf[entry] as number);
   }
 
   /** A free slot; the budget check before guarantees one exists or can be allocated. */
@@ -251,21 +373,37 @@ export class BlockCache {
     return slot;
   }
 
-  /** Unlinks `entry` from its list and maps and frees its slot. */
-  private remove(entry: CacheEntry, inner: Map<number, CacheEntry>): void {
-    this.lists[entry.segment as 0 | 1].unlink(entry);
-    inner.delete(entry.offset);
-    if (inner.size === 0) this.files.delete(entry.fileNumber);
-    if (entry.slot !== NO_SLOT) this.freeSlots.push(entry.slot);
+  /** Unlinks `entry` from its list and the index, frees its slot and the entry itself. */
+  private remove(entry: number): void {
+    this.unlink(entry);
+    this.removeFromIndex(entry);
+    const fileNumber = this.fileOf[entry] as number;
+    const left = (this.fileEntries.get(fileNumber) as number) - 1;
+    if (left === 0) this.fileEntries.delete(fileNumber);
+    else this.fileEntries.set(fileNumber, left);
+    const slot = this.slotOf[entry] as number;
+    if (slot !== NO_SLOT) this.freeSlots.push(slot);
+    else this.ownBlocks[entry] = undefined;
+    this.freeEntries[this.freeEntryCount++] = entry;
     this.entryCount--;
   }
 
   /** Drops every block of a file (called when it is deleted; file numbers are never reused). */
   evictFile(fileNumber: number): void {
-    const inner = this.files.get(fileNumber);
-    if (inner === undefined) return;
-    for (const entry of [...inner.values()]) this.remove(entry, inner);
-    this.files.delete(fileNumber);
+    let left = this.fileEntries.get(fileNumber);
+    if (left === undefined) return;
+    for (const segment of [PROBATION, PROTECTED] as const) {
+      let e = this.heads[segment] as number;
+      while (e !== NONE && left > 0) {
+        const next = this.nextOf[e] as number;
+        if (this.fileOf[e] === fileNumber) {
+          this.remove(e);
+          left--;
+        }
+        e = next;
+      }
+    }
+    assert(!this.fileEntries.has(fileNumber), 'evictFile left blocks of the file cached');
     this.checkInvariants();
   }
 
@@ -276,61 +414,74 @@ export class BlockCache {
       usedBytes: this.usedBytes,
       capacityBytes: this.capacityBytes,
       entries: this.entryCount,
-      protectedBytes: this.lists[PROTECTED].bytes,
+      protectedBytes: this.segmentBytes[PROTECTED] as number,
       rejected: this.rejected,
     };
   }
 
   /** Moves least recently used protected blocks back to probation while protected is too big. */
   private demoteOverflow(): void {
-    const prot = this.lists[PROTECTED];
-    while (prot.bytes > this.protectedCapacityBytes && prot.tail !== null) {
-      const e = prot.tail;
-      prot.unlink(e);
-      e.segment = PROBATION;
-      this.lists[PROBATION].pushFront(e);
+    while ((this.segmentBytes[PROTECTED] as number) > this.protectedCapacityBytes && this.tails[PROTECTED] !== NONE) {
+      const e = this.tails[PROTECTED] as number;
+      this.unlink(e);
+      this.pushFront(PROBATION, e);
     }
   }
 
   /** Evicts least recently used blocks (probation first) until at most `budget` bytes are used. */
   private evictToBudget(budget: number): void {
     while (this.usedBytes > budget) {
-      const victim = this.lists[PROBATION].tail ?? this.lists[PROTECTED].tail;
-      assert(victim !== null, 'cache over budget with no entries');
-      const inner = this.files.get(victim.fileNumber);
-      assert(inner !== undefined, 'cached entry without its file map');
-      this.remove(victim, inner);
+      const victim = this.victim();
+      assert(victim !== NONE, 'cache over budget with no entries');
+      this.remove(victim);
     }
     assert(this.usedBytes >= 0, 'cache byte count went negative');
   }
 
-  /** Whole-structure check (tests): lists, segments and byte sums agree with the counters. */
+  /** Whole-structure check (tests): lists, segments, index and byte sums agree with the counters. */
   private checkInvariants(): void {
     if (!invariants.enabled) return;
     let count = 0;
+    let slotted = 0;
+    const perFile = new Map<number, number>();
     for (const segment of [PROBATION, PROTECTED] as const) {
       let bytes = 0;
-      for (let e = this.lists[segment].head; e !== null; e = e.next) {
+      let prev = NONE;
+      for (let e = this.heads[segment] as number; e !== NONE; e = this.nextOf[e] as number) {
         count++;
-        bytes += e.charge;
-        assert(e.charge === (e.slot === NO_SLOT ? e.block.length : this.slotBytes), 'entry charge mismatch');
-        assert(e.segment === segment, 'entry in the wrong segment list');
-        assert(this.files.get(e.fileNumber)?.get(e.offset) === e, 'list entry missing from the maps');
+        bytes += this.chargeOf[e] as number;
+        const slot = this.slotOf[e] as number;
+        if (slot !== NO_SLOT) slotted++;
+        assert(this.prevOf[e] === prev, 'recency list back link broken');
+        assert(this.chargeOf[e] === (slot === NO_SLOT ? this.lengthOf[e] : this.slotBytes), 'entry charge mismatch');
+        assert(slot !== NO_SLOT || this.ownBlocks[e]?.length === this.lengthOf[e], 'own block missing or wrong length');
+        assert(this.segmentOf[e] === segment, 'entry in the wrong segment list');
+        const fileNumber = this.fileOf[e] as number;
+        const offset = this.offsetOf[e] as number;
+        assert(this.hashOf[e] === blockHash(fileNumber, offset), 'entry hash mismatch');
+        assert(this.find(fileNumber, offset, this.hashOf[e] as number) === e, 'list entry missing from the index');
+        perFile.set(fileNumber, (perFile.get(fileNumber) ?? 0) + 1);
+        prev = e;
       }
-      assert(bytes === this.lists[segment].bytes, 'segment byte count mismatch');
+      assert(this.tails[segment] === prev, 'recency list tail mismatch');
+      assert(bytes === this.segmentBytes[segment], 'segment byte count mismatch');
     }
     assert(count === this.entryCount, 'cache entry count mismatch');
-    let slotted = 0;
-    for (const inner of this.files.values()) for (const e of inner.values()) if (e.slot !== NO_SLOT) slotted++;
+    assert(count + this.freeEntryCount === this.entryHighWater, 'cache entries leaked or double-freed');
+    let indexed = 0;
+    for (let i = 0; i < this.buckets.length; i++) if (this.buckets[i] !== NONE) indexed++;
+    assert(indexed === count, 'index holds entries that are not cached');
+    assert(perFile.size === this.fileEntries.size, 'per-file counts mismatch');
+    for (const [file, n] of perFile) assert(this.fileEntries.get(file) === n, 'per-file count mismatch');
     assert(slotted + this.freeSlots.length === this.slotCount, 'slots leaked or double-freed');
     assert(this.usedBytes <= this.capacityBytes, 'cache over budget');
-    assert(this.lists[PROTECTED].bytes <= this.protectedCapacityBytes, 'protected segment over its share');
+    assert((this.segmentBytes[PROTECTED] as number) <= this.protectedCapacityBytes, 'protected segment over its share');
   }
 }
 
-/** A well-mixed 32-bit hash of a block's cache key. */
+/** A well-mixed 32-bit hash of a block's cache key, as a signed int32 (as the index stores it). */
 function blockHash(fileNumber: number, offset: number): number {
-  return avalanche32(Math.imul(fileNumber, 0x9e3779b1) ^ offset ^ Math.imul(Math.floor(offset / 4294967296), 0x27d4eb2f));
+  return avalanche32(Math.imul(fileNumber, 0x9e3779b1) ^ offset ^ Math.imul(Math.floor(offset / 4294967296), 0x27d4eb2f)) | 0;
 }
 
 /**

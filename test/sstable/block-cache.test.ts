@@ -90,16 +90,29 @@ test('capacity 0 disables caching', () => {
   assert.deepEqual(c.stats(), { hits: 0, misses: 1, usedBytes: 0, capacityBytes: 0, entries: 0, protectedBytes: 0, rejected: 0 });
 });
 
-for (const slotBytes of [0, 64]) test(`matches a segmented-LRU model under random operations (property, slotBytes ${slotBytes})`, () => {
+// Small key spaces hit the replace and promote paths; the wide one (hundreds of entries, offsets
+// beyond 2^32, many files) grows the entry arrays and stresses the hash index's probe runs and
+// back-shifting deletions.
+const modelConfigs = [
+  { slotBytes: 0, capacity: 300, files: 3, offsets: 5, stride: 1, maxSize: 120, maxOps: 200, evictWeight: 2 },
+  { slotBytes: 64, capacity: 300, files: 3, offsets: 5, stride: 1, maxSize: 120, maxOps: 200, evictWeight: 2 },
+  { slotBytes: 0, capacity: 2000, files: 7, offsets: 400, stride: 2 ** 33 + 4096, maxSize: 8, maxOps: 600, evictWeight: 1 },
+  { slotBytes: 4, capacity: 2000, files: 7, offsets: 400, stride: 4096, maxSize: 8, maxOps: 600, evictWeight: 1 },
+];
+for (const { slotBytes, capacity, files, offsets, stride, maxSize, maxOps, evictWeight } of modelConfigs) test(`matches a segmented-LRU model under random operations (property, slotBytes ${slotBytes}, ${files * (offsets + 1)} keys)`, () => {
+  const offset = fc.nat(offsets).map((i) => i * stride);
   const op = fc.oneof(
-    fc.record({ t: fc.constant('get' as const), file: fc.nat(3), off: fc.nat(5) }),
-    fc.record({
-      t: fc.constant('insert' as const),
-      file: fc.nat(3),
-      off: fc.nat(5),
-      size: fc.integer({ min: 1, max: 120 }),
-    }),
-    fc.record({ t: fc.constant('evict' as const), file: fc.nat(3) }),
+    { arbitrary: fc.record({ t: fc.constant('get' as const), file: fc.nat(files), off: offset }), weight: 4 },
+    {
+      arbitrary: fc.record({
+        t: fc.constant('insert' as const),
+        file: fc.nat(files),
+        off: offset,
+        size: fc.integer({ min: 1, max: maxSize }),
+      }),
+      weight: 6,
+    },
+    { arbitrary: fc.record({ t: fc.constant('evict' as const), file: fc.nat(files) }), weight: evictWeight },
   );
   type E = { file: number; off: number; size: number; fill: number };
   // A block that fits a slot is charged the whole slot.
@@ -107,8 +120,7 @@ for (const slotBytes of [0, 64]) test(`matches a segmented-LRU model under rando
   const bytes = (l: E[]): number => l.reduce((sum, e) => sum + charge(e.size), 0);
   let fills = 0;
   fc.assert(
-    fc.property(fc.array(op, { maxLength: 200 }), (ops) => {
-      const capacity = 300;
+    fc.property(fc.array(op, { maxLength: maxOps }), (ops) => {
       const protectedCap = Math.floor(capacity * 0.8);
       const c = new BlockCache(capacity, slotBytes);
       // Model: two lists, most recently used first.
@@ -157,7 +169,7 @@ for (const slotBytes of [0, 64]) test(`matches a segmented-LRU model under rando
         assert.equal(s.misses, misses);
       }
     }),
-    { seed: SEED, numRuns: 300 },
+    { seed: SEED, numRuns: maxOps > 200 ? 60 : 300 },
   );
 });
 
@@ -254,4 +266,51 @@ test('admits() answers what insert() then does: cached or handed back (property)
     ),
     { seed: SEED, numRuns: 300 },
   );
+});
+
+test('the hash index finds every cached block while thousands come and go (seeded)', () => {
+  // Each block in a file of its own, so evictFile removes exactly one entry. Kept near the index's
+  // highest load (2,000 entries in 4,096 buckets), deletions land all over its probe runs,
+  // including runs that wrap around its end. Checked from outside (the whole-structure check per
+  // operation would make this quadratic).
+  const seed = SEED;
+  let state = seed >>> 0 || 1;
+  const next = (n: number): number => {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    return (state >>> 0) % n;
+  };
+  const wasEnabled = invariants.enabled;
+  invariants.enabled = false;
+  try {
+    const c = new BlockCache(1 << 20, 0);
+    const live = new Map<number, number>(); // file -> offset
+    let file = 0;
+    for (let round = 0; round < 40; round++) {
+      while (live.size < 2000) {
+        file++;
+        const offset = next(1 << 30) * 4096; // beyond 2^32
+        c.insert(file, offset, block(1 + (file % 7), file & 0xff));
+        live.set(file, offset);
+      }
+      const files = [...live.keys()];
+      for (let k = files.length - 1; k > 0; k--) {
+        const j = next(k + 1);
+        [files[k], files[j]] = [files[j] as number, files[k] as number];
+      }
+      for (const f of files.slice(0, 1000)) {
+        c.evictFile(f);
+        live.delete(f);
+      }
+      for (const [f, offset] of live) {
+        const got = c.get(f, offset);
+        assert.ok(got !== undefined && got.length === 1 + (f % 7) && got[0] === (f & 0xff), `seed ${seed}, round ${round}: block of file ${f} still found`);
+        assert.equal(c.get(f, offset + 4096), undefined, `seed ${seed}: no block at a neighbouring offset`);
+      }
+      assert.equal(c.stats().entries, live.size, `seed ${seed}`);
+    }
+  } finally {
+    invariants.enabled = wasEnabled;
+  }
 });
