@@ -20,7 +20,7 @@ import { LevelIterator } from '../iter/level-iterator.js';
 import { ReleasingIterator } from '../iter/releasing-iterator.js';
 import { DbIterator, type UserRange } from '../iter/db-iterator.js';
 import type { InternalIterator } from '../iter/internal-iterator.js';
-import { MemTable, type MemTableStorage } from '../memtable/memtable.js';
+import { MemTable, spareMemTableStorage, type MemTableStorage } from '../memtable/memtable.js';
 import { BlockCache } from '../sstable/block-cache.js';
 import { RecordWriter } from '../wal/record-writer.js';
 import { encodeRecordInto, encodedRecordBytes } from '../wal/format.js';
@@ -1173,6 +1173,11 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     await this.flushThread?.close();
     await this.sharedThread?.close();
     await this.asideThread?.close();
+    // Nothing reads the block cache or the last flushed memtable's buffers now (readers, iterators
+    // and workers are closed): they go to the next database opened in this thread (WeakSpares).
+    this.blockCache?.release();
+    if (this.spareMemTable !== null) spareMemTableStorage.put(this.spareMemTable);
+    this.spareMemTable = null;
     await this.deleter.idle();
     await this.versions.close();
     this.releaseLock();

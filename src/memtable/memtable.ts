@@ -4,6 +4,7 @@
  * once that SSTable is in the manifest.
  */
 import { assert } from '../util/assert.js';
+import { WeakSpares } from '../util/weak-spares.js';
 import { Random } from '../util/random.js';
 import { KIND_DELETE, MAX_SEQ, kindOfTrailer, seqOfTrailer } from '../base/internal-key.js';
 import type { InternalIterator } from '../iter/internal-iterator.js';
@@ -47,6 +48,12 @@ export interface MemTableStorage {
   filter: Buffer;
   index: KeyIndexStorage | null;
 }
+
+/**
+ * Buffers of closed databases' last flushed memtables, for the first memtable of the next database
+ * opened in this thread (see WeakSpares): a 16 MiB arena whose pages are already resident.
+ */
+export const spareMemTableStorage = new WeakSpares<MemTableStorage>(2);
 
 /** Versions a read walks down from a key's newest node before it searches the skiplist instead. */
 const VERSION_WALK_MAX = 8;

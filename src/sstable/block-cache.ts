@@ -38,6 +38,7 @@
  */
 import { assert, invariants } from '../util/assert.js';
 import { copyBytes } from '../util/copy-bytes.js';
+import { WeakSpares } from '../util/weak-spares.js';
 import { avalanche32 } from './bloom-filter.js';
 
 /** Share of the budget the protected segment may hold. */
@@ -54,6 +55,9 @@ const NO_SLOT = -1;
 const NONE = -1;
 /** Entry arrays start this large and double when full. */
 const INITIAL_ENTRIES = 64;
+
+/** Slabs of released caches (closed databases), for the next cache in this thread to reuse. */
+const spareSlabs = new WeakSpares<Buffer>(1024);
 
 export interface BlockCacheStats {
   hits: number;
@@ -116,6 +120,8 @@ export class BlockCache {
   private readonly maxSlots: number;
   /** Stack of free slot indices. */
   private freeSlots: number[] = [];
+  /** Set by release(): caches nothing more. */
+  private released = false;
 
   /**
    * `slotBytes` > 0 stores blocks up to that size in reusable slots (use a little more than the
@@ -168,7 +174,7 @@ export class BlockCache {
   insert(fileNumber: number, offset: number, block: Buffer): Buffer {
     assert(Number.isSafeInteger(fileNumber) && fileNumber >= 0, 'bad file number');
     assert(Number.isSafeInteger(offset) && offset >= 0, 'bad block offset');
-    if (this.capacityBytes === 0) return block;
+    if (this.capacityBytes === 0 || this.released) return block;
     const length = block.length;
     const inSlot = this.fitsSlot(length);
     const charge = inSlot ? this.slotBytes : length;
@@ -219,7 +225,7 @@ export class BlockCache {
    * the work insert would have needed; a refusal counts as a rejection.
    */
   admits(fileNumber: number, offset: number, length: number): boolean {
-    if (this.capacityBytes === 0) return false;
+    if (this.capacityBytes === 0 || this.released) return false;
     const charge = this.fitsSlot(length) ? this.slotBytes : length;
     if (charge > this.capacityBytes) return false;
     const hash = blockHash(fileNumber, offset);
@@ -366,7 +372,8 @@ export class BlockCache {
     if (free !== undefined) return free;
     assert(this.slotCount < this.maxSlots, 'no free cache slot within the budget');
     const n = Math.min(SLOTS_PER_SLAB, this.maxSlots - this.slotCount);
-    this.slabs.push(Buffer.allocUnsafeSlow(n * this.slotBytes));
+    const bytes = n * this.slotBytes;
+    this.slabs.push(spareSlabs.take((slab) => slab.length === bytes) ?? Buffer.allocUnsafeSlow(bytes));
     for (let i = n - 1; i >= 1; i--) this.freeSlots.push(this.slotCount + i);
     const slot = this.slotCount;
     this.slotCount += n;
@@ -404,6 +411,35 @@ export class BlockCache {
       }
     }
     assert(!this.fileEntries.has(fileNumber), 'evictFile left blocks of the file cached');
+    this.checkInvariants();
+  }
+
+  /**
+   * Empties the cache for good and offers its slabs to the next cache created in this thread
+   * (WeakSpares). Called by a database's close once nothing reads through it any more: a view
+   * handed out earlier must not be used after this. Later inserts cache nothing.
+   */
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    for (const slab of this.slabs) spareSlabs.put(slab);
+    this.slabs.length = 0;
+    this.slotCount = 0;
+    this.freeSlots = [];
+    this.ownBlocks = [];
+    this.buckets = new Int32Array(0);
+    this.bucketMask = 0;
+    this.entryCapacity = 0;
+    this.fileOf = this.offsetOf = this.lengthOf = this.chargeOf = new Float64Array(0);
+    this.hashOf = this.prevOf = this.nextOf = this.slotOf = this.freeEntries = new Int32Array(0);
+    this.segmentOf = new Uint8Array(0);
+    this.entryHighWater = 0;
+    this.freeEntryCount = 0;
+    this.entryCount = 0;
+    this.fileEntries.clear();
+    this.heads.fill(NONE);
+    this.tails.fill(NONE);
+    this.segmentBytes.fill(0);
     this.checkInvariants();
   }
 
