@@ -96,9 +96,12 @@ function callerOf(stack: string): StatfsCaller {
 }
 
 class GatedFs extends MemFs {
-  sstSyncs = 0;
-  /** The nth (1-based) table fsync is held on `sstGate` (0: none). */
-  holdSstSyncAt = 0;
+  /**
+   * While true, the first table fsync of a compaction (a merge: mergeTables on the stack) is held
+   * on `sstGate`. Not "the nth table fsync": a third flush may rotate in and sync before the
+   * compaction does, and holding the flush instead stalled the writes forever (session 18).
+   */
+  holdMergeSync = false;
   sstHeld = false;
   readonly sstGate = deferred<'ok' | 'enospc'>();
   /** While true, the next WAL fsync is held on `logGate` (once). */
@@ -122,8 +125,7 @@ class GatedFs extends MemFs {
       close: () => h.close(),
       sync: async () => {
         if (path.endsWith('.sst')) {
-          this.sstSyncs++;
-          if (this.sstSyncs === this.holdSstSyncAt) {
+          if (this.holdMergeSync && !this.sstHeld && (new Error().stack ?? '').includes('mergeTables')) {
             this.sstHeld = true;
             const how = await this.sstGate.promise;
             if (how === 'enospc') throw new FsError('ENOSPC', 'fsync', path, 'injected');
@@ -223,8 +225,8 @@ async function raceRecoveryWithRotation(ro: RaceOptions): Promise<Setup> {
     bgLog.push(`${source}: ${e instanceof Error ? e.message : String(e)}`);
     report(e, source);
   };
-  // Two flushes (L0 = 2 starts a compaction); the compaction's output fsync (3rd table fsync) is held.
-  fs.holdSstSyncAt = 3;
+  // Two flushes (L0 = 2 starts a compaction); the compaction's first output fsync is held.
+  fs.holdMergeSync = true;
   while (db.stats().flushes.count < 2 || internals.imm !== null) await put();
   await until(() => fs.sstHeld, 'the compaction reaches its output fsync');
   assert.equal(db.stats().compactions.running, true);
