@@ -83,12 +83,14 @@ export class TableCache {
 
   /** Drops a table from the cache (file about to be deleted). */
   evict(fileNumber: number): void {
+    // Its blocks go too when its reader was closed meanwhile (maxOpenFiles): they would only wait
+    // in the cache to age out. A file with none cached costs one lookup.
+    this.blockCache?.evictFile(fileNumber);
     const t = this.open.get(fileNumber);
     if (t === undefined) return;
     this.open.delete(fileNumber);
     t.evicted = true;
     this.unref(t);
-    this.blockCache?.evictFile(fileNumber);
   }
 
   /** Closes every reader not in use and forgets the rest (closed when released). */

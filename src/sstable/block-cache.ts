@@ -9,7 +9,8 @@
  *
  * Keyed by (file number, block offset) through an open-addressing hash index (linear probing,
  * deletion by shifting the probe run back, no tombstones), so a lookup builds no string and
- * allocates nothing. Recency lists are doubly linked through the entries (O(1) get, insert, evict).
+ * allocates nothing. Recency lists are doubly linked through the entries (O(1) get, insert, evict),
+ * and so is one list per file, so evicting a deleted file visits only that file's blocks.
  *
  * Admission (TinyLFU, as in Caffeine): with `admission` on, every get() counts the block in a
  * small count-min sketch of recent use (4 rows of 8-bit counters capped at 15, halved every
@@ -83,6 +84,9 @@ export class BlockCache {
   /** blockHash of the entry's key (kept for the hash table's deletions and rebuilds). */
   private hashOf: Int32Array = new Int32Array(0);
   private prevOf: Int32Array = new Int32Array(0);
+  /** Links of the per-file lists (every entry of one file, in no particular order). */
+  private filePrevOf: Int32Array = new Int32Array(0);
+  private fileNextOf: Int32Array = new Int32Array(0);
   private nextOf: Int32Array = new Int32Array(0);
   /** Slot index, or NO_SLOT (the block is in ownBlocks). */
   private slotOf: Int32Array = new Int32Array(0);
@@ -98,8 +102,11 @@ export class BlockCache {
   /** Open addressing with linear probing: entry index or NONE per bucket. */
   private buckets: Int32Array = new Int32Array(0);
   private bucketMask = 0;
-  /** Live entries per file number, so evictFile of a file with none cached costs nothing. */
-  private readonly fileEntries = new Map<number, number>();
+  /**
+   * First entry of each file with blocks cached (its list runs through fileNextOf): evictFile
+   * visits only that file's entries, and a file with none cached costs one lookup.
+   */
+  private readonly fileHeads = new Map<number, number>();
 
   /** Recency lists per segment: head = most recently used. */
   private readonly heads = new Int32Array([NONE, NONE]);
@@ -212,7 +219,7 @@ export class BlockCache {
     this.chargeOf[entry] = charge;
     this.hashOf[entry] = hash;
     this.addToIndex(entry);
-    this.fileEntries.set(fileNumber, (this.fileEntries.get(fileNumber) ?? 0) + 1);
+    this.linkToFile(entry, fileNumber);
     this.pushFront(PROBATION, entry);
     this.entryCount++;
     this.checkInvariants();
@@ -330,6 +337,8 @@ export class BlockCache {
     this.chargeOf = grownF64(this.chargeOf);
     this.hashOf = grownI32(this.hashOf);
     this.prevOf = grownI32(this.prevOf);
+    this.filePrevOf = grownI32(this.filePrevOf);
+    this.fileNextOf = grownI32(this.fileNextOf);
     this.nextOf = grownI32(this.nextOf);
     this.slotOf = grownI32(this.slotOf);
     this.freeEntries = new Int32Array(capacity);
@@ -384,10 +393,7 @@ export class BlockCache {
   private remove(entry: number): void {
     this.unlink(entry);
     this.removeFromIndex(entry);
-    const fileNumber = this.fileOf[entry] as number;
-    const left = (this.fileEntries.get(fileNumber) as number) - 1;
-    if (left === 0) this.fileEntries.delete(fileNumber);
-    else this.fileEntries.set(fileNumber, left);
+    this.unlinkFromFile(entry);
     const slot = this.slotOf[entry] as number;
     if (slot !== NO_SLOT) this.freeSlots.push(slot);
     else this.ownBlocks[entry] = undefined;
@@ -397,21 +403,36 @@ export class BlockCache {
 
   /** Drops every block of a file (called when it is deleted; file numbers are never reused). */
   evictFile(fileNumber: number): void {
-    let left = this.fileEntries.get(fileNumber);
-    if (left === undefined) return;
-    for (const segment of [PROBATION, PROTECTED] as const) {
-      let e = this.heads[segment] as number;
-      while (e !== NONE && left > 0) {
-        const next = this.nextOf[e] as number;
-        if (this.fileOf[e] === fileNumber) {
-          this.remove(e);
-          left--;
-        }
-        e = next;
-      }
+    let e = this.fileHeads.get(fileNumber);
+    if (e === undefined) return;
+    while (e !== NONE) {
+      const next = this.fileNextOf[e] as number;
+      this.remove(e);
+      e = next;
     }
-    assert(!this.fileEntries.has(fileNumber), 'evictFile left blocks of the file cached');
+    assert(!this.fileHeads.has(fileNumber), 'evictFile left blocks of the file cached');
     this.checkInvariants();
+  }
+
+  private linkToFile(entry: number, fileNumber: number): void {
+    const head = this.fileHeads.get(fileNumber) ?? NONE;
+    this.filePrevOf[entry] = NONE;
+    this.fileNextOf[entry] = head;
+    if (head !== NONE) this.filePrevOf[head] = entry;
+    this.fileHeads.set(fileNumber, entry);
+  }
+
+  private unlinkFromFile(entry: number): void {
+    const prev = this.filePrevOf[entry] as number;
+    const next = this.fileNextOf[entry] as number;
+    if (next !== NONE) this.filePrevOf[next] = prev;
+    if (prev !== NONE) {
+      this.fileNextOf[prev] = next;
+    } else {
+      const fileNumber = this.fileOf[entry] as number;
+      if (next === NONE) this.fileHeads.delete(fileNumber);
+      else this.fileHeads.set(fileNumber, next);
+    }
   }
 
   /**
@@ -432,11 +453,12 @@ export class BlockCache {
     this.entryCapacity = 0;
     this.fileOf = this.offsetOf = this.lengthOf = this.chargeOf = new Float64Array(0);
     this.hashOf = this.prevOf = this.nextOf = this.slotOf = this.freeEntries = new Int32Array(0);
+    this.filePrevOf = this.fileNextOf = new Int32Array(0);
     this.segmentOf = new Uint8Array(0);
     this.entryHighWater = 0;
     this.freeEntryCount = 0;
     this.entryCount = 0;
-    this.fileEntries.clear();
+    this.fileHeads.clear();
     this.heads.fill(NONE);
     this.tails.fill(NONE);
     this.segmentBytes.fill(0);
@@ -507,8 +529,17 @@ export class BlockCache {
     let indexed = 0;
     for (let i = 0; i < this.buckets.length; i++) if (this.buckets[i] !== NONE) indexed++;
     assert(indexed === count, 'index holds entries that are not cached');
-    assert(perFile.size === this.fileEntries.size, 'per-file counts mismatch');
-    for (const [file, n] of perFile) assert(this.fileEntries.get(file) === n, 'per-file count mismatch');
+    assert(perFile.size === this.fileHeads.size, 'per-file lists mismatch');
+    for (const [file, n] of perFile) {
+      let listed = 0;
+      let prev = NONE;
+      for (let e = this.fileHeads.get(file) ?? NONE; e !== NONE; e = this.fileNextOf[e] as number) {
+        assert(this.fileOf[e] === file && this.filePrevOf[e] === prev, 'per-file list broken');
+        prev = e;
+        listed++;
+      }
+      assert(listed === n, 'per-file list misses entries');
+    }
     assert(slotted + this.freeSlots.length === this.slotCount, 'slots leaked or double-freed');
     assert(this.usedBytes <= this.capacityBytes, 'cache over budget');
     assert((this.segmentBytes[PROTECTED] as number) <= this.protectedCapacityBytes, 'protected segment over its share');

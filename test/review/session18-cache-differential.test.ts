@@ -38,7 +38,7 @@ function randomConfig(rng: Random): DiffConfig {
 
 test('differential: small caches, random configurations (slots, admission, edges of 2^32 and 2^53)', () => {
   const start = seeds([0x18c0_0001])[0] as number;
-  const runs = process.env['SEED'] !== undefined && process.env['SEED'] !== '' ? 1 : 300;
+  const runs = process.env['SEED'] !== undefined && process.env['SEED'] !== '' ? 1 : 1500;
   for (let i = 0; i < runs; i++) {
     const seed = (start + i * 0x9e37) >>> 0;
     const cfg = randomConfig(new Random(seed ^ 0x5a5a5a5a));

@@ -38,6 +38,8 @@ export interface DiffConfig {
   invariantsEvery: number;
   /** Sizes to draw blocks from (besides a few derived from slot and capacity). */
   maxRandomSize: number;
+  /** Draw the sizes derived from slot and capacity (large ones flush the cache) only once in this many. */
+  edgeSizeEvery?: number;
 }
 
 export function describe(c: DiffConfig): string {
@@ -70,7 +72,7 @@ export function runDifferential(seed: number, cfg: DiffConfig, log: string[] = [
   const sizes = (): number => {
     const s = cfg.slotBytes;
     const c = cfg.capacity;
-    const r = rng.nextInt(20);
+    const r = cfg.edgeSizeEvery !== undefined && rng.nextInt(cfg.edgeSizeEvery) !== 0 ? 20 : rng.nextInt(20);
     switch (r) {
       case 0: return 0;
       case 1: return 1;
@@ -205,18 +207,21 @@ export function runDifferential(seed: number, cfg: DiffConfig, log: string[] = [
 /** A small random subset (with the edges mixed in) of numbers for file numbers or offsets. */
 export function numberPool(rng: Random, n: number, edges: boolean, stride: number): number[] {
   const out = new Set<number>();
-  if (edges) for (const e of EDGE_NUMBERS) if (rng.nextInt(3) !== 0) out.add(e);
+  const add = (x: number): void => {
+    if (Number.isSafeInteger(x) && x >= 0 && out.size < n) out.add(x);
+  };
+  if (edges) for (const e of EDGE_NUMBERS) if (rng.nextInt(3) !== 0) add(e);
   let at = rng.nextInt(4) * stride;
   while (out.size < n) {
     const r = rng.nextInt(10);
     if (r < 6) {
-      out.add(at);
+      add(at);
       at += stride;
     } else if (r < 8) {
-      out.add(Math.floor(rng.nextFloat() * 2 ** 21) * TWO32 + rng.nextUint32()); // anywhere below 2^53
+      add(Math.floor(rng.nextFloat() * 2 ** 21) * TWO32 + rng.nextUint32()); // anywhere below 2^53
     } else {
-      out.add((EDGE_NUMBERS[rng.nextInt(EDGE_NUMBERS.length)] as number) - (r === 8 ? 0 : Math.min(rng.nextInt(3), 0)));
+      add((EDGE_NUMBERS[rng.nextInt(EDGE_NUMBERS.length)] as number) - (r === 8 ? 0 : rng.nextInt(3)));
     }
   }
-  return [...out].filter((x) => Number.isSafeInteger(x) && x >= 0).slice(0, Math.max(1, n));
+  return [...out];
 }
