@@ -416,9 +416,10 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     imm.retire(this.keepSpareMemTable);
   }
 
-  /** The next memtable, on the last flushed one's buffers when they are free. */
+  /** The next memtable, on spare buffers when there are some. */
   private newMemTable(): MemTable {
-    const spare = this.spareMemTable;
+    // The last flushed memtable's buffers, else those a closed database left (WeakSpares).
+    const spare = this.spareMemTable ?? spareMemTableStorage.take(() => true) ?? null;
     this.spareMemTable = null;
     this.flushWorkerWarmed = false;
     return new MemTable(this.memSeed++, this.options.memtableSizeBytes, spare);
@@ -1173,11 +1174,13 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     await this.flushThread?.close();
     await this.sharedThread?.close();
     await this.asideThread?.close();
-    // Nothing reads the block cache or the last flushed memtable's buffers now (readers, iterators
-    // and workers are closed): they go to the next database opened in this thread (WeakSpares).
+    // Nothing reads the block cache or the memtables' buffers now (readers, iterators and workers
+    // are closed; the active memtable's entries are flushed or in the WAL): they go to the next
+    // database opened in this thread (WeakSpares). An unflushed `imm` (a failed flush) is left.
     this.blockCache?.release();
     if (this.spareMemTable !== null) spareMemTableStorage.put(this.spareMemTable);
     this.spareMemTable = null;
+    this.mem.retire(offerToNextDatabase);
     await this.deleter.idle();
     await this.versions.close();
     this.releaseLock();
@@ -1212,6 +1215,11 @@ function delay(ms: number): Promise<void> {
  * target, so it overshoots by at most one entry; blocks with a bigger last entry get a buffer of
  * their own.
  */
+/** MemTable.retire's recycle at close: the buffers go to the next database opened (WeakSpares). */
+function offerToNextDatabase(storage: MemTableStorage): void {
+  spareMemTableStorage.put(storage);
+}
+
 function cacheSlotBytes(blockSizeBytes: number): number {
   const bytes = blockSizeBytes + Math.max(blockSizeBytes >>> 4, 128);
   return Math.ceil(bytes / 64) * 64;

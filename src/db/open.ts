@@ -139,7 +139,7 @@ async function recover(
     try {
       if (mem.entryCount > 0) {
         await flushMemTable(fs, dir, versions, mem, walNumber, replayed.lastSeq, opts);
-        mem = new MemTable(opts.seed, opts.memtableSizeBytes);
+        mem = new MemTable(opts.seed, opts.memtableSizeBytes, mem.retireNow());
       } else {
         const edit = new VersionEdit();
         edit.logNumber = walNumber;

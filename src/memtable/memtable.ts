@@ -245,6 +245,14 @@ export class MemTable {
     else this.recycle = recycle;
   }
 
+  /** retire() for a memtable no iterator reads (checked): returns its buffers at once. */
+  retireNow(): MemTableStorage {
+    assert(!this.retired, 'memtable retired twice');
+    assert(this.openIterators === 0, 'memtable retired under an open iterator');
+    this.retired = true;
+    return this.takeStorage();
+  }
+
   /** @internal MemTableIterator.close(). */
   iteratorClosed(): void {
     assert(this.openIterators > 0, 'memtable iterator closed twice');

@@ -14,6 +14,7 @@ import { open, type Database, type OpenOptions } from '../../src/index.js';
 import { MemFs } from '../../src/env/mem-fs.js';
 import { BlockCache } from '../../src/sstable/block-cache.js';
 import { WeakSpares } from '../../src/util/weak-spares.js';
+import { spareMemTableStorage, type MemTableStorage } from '../../src/memtable/memtable.js';
 import { invariants } from '../../src/util/assert.js';
 import { Random } from '../../src/util/random.js';
 import { withSeed } from '../harness/seed.js';
@@ -164,5 +165,56 @@ test('databases opened while others close never see each other\'s bytes (node:fs
     });
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
+  }
+});
+
+/** The arena a database's active memtable writes into (internals, for identity checks). */
+function activeArena(db: Database): Buffer {
+  return (db as unknown as { mem: { list: { arena: Buffer } } }).mem.list.arena;
+}
+
+test('close offers both memtables\' buffers; the next database opens on one and rotates onto the other; a recovering open keeps the one it replayed into', async () => {
+  // Hold what is offered strongly, so that a GC in between cannot make this test take a path
+  // other than the one it checks.
+  const offered: MemTableStorage[] = [];
+  const put = spareMemTableStorage.put.bind(spareMemTableStorage);
+  spareMemTableStorage.put = (storage: MemTableStorage): void => {
+    offered.push(storage);
+    put(storage);
+  };
+  try {
+    while (spareMemTableStorage.take(() => true) !== undefined); // start from an empty pool
+    const fsys = new MemFs();
+    const options: OpenOptions = { fs: fsys, sync: false, memtableSize: 64 * 1024, blockSize: 1024, blockCacheSize: 64 * 1024 };
+    const a: Tracked = { db: await open('/a', options), dir: '/a', model: new Map() };
+    const rng = new Random(11);
+    for (let i = 0; i < 10; i++) await writeSome(a, rng, 'a', 200);
+    await a.db.close();
+    assert.equal(offered.length, 2, 'the last flushed memtable and the active one');
+    const arenas = offered.map((s) => s.list.arena);
+
+    const b: Tracked = { db: await open('/b', options), dir: '/b', model: new Map() };
+    assert.ok(arenas.includes(activeArena(b.db)), 'the opened database writes into an offered arena');
+    const first = activeArena(b.db);
+    const memOf = (db: Database): unknown => (db as unknown as { mem: unknown }).mem;
+    const firstMem = memOf(b.db);
+    while (memOf(b.db) === firstMem) await writeSome(b, rng, 'b', 50);
+    assert.ok(arenas.includes(activeArena(b.db)) && activeArena(b.db) !== first, 'its first rotation takes the other offered arena');
+    checkAll(b, 'b');
+
+    // A power cut leaves b's last (durable) writes in its WAL only: the next open takes an offered
+    // arena, replays them into it, flushes them, and keeps writing into that same arena.
+    await b.db.batch([{ type: 'put', key: keyOf(0), value: 'durable' }], { sync: true });
+    b.model.set(keyOf(0), 'durable');
+    const crashed = fsys.crashClone();
+    await b.db.close();
+    const newest = (offered[offered.length - 1] as MemTableStorage).list.arena;
+    const c: Tracked = { db: await open('/b', { ...options, fs: crashed }), dir: '/b', model: b.model };
+    assert.equal(c.db.getSync(keyOf(0))?.toString(), 'durable', 'the WAL was replayed');
+    assert.equal(activeArena(c.db), newest, 'the recovering open writes into the arena it replayed into');
+    checkAll(c, 'c');
+    await c.db.close();
+  } finally {
+    spareMemTableStorage.put = put;
   }
 });
