@@ -89,18 +89,27 @@ async function contents(db: Database): Promise<Map<string, string>> {
   return out;
 }
 
-/** Terminates the worker of `thread()` once `file` exists (polled each turn). */
-function killWhenExists(thread: () => CompactionThread | null, file: string): Promise<boolean> {
+/**
+ * Terminates the worker of `thread()` once `file` exists (polled each turn). Gives up (false) only
+ * once `job` has settled without the file appearing: a fixed number of turns was a clock in
+ * disguise, and under load (8 test files at once) a worker still starting outlasted 100,000
+ * turns (session 18).
+ */
+function killWhenExists(thread: () => CompactionThread | null, file: string, job: Promise<unknown>): Promise<boolean> {
+  let settled = false;
+  job.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
   return new Promise((resolve) => {
-    let turns = 0;
     const poll = (): void => {
       const w = (thread() as unknown as { worker: { terminate(): Promise<number> } | null } | null)?.worker ?? null;
+      if (settled) return resolve(false);
       if (fs.existsSync(file) && w !== null) {
         void w.terminate();
         resolve(true);
         return;
       }
-      if (++turns > 100_000) return resolve(false);
       setImmediate(poll);
     };
     poll();
@@ -169,7 +178,7 @@ test('the shared worker killed mid-flush (its table exists): the partial table g
           const p = build(spec);
           if (killed === null) {
             flushNumber = spec.fileNumber;
-            killed = killWhenExists(() => h.sharedThread, path.join(dir, tableFileName(spec.fileNumber)));
+            killed = killWhenExists(() => h.sharedThread, path.join(dir, tableFileName(spec.fileNumber)), p);
           }
           return p;
         };
@@ -177,14 +186,16 @@ test('the shared worker killed mid-flush (its table exists): the partial table g
         for (let i = 0; i < 40 && killed === null; i++) await writeSome(db, rng, model, 100, `a${attempt}.${i}`).catch(() => undefined);
         for (let i = 0; i < 10; i++) await writeSome(db, rng, model, 20, `b${attempt}.${i}`).catch(() => undefined);
         assert.notEqual(killed, null, 'no flush started');
-        assert.equal(await killed, true);
+        // False when the job ended before a turn saw its table (a loaded machine): what follows must
+        // hold either way.
+        await killed;
         // Let the flush settle one way or the other.
         await db.idle().catch(() => undefined);
-        const failed = db.stats().backgroundError !== null;
-        if (failed) {
+        // The kill may land as the job ends (the worker's answer already sent): then the flush
+        // succeeded and its number is live. Judged by the outcome, not by backgroundError, which
+        // a death seen after a success also sets (under load, session 18).
+        if (!h.versions.liveFileNumbers().has(flushNumber)) {
           failures++;
-          const live = h.versions.liveFileNumbers();
-          assert.ok(!live.has(flushNumber), 'the failed flush number is live');
           assert.ok(!tablesIn(dir).has(flushNumber), `the dead worker's partial flush table ${flushNumber} was left`);
         }
         h.buildFlushTable = build;
@@ -214,13 +225,15 @@ test('a death taken for a start failure: orHere reruns the same flush spec over 
         let killed: Promise<boolean> | null = null;
         h.buildFlushTable = (spec) => {
           const p = build(spec);
-          killed ??= killWhenExists(() => h.sharedThread, path.join(dir, tableFileName(spec.fileNumber)));
+          killed ??= killWhenExists(() => h.sharedThread, path.join(dir, tableFileName(spec.fileNumber)), p);
           return p;
         };
         for (let i = 0; i < 40 && killed === null; i++) await writeSome(db, rng, model, 100, `a${attempt}.${i}`).catch(() => undefined);
         for (let i = 0; i < 10; i++) await writeSome(db, rng, model, 20, `b${attempt}.${i}`).catch(() => undefined);
         assert.notEqual(killed, null, 'no flush started');
-        assert.equal(await killed, true);
+        // False when the job ended before a turn saw its table (a loaded machine): what follows must
+        // hold either way.
+        await killed;
         await db.idle().catch(() => undefined);
         outcomes.push(`${thread.broken ? 'broken' : 'ok'}/${db.stats().backgroundError?.code ?? 'healthy'}`);
         h.buildFlushTable = build;
@@ -263,7 +276,7 @@ test('a death taken for a start failure mid-merge (split and unsplit): the main-
           let killed: Promise<boolean> | null = null;
           h.merge = (spec) => {
             const p = merge(spec);
-            killed ??= killWhenExists(() => h.compactionThread, path.join(dir, tableFileName(spec.firstOutputNumber)));
+            killed ??= killWhenExists(() => h.compactionThread, path.join(dir, tableFileName(spec.firstOutputNumber)), p);
             return p;
           };
           const r = await db.compactRange().then(
