@@ -24,6 +24,7 @@ import type { FileMetadata } from '../../src/version/file-metadata.js';
 import { tableFileName } from '../../src/base/file-names.js';
 import { Random } from '../../src/util/random.js';
 import { withSeed } from '../harness/seed.js';
+import { killWorkerWhenFileExists } from '../harness/kill-worker.js';
 
 const SHAPE: OpenOptions = {
   memtableSize: 64 * 1024,
@@ -132,23 +133,6 @@ function dyingThread(name: string): CompactionThread {
   return thread;
 }
 
-/** Terminates `thread`'s worker once `file` exists (polled each turn), so it dies mid-job. */
-function killWhenExists(thread: CompactionThread, file: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    let turns = 0;
-    const poll = (): void => {
-      const w = (thread as unknown as { worker: { terminate(): Promise<number> } | null }).worker;
-      if (fs.existsSync(file) && w !== null) {
-        void w.terminate();
-        resolve(true);
-        return;
-      }
-      if (++turns > 200_000) return resolve(false);
-      setImmediate(poll);
-    };
-    poll();
-  });
-}
 
 async function retryAndCheck(db: Database, dir: string, model: Map<string, string>, what: string): Promise<void> {
   assert.equal(db.stats().backgroundError?.mode, 'retrying', `${what}: background state`);
@@ -200,7 +184,7 @@ test('the aside worker dying mid-half (its first output exists): its partial tab
       h.mergeAside = (spec) => {
         const p = aside(spec);
         const thread = h.asideThread as CompactionThread;
-        killed ??= killWhenExists(thread, path.join(dir, tableFileName(spec.firstOutputNumber)));
+        killed ??= killWorkerWhenFileExists(() => thread, path.join(dir, tableFileName(spec.firstOutputNumber)), p);
         return p;
       };
       const before = new Set(tablesIn(dir));
@@ -208,7 +192,7 @@ test('the aside worker dying mid-half (its first output exists): its partial tab
         () => null,
         (e: unknown) => e,
       );
-      assert.equal(await killed, true, 'the aside worker was killed');
+      const didKill = await killed;
       if (err === null) {
         // The kill landed after the half had finished (a slow turn): nothing to check here.
         t.diagnostic('the aside half finished before the kill landed');
@@ -216,6 +200,7 @@ test('the aside worker dying mid-half (its first output exists): its partial tab
         await db.close();
         return;
       }
+      assert.ok(didKill, 'the merge failed although no worker was killed');
       assert.equal((err as { code?: string }).code, 'IO_ERROR', String(err));
       const left = unreferenced(db, dir).filter((n) => !before.has(n));
       // Neither the dead worker's partly written table (removed by the main thread when the
@@ -248,20 +233,21 @@ test('the shared worker dying mid lower half while the aside half completes: its
       let killed: Promise<boolean> | null = null;
       h.merge = (spec) => {
         const p = merge(spec);
-        if (spec.upperBound !== undefined) killed ??= killWhenExists(h.sharedThread as CompactionThread, path.join(dir, tableFileName(spec.firstOutputNumber)));
+        if (spec.upperBound !== undefined) killed ??= killWorkerWhenFileExists(() => h.sharedThread, path.join(dir, tableFileName(spec.firstOutputNumber)), p);
         return p;
       };
       const err = await db.compactRange().then(
         () => null,
         (e: unknown) => e,
       );
-      assert.equal(await killed, true);
+      const didKill = await killed;
       if (err === null) {
         t.diagnostic('the lower half finished before the kill landed');
         assert.deepEqual(await contents(db), model);
         await db.close();
         return;
       }
+      assert.ok(didKill, 'the merge failed although no worker was killed');
       assert.equal((err as { code?: string }).code, 'IO_ERROR', String(err));
       if (asideDone) {
         for (const n of asideOutputs) assert.ok(!fs.existsSync(path.join(dir, tableFileName(n))), `aside output ${n} left behind`);

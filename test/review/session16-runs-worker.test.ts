@@ -21,6 +21,7 @@ import { tableFileName } from '../../src/base/file-names.js';
 import { isLightningError } from '../../src/base/errors.js';
 import { Random } from '../../src/util/random.js';
 import { withSeed } from '../harness/seed.js';
+import { killWorkerWhenFileExists } from '../harness/kill-worker.js';
 
 const SHAPE: OpenOptions = {
   memtableSize: 32 * 1024,
@@ -156,24 +157,6 @@ test('session16-runs: a damaged run table found mid-merge in the worker: CORRUPT
   });
 });
 
-/** Terminates `thread`'s worker once `file` exists (polled each turn), so it dies mid-job. */
-function killWhenExists(thread: () => CompactionThread | null, file: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    let turns = 0;
-    const poll = (): void => {
-      const w = (thread() as unknown as { worker: { terminate(): Promise<number> } | null } | null)?.worker ?? null;
-      if (fs.existsSync(file) && w !== null) {
-        void w.terminate();
-        resolve(true);
-        return;
-      }
-      if (++turns > 200_000) return resolve(false);
-      setImmediate(poll);
-    };
-    poll();
-  });
-}
-
 test('session16-runs: the worker killed mid run merge: recovery as before, no descriptor into the directory after close', { timeout: 60_000 }, async (t) => {
   await withSeed('session16-runs worker killed', async (seed) => {
     console.log(`session16-runs worker killed seed ${seed}`);
@@ -193,10 +176,11 @@ test('session16-runs: the worker killed mid run merge: recovery as before, no de
       let killed: Promise<boolean> | null = null;
       h.merge = (spec: MergeSpec): Promise<MergeOutcome> => {
         // The first merge with a run of several tables: kill the worker once its first output exists.
+        const p = orig(spec);
         if (killed === null && (spec.sortedRuns ?? []).some((r) => r.length >= 4)) {
-          killed = killWhenExists(() => h.sharedThread ?? h.compactionThread, path.join(dir, tableFileName(spec.firstOutputNumber)));
+          killed = killWorkerWhenFileExists(() => h.sharedThread ?? h.compactionThread, path.join(dir, tableFileName(spec.firstOutputNumber)), p);
         }
-        return orig(spec);
+        return p;
       };
       let err: unknown = null;
       try {

@@ -25,6 +25,7 @@ import type { FileMetadata } from '../../src/version/file-metadata.js';
 import { tableFileName } from '../../src/base/file-names.js';
 import { Random } from '../../src/util/random.js';
 import { withSeed } from '../harness/seed.js';
+import { killWorkerWhenFileExists } from '../harness/kill-worker.js';
 
 const SHAPE: OpenOptions = {
   memtableSize: 64 * 1024,
@@ -89,33 +90,6 @@ async function contents(db: Database): Promise<Map<string, string>> {
   return out;
 }
 
-/**
- * Terminates the worker of `thread()` once `file` exists (polled each turn). Gives up (false) only
- * once `job` has settled without the file appearing: a fixed number of turns was a clock in
- * disguise, and under load (8 test files at once) a worker still starting outlasted 100,000
- * turns (session 18).
- */
-function killWhenExists(thread: () => CompactionThread | null, file: string, job: Promise<unknown>): Promise<boolean> {
-  let settled = false;
-  job.then(
-    () => (settled = true),
-    () => (settled = true),
-  );
-  return new Promise((resolve) => {
-    const poll = (): void => {
-      const w = (thread() as unknown as { worker: { terminate(): Promise<number> } | null } | null)?.worker ?? null;
-      if (settled) return resolve(false);
-      if (fs.existsSync(file) && w !== null) {
-        void w.terminate();
-        resolve(true);
-        return;
-      }
-      setImmediate(poll);
-    };
-    poll();
-  });
-}
-
 /** Makes `thread` forget, after each ready message, that its worker was ready: a death then looks like a start failure. */
 function forgetReady(thread: CompactionThread): void {
   const t = thread as unknown as { start(): { on(e: 'message', f: (m: unknown) => void): void }; ready: boolean };
@@ -178,7 +152,7 @@ test('the shared worker killed mid-flush (its table exists): the partial table g
           const p = build(spec);
           if (killed === null) {
             flushNumber = spec.fileNumber;
-            killed = killWhenExists(() => h.sharedThread, path.join(dir, tableFileName(spec.fileNumber)), p);
+            killed = killWorkerWhenFileExists(() => h.sharedThread, path.join(dir, tableFileName(spec.fileNumber)), p);
           }
           return p;
         };
@@ -225,7 +199,7 @@ test('a death taken for a start failure: orHere reruns the same flush spec over 
         let killed: Promise<boolean> | null = null;
         h.buildFlushTable = (spec) => {
           const p = build(spec);
-          killed ??= killWhenExists(() => h.sharedThread, path.join(dir, tableFileName(spec.fileNumber)), p);
+          killed ??= killWorkerWhenFileExists(() => h.sharedThread, path.join(dir, tableFileName(spec.fileNumber)), p);
           return p;
         };
         for (let i = 0; i < 40 && killed === null; i++) await writeSome(db, rng, model, 100, `a${attempt}.${i}`).catch(() => undefined);
@@ -276,7 +250,7 @@ test('a death taken for a start failure mid-merge (split and unsplit): the main-
           let killed: Promise<boolean> | null = null;
           h.merge = (spec) => {
             const p = merge(spec);
-            killed ??= killWhenExists(() => h.compactionThread, path.join(dir, tableFileName(spec.firstOutputNumber)), p);
+            killed ??= killWorkerWhenFileExists(() => h.compactionThread, path.join(dir, tableFileName(spec.firstOutputNumber)), p);
             return p;
           };
           const r = await db.compactRange().then(
