@@ -1210,16 +1210,16 @@ function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/**
- * Block-cache slot size for tables with this block size: a block is cut once it reaches the
- * target, so it overshoots by at most one entry; blocks with a bigger last entry get a buffer of
- * their own.
- */
 /** MemTable.retire's recycle at close: the buffers go to the next database opened (WeakSpares). */
 function offerToNextDatabase(storage: MemTableStorage): void {
   spareMemTableStorage.put(storage);
 }
 
+/**
+ * Block-cache slot size for tables with this block size: a block is cut once it reaches the
+ * target, so it overshoots by at most one entry; blocks with a bigger last entry get a buffer of
+ * their own.
+ */
 function cacheSlotBytes(blockSizeBytes: number): number {
   const bytes = blockSizeBytes + Math.max(blockSizeBytes >>> 4, 128);
   return Math.ceil(bytes / 64) * 64;

@@ -50,8 +50,9 @@ export interface MemTableStorage {
 }
 
 /**
- * Buffers of closed databases' last flushed memtables, for the first memtable of the next database
- * opened in this thread (see WeakSpares): a 16 MiB arena whose pages are already resident.
+ * Buffers of closed databases' memtables (the last flushed one and the active one), for the next
+ * database opened in this thread: its first memtable and its first rotation (see WeakSpares). A
+ * 16 MiB arena whose pages are already resident.
  */
 export const spareMemTableStorage = new WeakSpares<MemTableStorage>(2);
 

@@ -83,11 +83,12 @@ export class BlockCache {
   private chargeOf: Float64Array = new Float64Array(0);
   /** blockHash of the entry's key (kept for the hash table's deletions and rebuilds). */
   private hashOf: Int32Array = new Int32Array(0);
+  /** Links of the recency lists. */
   private prevOf: Int32Array = new Int32Array(0);
+  private nextOf: Int32Array = new Int32Array(0);
   /** Links of the per-file lists (every entry of one file, in no particular order). */
   private filePrevOf: Int32Array = new Int32Array(0);
   private fileNextOf: Int32Array = new Int32Array(0);
-  private nextOf: Int32Array = new Int32Array(0);
   /** Slot index, or NO_SLOT (the block is in ownBlocks). */
   private slotOf: Int32Array = new Int32Array(0);
   private segmentOf: Uint8Array = new Uint8Array(0);
