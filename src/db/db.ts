@@ -20,7 +20,7 @@ import { LevelIterator } from '../iter/level-iterator.js';
 import { ReleasingIterator } from '../iter/releasing-iterator.js';
 import { DbIterator, type UserRange } from '../iter/db-iterator.js';
 import type { InternalIterator } from '../iter/internal-iterator.js';
-import { MemTable, spareMemTableStorage, type MemTableStorage } from '../memtable/memtable.js';
+import { MemTable, offerMemTableStorage, takeOfferedMemTableStorage, type MemTableStorage } from '../memtable/memtable.js';
 import { BlockCache } from '../sstable/block-cache.js';
 import { RecordWriter } from '../wal/record-writer.js';
 import { encodeRecordInto, encodedRecordBytes } from '../wal/format.js';
@@ -419,7 +419,7 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
   /** The next memtable, on spare buffers when there are some. */
   private newMemTable(): MemTable {
     // The last flushed memtable's buffers, else those a closed database left (WeakSpares).
-    const spare = this.spareMemTable ?? spareMemTableStorage.take(() => true) ?? null;
+    const spare = this.spareMemTable ?? takeOfferedMemTableStorage();
     this.spareMemTable = null;
     this.flushWorkerWarmed = false;
     return new MemTable(this.memSeed++, this.options.memtableSizeBytes, spare);
@@ -1178,9 +1178,9 @@ export class Database implements GroupCommitter, IteratorOwner, SnapshotOwner {
     // are closed; the active memtable's entries are flushed or in the WAL): they go to the next
     // database opened in this thread (WeakSpares). An unflushed `imm` (a failed flush) is left.
     this.blockCache?.release();
-    if (this.spareMemTable !== null) spareMemTableStorage.put(this.spareMemTable);
+    if (this.spareMemTable !== null) offerMemTableStorage(this.spareMemTable);
     this.spareMemTable = null;
-    this.mem.retire(offerToNextDatabase);
+    this.mem.retire(offerMemTableStorage);
     await this.deleter.idle();
     await this.versions.close();
     this.releaseLock();
@@ -1208,11 +1208,6 @@ function inCheckRange(key: Buffer, r: CheckRange): boolean {
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** MemTable.retire's recycle at close: the buffers go to the next database opened (WeakSpares). */
-function offerToNextDatabase(storage: MemTableStorage): void {
-  spareMemTableStorage.put(storage);
 }
 
 /**

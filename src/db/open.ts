@@ -8,7 +8,7 @@ import { LightningError, fromIoError } from '../base/errors.js';
 import { CURRENT_FILE, LOCK_FILE, logFileName, parseFileName, tableFileName } from '../base/file-names.js';
 import { joinPath, type FileSystem } from '../env/file-system.js';
 import { NodeFs } from '../env/node-fs.js';
-import { MemTable, spareMemTableStorage } from '../memtable/memtable.js';
+import { MemTable, takeOfferedMemTableStorage } from '../memtable/memtable.js';
 import { RecordReader } from '../wal/record-reader.js';
 import { VersionSet } from '../version/version-set.js';
 import { VersionEdit } from '../version/version-edit.js';
@@ -189,7 +189,7 @@ function replayWals(
   opts: ResolvedOptions,
 ): Replayed {
   // A database closed earlier in this thread may have left its memtable buffers (WeakSpares).
-  const mem = new MemTable(opts.seed, opts.memtableSizeBytes, spareMemTableStorage.take(() => true) ?? null);
+  const mem = new MemTable(opts.seed, opts.memtableSizeBytes, takeOfferedMemTableStorage());
   const out: Replayed = { mem, lastSeq: lastSequence, prevRecordSeq: 0, records: 0, skippedBytes: 0, tornIn: null };
   for (const n of wals) replayOneWal(fs, joinPath(dir, logFileName(n)), opts, out);
   return out;

@@ -56,6 +56,18 @@ export interface MemTableStorage {
  */
 export const spareMemTableStorage = new WeakSpares<MemTableStorage>(2);
 
+/** Offers a retired memtable's buffers to the next database opened here (a retire() recycle). */
+export function offerMemTableStorage(storage: MemTableStorage): void {
+  spareMemTableStorage.put(storage);
+}
+
+/** Buffers a closed database offered (the MemTable constructor decides if they fit), or null. */
+export function takeOfferedMemTableStorage(): MemTableStorage | null {
+  return spareMemTableStorage.take(anyStorage) ?? null;
+}
+
+const anyStorage = (): boolean => true;
+
 /** Versions a read walks down from a key's newest node before it searches the skiplist instead. */
 const VERSION_WALK_MAX = 8;
 /** Reads of keys written here (that searched the list) after which a memtable builds its key index. */
