@@ -137,7 +137,10 @@ export async function mergeTables(
   }
 }
 
-/** Opens an input table (without a block cache: a merge reads each block once). */
+/**
+ * Opens an input table for scanning only (no filter, no point-lookup index) and without a block
+ * cache: a merge reads each block once.
+ */
 function openInput(fs: FileSystem, dir: string, number: number, sizeBytes: number): TableReader {
   const path = joinPath(dir, tableFileName(number));
   let file: FileHandle;
@@ -147,7 +150,7 @@ function openInput(fs: FileSystem, dir: string, number: number, sizeBytes: numbe
     throw fromIoError(e, 'open', path);
   }
   try {
-    return TableReader.open(file, number, sizeBytes, null);
+    return TableReader.open(file, number, sizeBytes, null, true);
   } catch (e) {
     file.close();
     throw e;

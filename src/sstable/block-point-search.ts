@@ -7,6 +7,13 @@
  * for a next step, no view of the key or value is created, and the restart array is read directly,
  * which makes a cached lookup's block search about twice as fast as the iterator's.
  *
+ * Two things make the scan cheap (a random get over a cached block: search 0.9 → 0.57 µs):
+ *   - it compares each key from where it can first differ from the target (compareKeyFrom), not
+ *     from byte 0: neighbouring keys share long prefixes, and so did every compare with the target;
+ *   - before searching a cached block, it reads one byte per 64-byte line (touchLines). The loads
+ *     are independent, so the CPU overlaps their cache misses instead of meeting them one by one
+ *     as the scan walks entry to entry.
+ *
  * Like BlockIterator it trusts nothing: every length and restart point is bounds-checked, a bad
  * block raises CORRUPTION (never a RangeError or an endless loop; every step moves forward).
  */
@@ -26,6 +33,8 @@ export class BlockPointSearch {
   /** The found entry's value: block[valueStart, valueEnd) of the block searched last. */
   valueStart = 0;
   valueEnd = 0;
+  /** What touchLines read (kept, so that its loads are not optimized away). */
+  touched = 0;
 
   /**
    * Finds the first entry of `block` (read from `path` at `blockOffset`) whose key is >= `target`
@@ -41,6 +50,7 @@ export class BlockPointSearch {
     }
     const limit = n - RESTART_BYTES - count * RESTART_BYTES;
     const targetLength = target.length;
+    if (n <= TOUCH_BYTES_MAX) this.touched = touchLines(block, n);
     // The last restart point whose key is < target (or 0). Keys at restart points are stored whole.
     let lo = 0;
     let hi = count - 1;
@@ -54,6 +64,8 @@ export class BlockPointSearch {
     let off = restartPoint(block, limit, lo, path, blockOffset);
     let keyLength = 0;
     let key = this.keyBuffer;
+    // User-key bytes the previous key shares with the target (compareKeyFrom).
+    let matched = 0;
     while (off < limit) {
       let p = decodeEntryHeader(block, off, limit, path, blockOffset);
       const shared = headerShared;
@@ -67,7 +79,9 @@ export class BlockPointSearch {
       for (let i = 0; i < unshared; i++) key[shared + i] = block[p + i] as number;
       keyLength = length;
       p += unshared;
-      if (compareInternalKeyRanges(key, 0, length, target, 0, targetLength) >= 0) {
+      const c = compareKeyFrom(key, length, target, targetLength, shared < matched ? shared : matched);
+      matched = matchedBytes;
+      if (c >= 0) {
         this.keyLength = length;
         this.valueStart = p;
         this.valueEnd = p + valueLength;
@@ -96,6 +110,7 @@ export class BlockPointSearch {
     let keyLength = 0;
     let key = this.keyBuffer;
     let off = 0;
+    let matched = 0; // as in seekGE
     while (off < limit) {
       if (available < off + ENTRY_HEADER_BYTES_MAX && available < total) available = extendOrFail(decoder, off + ENTRY_HEADER_BYTES_MAX, path, blockOffset);
       const end = available < limit ? available : limit;
@@ -114,7 +129,9 @@ export class BlockPointSearch {
       for (let i = 0; i < unshared; i++) key[shared + i] = block[p + i] as number;
       keyLength = length;
       p += unshared;
-      if (compareInternalKeyRanges(key, 0, length, target, 0, targetLength) >= 0) {
+      const c = compareKeyFrom(key, length, target, targetLength, shared < matched ? shared : matched);
+      matched = matchedBytes;
+      if (c >= 0) {
         this.keyLength = length;
         this.valueStart = p;
         this.valueEnd = p + valueLength;
@@ -163,6 +180,55 @@ function restartPoint(block: Buffer, limit: number, i: number, path: string, blo
   const off = getFixed32(block, at);
   if (off > limit) throw corruption(path, blockOffset + at, 'bad restart point');
   return off;
+}
+
+/** Blocks up to this size are touched before a search (touchLines); larger ones (big values) not. */
+const TOUCH_BYTES_MAX = 8192;
+
+/**
+ * Reads one byte of every 64-byte line of `block[0, n)` and returns their sum. A software prefetch:
+ * the loads do not depend on each other, so their cache misses overlap, where the search's own
+ * loads (each entry's offset comes from decoding the one before) would wait for them one by one.
+ * Measured on random gets over 117 MiB of cached 2 KiB blocks: 0.2 µs less per search.
+ */
+function touchLines(block: Buffer, n: number): number {
+  let sum = 0;
+  for (let i = 0; i < n; i += 64) sum += block[i] as number;
+  return sum;
+}
+
+/** The user-key bytes the key and target compared last by compareKeyFrom share. */
+let matchedBytes = 0;
+
+/**
+ * compareInternalKeyRanges(key[0, keyLength), target[0, targetLength)) for a key whose user-key
+ * bytes before `from` are known to equal the target's; sets matchedBytes to the length of their
+ * common user-key prefix.
+ *
+ * Why `from` is safe in a scan: let `matched` be the common user-key prefix of the previous key P
+ * and the target T. The next key K repeats P's first `shared` bytes. For i < min(shared, matched),
+ * K[i] = P[i] = T[i]; and these are user-key bytes of K too: in a sorted block a key that shares
+ * more than its own user key with P has P's user key (a newer version of it comes first), so
+ * min(shared, matched) never exceeds K's user-key length. The clamp below only keeps a corrupt,
+ * unsorted block from carrying trailer bytes into `matched`. Both keys are internal keys (at least
+ * TRAILER_BYTES long).
+ */
+function compareKeyFrom(key: Buffer, keyLength: number, target: Buffer, targetLength: number, from: number): number {
+  const keyUser = keyLength - TRAILER_BYTES;
+  const targetUser = targetLength - TRAILER_BYTES;
+  const common = keyUser < targetUser ? keyUser : targetUser;
+  let i = from < common ? from : common;
+  while (i < common && key[i] === target[i]) i++;
+  matchedBytes = i;
+  if (i < common) return (key[i] as number) < (target[i] as number) ? -1 : 1;
+  if (keyUser !== targetUser) return keyUser < targetUser ? -1 : 1;
+  // Equal user keys: the larger trailer (newer sequence number) sorts first. High words first.
+  const keyHigh = getFixed32(key, keyUser + 4);
+  const targetHigh = getFixed32(target, targetUser + 4);
+  if (keyHigh !== targetHigh) return keyHigh > targetHigh ? -1 : 1;
+  const keyLow = getFixed32(key, keyUser);
+  const targetLow = getFixed32(target, targetUser);
+  return keyLow > targetLow ? -1 : keyLow < targetLow ? 1 : 0;
 }
 
 /** Decodes until `bytes` of the block are final (or all of it); returns how many are. */

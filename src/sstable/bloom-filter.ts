@@ -89,11 +89,27 @@ export function avalanche32(h: number): number {
 }
 
 /**
+ * Hash arrays of finished builders, for the next builder in this thread (a thread builds tables one
+ * after another; a flush and a merge may overlap in one worker, hence two). Without them each
+ * table's array, doubled up to ~1 MiB for 200k keys, plus every smaller one it outgrew, was garbage
+ * that a worker's small heap collected late: its malloc arena grew by megabytes per compaction.
+ */
+const SPARE_HASH_ARRAYS_MAX = 2;
+/** Larger arrays (tables of over 1M keys) are not kept. */
+const SPARE_HASH_ARRAY_LENGTH_MAX = 1 << 20;
+const spareHashArrays: Uint32Array[] = [];
+const NO_HASHES = new Uint32Array(0);
+/** finishShared's output, reused (see there), for filters up to SHARED_FILTER_BYTES_MAX. */
+let sharedFilter = Buffer.alloc(0);
+const SHARED_FILTER_BYTES_MAX = 2 * 1024 * 1024;
+
+/**
  * Collects key hashes for one table and lays out the filter at finish(). Stores one uint32 per key
- * in a grown array: nothing is allocated per key.
+ * in a grown array (taken from the spares of earlier builders when one is there): nothing is
+ * allocated per key.
  */
 export class BloomFilterBuilder {
-  private hashes: Uint32Array = new Uint32Array(1024);
+  private hashes: Uint32Array = NO_HASHES;
   private count = 0;
 
   /** `bitsPerKey` 0 disables the filter (finish() returns an empty filter). */
@@ -114,12 +130,38 @@ export class BloomFilterBuilder {
   addKey(buf: Uint8Array, start = 0, end = buf.length): void {
     assert(start >= 0 && start <= end && end <= buf.length, 'bloom key range out of bounds');
     if (this.bitsPerKey === 0) return;
-    if (this.count === this.hashes.length) {
-      const grown = new Uint32Array(this.hashes.length * 2);
-      grown.set(this.hashes);
-      this.hashes = grown;
-    }
+    if (this.count === this.hashes.length) this.grow();
     this.hashes[this.count++] = bloomHash(buf, start, end);
+  }
+
+  /** A larger hash array: a spare if one is larger, else twice the size (at least 1024). */
+  private grow(): void {
+    const spare = spareHashArrays.pop();
+    let grown: Uint32Array;
+    if (spare !== undefined && spare.length > this.count) {
+      grown = spare;
+    } else {
+      if (spare !== undefined) spareHashArrays.push(spare);
+      grown = new Uint32Array(Math.max(1024, this.hashes.length * 2));
+    }
+    const count = this.count;
+    grown.set(this.hashes.subarray(0, count));
+    this.release();
+    this.hashes = grown;
+    this.count = count;
+  }
+
+  /**
+   * Offers the hash array to the next builder and forgets the keys added. finish() calls it; call
+   * it when a builder is abandoned, too (not required: an abandoned array is only garbage).
+   */
+  release(): void {
+    const h = this.hashes;
+    if (h !== NO_HASHES && h.length <= SPARE_HASH_ARRAY_LENGTH_MAX && spareHashArrays.length < SPARE_HASH_ARRAYS_MAX) {
+      spareHashArrays.push(h);
+    }
+    this.hashes = NO_HASHES;
+    this.count = 0;
   }
 
   /** Size finish() would return, for table size estimates. */
@@ -136,10 +178,29 @@ export class BloomFilterBuilder {
 
   /** Builds the filter for all keys added so far (a fresh buffer) and resets the builder. */
   finish(): Buffer {
-    if (this.bitsPerKey === 0) return Buffer.alloc(0);
-    const bytes = this.filterBytes();
+    return this.finishInto(Buffer.alloc(this.estimatedSizeBytes()));
+  }
+
+  /**
+   * finish() into a buffer this module reuses: valid only until the next finishShared in this
+   * thread, for a caller that copies it at once (TableBuilder stages it). Saves a filter-sized
+   * allocation (~150 KiB per 8 MiB table) that was garbage as soon as it was copied.
+   */
+  finishShared(): Buffer {
+    const bytes = this.estimatedSizeBytes();
+    if (bytes > SHARED_FILTER_BYTES_MAX) return this.finish();
+    if (sharedFilter.length < bytes) sharedFilter = Buffer.alloc(Math.min(SHARED_FILTER_BYTES_MAX, Math.max(bytes, 2 * sharedFilter.length)));
+    const filter = sharedFilter.subarray(0, bytes);
+    filter.fill(0);
+    return this.finishInto(filter);
+  }
+
+  /** Lays the filter out in `filter` (zeroed, estimatedSizeBytes long); resets the builder. */
+  private finishInto(filter: Buffer): Buffer {
+    assert(filter.length === this.estimatedSizeBytes(), 'bloom size estimate disagrees');
+    if (this.bitsPerKey === 0) return filter;
+    const bytes = filter.length - 1;
     const k = bloomProbesFor(this.bitsPerKey);
-    const filter = Buffer.alloc(bytes + 1);
     if (this.layout === 'cache-local') {
       filter[bytes] = CACHE_LOCAL | k;
       for (let i = 0; i < this.count; i++) addHashToFilter(filter, this.hashes[i] as number);
@@ -156,8 +217,7 @@ export class BloomFilterBuilder {
       }
       filter[bytes] = k;
     }
-    assert(filter.length === this.estimatedSizeBytes(), 'bloom size estimate disagrees');
-    this.count = 0;
+    this.release();
     return filter;
   }
 }

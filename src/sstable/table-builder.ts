@@ -217,7 +217,7 @@ export class TableBuilder {
       // The last block's index key is its last key: no following key to separate from.
       if (this.pendingIndexEntry) this.addIndexEntryWithKey(this.lastKey, this.lastKeyLength);
       largest = Buffer.from(this.lastKey.subarray(0, this.lastKeyLength));
-      const filter = this.stageBlock(this.bloom.finish());
+      const filter = this.stageBlock(this.bloom.finishShared());
       const meta = this.stageBlock(encodeProperties(this.properties(smallest, largest)));
       const index = this.stageBlock(this.indexBlock.finish());
       this.reserveStaging(FOOTER_BYTES);
@@ -258,6 +258,7 @@ export class TableBuilder {
     this.state = 'abandoned';
     this.stagedBytes = 0;
     this.releaseBuffers();
+    this.bloom.release();
   }
 
   /** Version 2 only if needed: a table without compressed blocks is a plain version 1 table. */

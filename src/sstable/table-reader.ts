@@ -34,6 +34,9 @@ export interface TableEntry {
   value: Buffer;
 }
 
+/** The filter of a reader opened for scans only: empty, so every key may be present. */
+const NO_FILTER = Buffer.alloc(0);
+
 /** The search behind seekGE (lookups are synchronous and never re-enter; one per thread). */
 const sharedSearch = new BlockPointSearch();
 
@@ -51,8 +54,11 @@ export class TableReader implements TableBlockSource {
   private readonly props: TableProperties;
   /** Data blocks lie in [0, dataEndOffset): the filter block starts there. */
   private readonly dataEndOffset: number;
-  /** The index decoded for point lookups; the index block itself serves iterators. */
-  private readonly indexArray: IndexArray;
+  /**
+   * The index decoded for point lookups (the index block itself serves iterators); null in a
+   * reader opened for scans only.
+   */
+  private readonly indexArray: IndexArray | null;
   private closed = false;
 
   private constructor(
@@ -61,7 +67,7 @@ export class TableReader implements TableBlockSource {
     fileSizeBytes: number,
     cache: BlockCache | null,
     footer: Footer,
-    blocks: { filter: Buffer; index: Buffer; props: TableProperties; indexArray: IndexArray },
+    blocks: { filter: Buffer; index: Buffer; props: TableProperties; indexArray: IndexArray | null },
   ) {
     this.file = file;
     this.path = file.path;
@@ -82,12 +88,18 @@ export class TableReader implements TableBlockSource {
    * (naming the file and offset) if the footer, filter, meta or index block is bad or the file is
    * shorter than `fileSizeBytes`, IO_ERROR if a read fails. On success the reader owns `file` and
    * closes it in close(); on failure the caller still owns it.
+   *
+   * `scanOnly` (compaction inputs, read once from start to end by an iterator) skips what only
+   * point lookups use: the filter block is not read (mayContain answers true) and the index is not
+   * decoded for find() (which must not be called). A merge opening a dozen inputs saves ~0.5 MiB
+   * of buffers per 8 MiB input that became garbage when it ended.
    */
   static open(
     file: FileHandle,
     fileNumber: number,
     fileSizeBytes: number,
     cache: BlockCache | null,
+    scanOnly = false,
   ): TableReader {
     assert(Number.isSafeInteger(fileNumber) && fileNumber >= 0, 'bad file number');
     assert(Number.isSafeInteger(fileSizeBytes) && fileSizeBytes >= 0, 'bad file size');
@@ -98,12 +110,12 @@ export class TableReader implements TableBlockSource {
     const footerBuf = Buffer.allocUnsafe(FOOTER_BYTES);
     readFully(file, footerBuf, FOOTER_BYTES, footerOffset, 'footer');
     const footer = decodeFooter(footerBuf, file.path, footerOffset);
-    const filter = readVerifiedBlock(file, footer.filter.offset, footer.filter.sizeBytes);
+    const filter = scanOnly ? NO_FILTER : readVerifiedBlock(file, footer.filter.offset, footer.filter.sizeBytes);
     const meta = readVerifiedBlock(file, footer.meta.offset, footer.meta.sizeBytes);
     const props = decodeProperties(meta, file.path, footer.meta.offset);
     const index = readVerifiedBlock(file, footer.index.offset, footer.index.sizeBytes);
     checkProperties(props, footer.version, file.path, footer.meta.offset);
-    const indexArray = IndexArray.decode(index, file.path, footer.index.offset, footer.filter.offset, props.dataBlockCount);
+    const indexArray = scanOnly ? null : IndexArray.decode(index, file.path, footer.index.offset, footer.filter.offset, props.dataBlockCount);
     const blocks = { filter, index, props, indexArray };
     return new TableReader(file, fileNumber, fileSizeBytes, cache, footer, blocks);
   }
@@ -130,6 +142,7 @@ export class TableReader implements TableBlockSource {
     assert(!this.closed, 'table reader used after close');
     assert(seekKey.length >= TRAILER_BYTES, 'seek key must be an internal key');
     const index = this.indexArray;
+    assert(index !== null, 'find() on a table reader opened for scans only');
     // The first block whose separator is >= seekKey holds the answer, unless every key in it is
     // below seekKey (separators may exceed a block's last key): then it is the next block's first.
     for (let i = index.findGE(seekKey); i < index.count; i++) {

@@ -148,16 +148,21 @@ test('TableBuilder bloomLayout: both layouts read back through TableReader.mayCo
 test('one database with tables of both layouts: every key found, before and after compaction and reopen', async () => {
   const seed = testSeed();
   const rng = new Random(seed);
-  const proto = BloomFilterBuilder.prototype as unknown as { finish(this: BloomFilterBuilder): Buffer };
+  // TableBuilder finishes its filter with finishShared (a reused buffer); hook both ways to finish.
+  const proto = BloomFilterBuilder.prototype as unknown as { finish(this: BloomFilterBuilder): Buffer; finishShared(this: BloomFilterBuilder): Buffer };
   const realFinish = proto.finish;
+  const realFinishShared = proto.finishShared;
   let forceLegacy = false;
   let legacyBuilt = 0;
-  proto.finish = function (this: BloomFilterBuilder): Buffer {
-    if (forceLegacy) (this as unknown as { layout: BloomLayout }).layout = 'legacy';
-    const f = realFinish.call(this);
-    if (f.length > 0 && ((f[f.length - 1] as number) & 0x80) === 0) legacyBuilt++;
-    return f;
-  };
+  const hooked = (real: (this: BloomFilterBuilder) => Buffer) =>
+    function (this: BloomFilterBuilder): Buffer {
+      if (forceLegacy) (this as unknown as { layout: BloomLayout }).layout = 'legacy';
+      const f = real.call(this);
+      if (f.length > 0 && ((f[f.length - 1] as number) & 0x80) === 0) legacyBuilt++;
+      return f;
+    };
+  proto.finish = hooked(realFinish);
+  proto.finishShared = hooked(realFinishShared);
   try {
     const fs = new MemFs();
     const opts = { fs, memtableSize: 16 * 1024, blockSize: 256, l0CompactionTrigger: 50, l0SlowdownTrigger: 50, l0StopTrigger: 50, compression: 'none' as const };
@@ -196,5 +201,6 @@ test('one database with tables of both layouts: every key found, before and afte
     await again.close();
   } finally {
     proto.finish = realFinish;
+    proto.finishShared = realFinishShared;
   }
 });

@@ -174,3 +174,34 @@ test('corrupted compressed blocks: the prefix search raises CORRUPTION or answer
   assert.ok(corruptions > 0, 'some corruption must be detected');
 });
 
+
+test('keys whose shared prefixes run into the trailer: both point searches agree with the model (property)', () => {
+  // User keys over bytes that also occur in trailers (0x00, 0x01, 0xff), some prefixes of others, with
+  // sequence numbers whose trailer bytes are 0x00/0x01/0xff: a key's shared prefix with the previous
+  // one can cover a whole user key and part of a trailer, which the search's prefix bookkeeping
+  // (compareKeyFrom) must not mistake for user-key bytes.
+  const userArb = fc.array(fc.constantFrom(0x00, 0x01, 0xff), { maxLength: 10 }).map((b) => Buffer.from(b));
+  const seqArb = fc.constantFrom(0, 1, 255, 256, 257, 65535, 65536, 2 ** 32 - 1, 2 ** 32, 2 ** 40 + 1);
+  const keyArb = fc.tuple(userArb, seqArb, fc.constantFrom(0, 1)).map(([u, s, k]) => ikey(u, s, k));
+  fc.assert(
+    fc.property(
+      fc.array(fc.record({ key: keyArb, value: fc.uint8Array({ maxLength: 8 }).map((v) => Buffer.from(v)) }), { maxLength: 100 }),
+      fc.constantFrom(1, 2, 5, 16, 64),
+      fc.array(keyArb, { maxLength: 30 }),
+      (raw, restartInterval, targets) => {
+        const model = sortedUnique(raw).map((e) => ({ key: e.key, value: Buffer.concat([e.value, Buffer.alloc(24, 0x61)]) }));
+        const block = buildBlock(model, restartInterval);
+        const packed = compressed(block);
+        const s = new BlockPointSearch();
+        const d = new LzPrefixDecoder();
+        for (const target of [...model.map((e) => e.key), ...targets]) {
+          const i = lowerBound(model, target);
+          const want = i === model.length ? null : [(model[i] as Entry).key, (model[i] as Entry).value];
+          assert.deepEqual(search(s, block, target), want, 'whole-block search');
+          if (packed !== null) assert.deepEqual(searchPrefix(s, d, packed, target)?.slice(0, 2) ?? null, want, 'prefix search');
+        }
+      },
+    ),
+    { seed: SEED, numRuns: 400 },
+  );
+});

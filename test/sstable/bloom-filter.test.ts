@@ -137,3 +137,38 @@ test('hash spreads keys that differ in one byte or only in length', () => {
   assert.equal(seen.size, 64 + 256);
   assert.equal(bloomHash(Buffer.from('abc')), bloomHash(Buffer.from('abc')), 'deterministic');
 });
+
+test('builders hand their hash arrays on: the filter is the same whether the array was grown or taken, and builders alive at once keep their keys apart', () => {
+  const rng = new Random(SEED);
+  const build = (keys: Buffer[], shared: boolean): Buffer => {
+    const b = new BloomFilterBuilder(10);
+    for (const k of keys) b.addKey(k);
+    return shared ? Buffer.from(b.finishShared()) : b.finish();
+  };
+  for (let round = 0; round < 8; round++) {
+    const n = 1 + rng.nextInt(5000);
+    const keys = Array.from({ length: n }, (_, i) => key(`r${round}-`, i));
+    const first = build(keys, false);
+    // Built again: this builder takes the array the first one handed on (any size: it may be smaller
+    // than needed and be outgrown, or larger).
+    assert.ok(build(keys, round % 2 === 0).equals(first), `SEED=${SEED} round ${round}: same filter from a spare array`);
+    // Two builders at once, interleaved, one abandoned midway: each filter answers for its own keys.
+    const x = new BloomFilterBuilder(10);
+    const y = new BloomFilterBuilder(10);
+    const dropped = new BloomFilterBuilder(10);
+    const other = Array.from({ length: 1 + rng.nextInt(3000) }, (_, i) => key(`o${round}-`, i));
+    for (let i = 0; i < Math.max(n, other.length); i++) {
+      if (i < n) x.addKey(keys[i] as Buffer);
+      if (i < other.length) y.addKey(other[i] as Buffer);
+      if (i < 1500) dropped.addKey(key('dropped-', i));
+    }
+    dropped.release();
+    const fy = y.finish();
+    assert.equal(x.keyCount(), n);
+    const fx = x.finishShared();
+    assert.ok(fx.equals(first), `SEED=${SEED} round ${round}: interleaved builder x`);
+    assert.ok(fy.equals(build(other, false)), `SEED=${SEED} round ${round}: interleaved builder y`);
+    for (const k of other) assert.ok(mayContain(fy, k), `SEED=${SEED} round ${round}: false negative`);
+    assert.equal(x.keyCount(), 0, 'finish resets the builder');
+  }
+});

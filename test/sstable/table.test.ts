@@ -7,6 +7,7 @@ import {
   type TableInfo,
 } from '../../src/sstable/table-builder.js';
 import { TableReader, type TableEntry } from '../../src/sstable/table-reader.js';
+import { BlockPointSearch } from '../../src/sstable/block-point-search.js';
 import { BlockCache } from '../../src/sstable/block-cache.js';
 import { findShortestSeparator } from '../../src/sstable/index-separator.js';
 import { invariants } from '../../src/util/assert.js';
@@ -388,5 +389,33 @@ test('builders reuse finished and abandoned builders\' buffers: interleaved buil
     const ia = ba.finish();
     assert.deepEqual(read(fa, ia), want(a), `SEED=${SEED} round ${round}: table a`);
     assert.deepEqual(read(fb, ib), want(b), `SEED=${SEED} round ${round}: table b`);
+  }
+});
+
+test('scan-only readers (compaction inputs) iterate every entry and seek like a full reader, without a filter; find() is refused', () => {
+  const model = numberedEntries(3000, 2, 20);
+  for (const compression of ['lz', 'none'] as const) {
+    const { file, info } = buildTable(model, { blockSizeBytes: 512, bloomBitsPerKey: 10, compression });
+    const full = open(file, info);
+    const scan = TableReader.open(file, 1, info.fileSizeBytes, null, true);
+    const all = (r: TableReader): string[] => {
+      const it = r.iterator(false);
+      const out: string[] = [];
+      for (it.first(); it.valid(); it.next()) out.push(`${it.key().toString('hex')}=${it.value().toString('hex')}`);
+      it.close();
+      return out;
+    };
+    assert.deepEqual(all(scan), all(full), compression);
+    assert.equal(all(scan).length, model.length);
+    const it = scan.iterator(false);
+    const target = (model[1234] as Entry).key;
+    it.seekGE(target);
+    assert.ok(it.valid() && it.key().equals(target), 'seekGE lands on the key (subcompaction bounds seek)');
+    it.close();
+    assert.equal(scan.mayContain(Buffer.from('absent')), true, 'no filter read: always maybe');
+    assert.equal(full.mayContain(Buffer.from('absent')), false);
+    assert.throws(() => scan.find(target, new BlockPointSearch()), /scans only/);
+    full.close();
+    scan.close();
   }
 });
