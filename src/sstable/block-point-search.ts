@@ -205,13 +205,11 @@ let matchedBytes = 0;
  * bytes before `from` are known to equal the target's; sets matchedBytes to the length of their
  * common user-key prefix.
  *
- * Why `from` is safe in a scan: let `matched` be the common user-key prefix of the previous key P
- * and the target T. The next key K repeats P's first `shared` bytes. For i < min(shared, matched),
- * K[i] = P[i] = T[i]; and these are user-key bytes of K too: in a sorted block a key that shares
- * more than its own user key with P has P's user key (a newer version of it comes first), so
- * min(shared, matched) never exceeds K's user-key length. The clamp below only keeps a corrupt,
- * unsorted block from carrying trailer bytes into `matched`. Both keys are internal keys (at least
- * TRAILER_BYTES long).
+ * Why `from` is safe in a scan: the key buffer's first `shared` bytes are the previous key's, left
+ * in place, and the previous key's first `matched` bytes were compared equal to the target's. So
+ * the first min(shared, matched) bytes of the new key equal the target's: byte identity in the
+ * buffer, which holds whatever the block says (sorted or not). The clamp only keeps `matched`
+ * counting user-key bytes. Both keys are internal keys (at least TRAILER_BYTES long).
  */
 function compareKeyFrom(key: Buffer, keyLength: number, target: Buffer, targetLength: number, from: number): number {
   const keyUser = keyLength - TRAILER_BYTES;

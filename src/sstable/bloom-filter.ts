@@ -95,13 +95,16 @@ export function avalanche32(h: number): number {
  * that a worker's small heap collected late: its malloc arena grew by megabytes per compaction.
  */
 const SPARE_HASH_ARRAYS_MAX = 2;
-/** Larger arrays (tables of over 1M keys) are not kept. */
-const SPARE_HASH_ARRAY_LENGTH_MAX = 1 << 20;
+/**
+ * Larger arrays (tables of over 256k keys: 8 MiB of ~30-byte entries) are not kept: the spares and
+ * the shared filter below stay with the thread for its life (at most ~3 MiB).
+ */
+const SPARE_HASH_ARRAY_LENGTH_MAX = 1 << 18;
 const spareHashArrays: Uint32Array[] = [];
 const NO_HASHES = new Uint32Array(0);
 /** finishShared's output, reused (see there), for filters up to SHARED_FILTER_BYTES_MAX. */
 let sharedFilter = Buffer.alloc(0);
-const SHARED_FILTER_BYTES_MAX = 2 * 1024 * 1024;
+const SHARED_FILTER_BYTES_MAX = 1024 * 1024;
 
 /**
  * Collects key hashes for one table and lays out the filter at finish(). Stores one uint32 per key

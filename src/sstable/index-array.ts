@@ -60,8 +60,26 @@ export class IndexArray {
    * `dataEndOffset`; there must be `expectedCount` of them.
    */
   static decode(index: Buffer, path: string, indexOffset: number, dataEndOffset: number, expectedCount: number): IndexArray {
-    // The entries are read in order, straight into `keys` (no iterator, no view per key): a table
-    // open decodes thousands of them (docs/formats/sstable.md#block-format).
+    return IndexArray.walk(index, path, indexOffset, dataEndOffset, expectedCount, true) as IndexArray;
+  }
+
+  /**
+   * The checks of decode() without building the arrays, for a reader that only scans (compaction
+   * inputs): a checksum-valid index that lost, repeated or reordered an entry (a writer bug) must
+   * be CORRUPTION there too, not a merge that silently drops a data block.
+   */
+  static check(index: Buffer, path: string, indexOffset: number, dataEndOffset: number, expectedCount: number): void {
+    IndexArray.walk(index, path, indexOffset, dataEndOffset, expectedCount, false);
+  }
+
+  /**
+   * decode() and check(): reads the index entries in order and checks every handle (it decodes, lies
+   * in the data area after the previous block, and there are exactly `expectedCount`). With `collect`
+   * it also copies the keys straight into one buffer (no iterator, no view per key: a table open
+   * decodes thousands, docs/formats/sstable.md#block-format) and returns the IndexArray; without,
+   * it keeps nothing and returns null.
+   */
+  private static walk(index: Buffer, path: string, indexOffset: number, dataEndOffset: number, expectedCount: number, collect: boolean): IndexArray | null {
     const n = index.length;
     if (n < 4) throw corruption(path, indexOffset, 'index block too small for its restart count');
     const restartCount = getFixed32(index, n - 4);
@@ -69,10 +87,11 @@ export class IndexArray {
     const limit = n - 4 - restartCount * 4;
     if (getFixed32(index, limit) !== 0) throw corruption(path, indexOffset + limit, 'bad index restart point');
     const handle: BlockHandle = { offset: 0, sizeBytes: 0 };
-    const offsets = new Float64Array(expectedCount);
-    const sizes = new Int32Array(expectedCount);
-    const keyOffsets = new Int32Array(expectedCount + 1);
-    let keys = Buffer.allocUnsafe(Math.max(64, expectedCount * 24));
+    const slots = collect ? expectedCount : 0;
+    const offsets = new Float64Array(slots);
+    const sizes = new Int32Array(slots);
+    const keyOffsets = new Int32Array(slots + 1);
+    let keys = Buffer.allocUnsafe(collect ? Math.max(64, expectedCount * 24) : 0);
     let keyBytes = 0;
     let count = 0;
     let previousEnd = 0;
@@ -92,20 +111,22 @@ export class IndexArray {
       if (count >= expectedCount || handle.offset < previousEnd || end > dataEndOffset) {
         throw corruption(path, indexOffset, `index entry ${count} points outside the data area or past the block count`);
       }
-      if (keyBytes + keyLength > keys.length) {
-        const grown = Buffer.allocUnsafe(Math.max(keys.length * 2, keyBytes + keyLength));
-        keys.copy(grown, 0, 0, keyBytes);
-        keys = grown;
+      if (collect) {
+        if (keyBytes + keyLength > keys.length) {
+          const grown = Buffer.allocUnsafe(Math.max(keys.length * 2, keyBytes + keyLength));
+          keys.copy(grown, 0, 0, keyBytes);
+          keys = grown;
+        }
+        // The key: the previous key's first `shared` bytes (just before it in `keys`), then its own.
+        if (shared > 0) keys.copyWithin(keyBytes, previousStart, previousStart + shared);
+        for (let i = 0; i < unshared; i++) keys[keyBytes + shared + i] = index[p + i] as number;
+        keyOffsets[count] = keyBytes;
+        previousStart = keyBytes;
+        keyBytes += keyLength;
+        offsets[count] = handle.offset;
+        sizes[count] = handle.sizeBytes;
       }
-      // The key: the previous key's first `shared` bytes (just before it in `keys`), then its own.
-      if (shared > 0) keys.copyWithin(keyBytes, previousStart, previousStart + shared);
-      for (let i = 0; i < unshared; i++) keys[keyBytes + shared + i] = index[p + i] as number;
-      keyOffsets[count] = keyBytes;
-      previousStart = keyBytes;
       previousLength = keyLength;
-      keyBytes += keyLength;
-      offsets[count] = handle.offset;
-      sizes[count] = handle.sizeBytes;
       previousEnd = end;
       count++;
       off = valueEnd;
@@ -113,6 +134,7 @@ export class IndexArray {
     if (count !== expectedCount) {
       throw corruption(path, indexOffset, `index has ${count} blocks, meta block says ${expectedCount}`);
     }
+    if (!collect) return null;
     keyOffsets[count] = keyBytes;
     return new IndexArray(count, keys.subarray(0, keyBytes), keyOffsets, offsets, sizes);
   }

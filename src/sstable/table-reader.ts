@@ -90,9 +90,10 @@ export class TableReader implements TableBlockSource {
    * closes it in close(); on failure the caller still owns it.
    *
    * `scanOnly` (compaction inputs, read once from start to end by an iterator) skips what only
-   * point lookups use: the filter block is not read (mayContain answers true) and the index is not
-   * decoded for find() (which must not be called). A merge opening a dozen inputs saves ~0.5 MiB
-   * of buffers per 8 MiB input that became garbage when it ended.
+   * point lookups use: the filter block is not read (mayContain answers true; a damaged filter goes
+   * unnoticed, and a merge writes a fresh one) and the index is checked as decode() would check it
+   * but not decoded for find() (which must not be called). A merge opening a dozen inputs saves
+   * ~0.5 MiB of buffers per 8 MiB input that became garbage when it ended.
    */
   static open(
     file: FileHandle,
@@ -115,7 +116,9 @@ export class TableReader implements TableBlockSource {
     const props = decodeProperties(meta, file.path, footer.meta.offset);
     const index = readVerifiedBlock(file, footer.index.offset, footer.index.sizeBytes);
     checkProperties(props, footer.version, file.path, footer.meta.offset);
-    const indexArray = scanOnly ? null : IndexArray.decode(index, file.path, footer.index.offset, footer.filter.offset, props.dataBlockCount);
+    let indexArray: IndexArray | null = null;
+    if (scanOnly) IndexArray.check(index, file.path, footer.index.offset, footer.filter.offset, props.dataBlockCount);
+    else indexArray = IndexArray.decode(index, file.path, footer.index.offset, footer.filter.offset, props.dataBlockCount);
     const blocks = { filter, index, props, indexArray };
     return new TableReader(file, fileNumber, fileSizeBytes, cache, footer, blocks);
   }
