@@ -48,7 +48,7 @@ const TABLE_VALUE_MAX = 0x7fffffff;
 const SKIP_TRIGGER = 6;
 /** Matches up to this long are copied by a loop; longer ones by copyWithin (a native memmove). */
 const LOOP_MATCH_BYTES_MAX = 64;
-/** Literal runs up to this long are copied by a loop; longer ones by Buffer#copy. */
+/** Literal runs up to this long are copied by a loop (4 bytes per step where it may); longer ones by Buffer#copy. */
 const LOOP_LITERAL_BYTES_MAX = 64;
 
 /**
@@ -76,6 +76,8 @@ class LastView {
 
 const sourceViews = new LastView();
 const destinationViews = new LastView();
+/** The encoder's own: a worker decodes merge inputs and encodes outputs in turn. */
+const encoderDestinationViews = new LastView();
 
 /**
  * Largest uncompressed length a block may have. Bounds what a reader allocates for a block whose
@@ -147,6 +149,8 @@ export function compressBlock(src: Buffer, srcStart: number, srcEnd: number, dst
 
   // Not cached: the source is a different block every time, and the decoder's cache stays warm.
   const sv = viewOf(src);
+  // The destination is the same staging buffer call after call: its view is cached.
+  const dv = encoderDestinationViews.of(dst);
   const table = hashTable;
   if (n + 1 > TABLE_VALUE_MAX - tableBase) {
     table.fill(0);
@@ -195,7 +199,7 @@ export function compressBlock(src: Buffer, srcStart: number, srcEnd: number, dst
     if (op + need > limit) return -1;
     const tokenAt = op++;
     op = putLength(dst, op, litLen);
-    op = copyLiterals(src, anchor, start, dst, op);
+    op = copyLiterals(src, sv, anchor, start, dst, dv, op, srcEnd, limit);
     const offset = start - r;
     dst[op++] = offset & 0xff;
     dst[op++] = offset >>> 8;
@@ -211,7 +215,7 @@ export function compressBlock(src: Buffer, srcStart: number, srcEnd: number, dst
   if (op + 1 + extensionBytes(litLen) + litLen > limit) return -1;
   dst[op++] = (litLen < 15 ? litLen : 15) << 4;
   op = putLength(dst, op, litLen);
-  op = copyLiterals(src, anchor, srcEnd, dst, op);
+  op = copyLiterals(src, sv, anchor, srcEnd, dst, dv, op, srcEnd, limit);
   return op - dstStart;
 }
 
@@ -240,10 +244,14 @@ function putLength(dst: Buffer, op: number, len: number): number {
 }
 
 /** Copies non-overlapping src[start, end) to dst at op; returns the new op. */
-function copyLiterals(src: Buffer, start: number, end: number, dst: Buffer, op: number): number {
+function copyLiterals(src: Buffer, sv: DataView, start: number, end: number, dst: Buffer, dv: DataView, op: number, srcEnd: number, limit: number): number {
   const n = end - start;
   if (n > LOOP_LITERAL_BYTES_MAX) return op + src.copy(dst, op, start, end);
-  for (let i = 0; i < n; i++) dst[op + i] = src[start + i] as number;
+  let i = 0;
+  // Whole words while both sides have room for one (a word may run up to 3 bytes past the literals:
+  // still inside the output's limit, and overwritten by what follows or never read).
+  if (start + n + 3 < srcEnd && op + n + 3 < limit) for (; i < n; i += 4) dv.setInt32(op + i, sv.getInt32(start + i, true), true);
+  else for (; i < n; i++) dst[op + i] = src[start + i] as number;
   return op + n;
 }
 

@@ -21,7 +21,7 @@ import {
   setLzTableBaseForTests,
 } from '../../src/sstable/lz-codec.js';
 import { Random } from '../../src/util/random.js';
-import { numRuns, withSeed } from '../harness/seed.js';
+import { numRuns, testSeed, withSeed } from '../harness/seed.js';
 
 const CANARY = 0xa5;
 
@@ -531,3 +531,28 @@ test('prefix decoder: damaged blocks fail with a code or decode, never throw or 
   });
 });
 
+
+test('codec: literals copied a word at a time never write past a tight destination, and round-trip', () => {
+  const SEED = testSeed();
+  // The encoder copies short literal runs 4 bytes per step and may run up to 3 bytes past them:
+  // only where the output limit (dst's end or the 12.5% bound) leaves room. Destinations cut
+  // exactly at every length near the compressed size must see no write past their end (a DataView
+  // would throw) and no byte before dstStart.
+  const rnd = new Random(SEED ^ 0x11);
+  for (let round = 0; round < 300; round++) {
+    const data = round % 3 === 0 ? randomBytes(rnd, 1 + rnd.nextInt(300)) : benchmarkLike(rnd, 1 + rnd.nextInt(3000));
+    const start = rnd.nextInt(8);
+    const roomy = Buffer.alloc(start + data.length + 64, CANARY);
+    const n = compressBlock(data, 0, data.length, roomy, start);
+    for (let cut = Math.max(0, n - 6); cut <= (n < 0 ? 8 : n + 6); cut++) {
+      const dst = Buffer.alloc(start + cut, CANARY);
+      const m = compressBlock(data, 0, data.length, dst, start);
+      assert.ok(dst.subarray(0, start).equals(Buffer.alloc(start, CANARY)), `SEED=${SEED} round ${round}: wrote before dstStart`);
+      if (m < 0) continue;
+      assert.ok(m <= cut, `SEED=${SEED} round ${round}: claims ${m} bytes in ${cut}`);
+      const out = Buffer.alloc(data.length);
+      assert.equal(decompressBlock(dst, start, start + m, out, 0, data.length), data.length, `SEED=${SEED} round ${round}`);
+      assert.ok(out.equals(data), `SEED=${SEED} round ${round}: round trip`);
+    }
+  }
+});
